@@ -1,0 +1,7 @@
+"""``python -m bedspace``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

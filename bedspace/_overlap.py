@@ -1,0 +1,135 @@
+"""Which universe regions a region set overlaps (the tokenization kernel).
+
+Overlap rule: that of ``bedtools intersect -u -a universe -b set``. Half-open intervals that share at least one
+base overlap; a zero-length interval ``[p, p)`` is treated as ``[p - 1, p + 1)``, as bedtools does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import pandas as pd
+import pyranges1 as pr
+
+from .io._bed import Intervals
+
+
+def bedtools_extent(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Widen zero-length intervals the way bedtools does, so overlaps match it exactly."""
+    empty = starts == ends
+    if not empty.any():
+        return starts, ends
+    return np.where(empty, np.maximum(starts - 1, 0), starts), np.where(empty, ends + 1, ends)
+
+
+@numba.njit(cache=True, nogil=True)
+def _union_of_ranges(lo, hi):
+    """Sorted distinct integers covered by the half-open ranges ``[lo[i], hi[i])``."""
+    n = lo.size
+    order = np.arange(n)
+    for i in range(1, n):
+        if lo[i] < lo[i - 1]:
+            order = np.argsort(lo, kind="mergesort")
+            break
+    total = 0
+    frontier = -1
+    for k in range(n):
+        i = order[k]
+        a = max(lo[i], frontier)
+        if hi[i] > a:
+            total += hi[i] - a
+            frontier = hi[i]
+    out = np.empty(total, np.int32)  # universe row numbers; callers keep universes below 2**31 regions
+    m = 0
+    frontier = -1
+    for k in range(n):
+        i = order[k]
+        a = max(lo[i], frontier)
+        for j in range(a, hi[i]):
+            out[m] = j
+            m += 1
+        if hi[i] > frontier:
+            frontier = hi[i]
+    return out
+
+
+@dataclass(frozen=True)
+class SetTokens:
+    """Tokenization of one region set."""
+
+    tokens: np.ndarray  # sorted universe row numbers (int32)
+    n_regions: int
+    n_regions_in_universe: int
+    chromosomes_shared: bool  # False when the set has intervals but none on a universe chromosome
+
+
+class UniverseIndex:
+    """A universe prepared for fast overlap queries.
+
+    A sorted, non-overlapping universe (tiles, merged consensus) is searched with binary search per
+    chromosome; a universe whose regions overlap each other goes through pyranges1.
+    """
+
+    def __init__(self, chrom: pd.Categorical, starts: np.ndarray, ends: np.ndarray):
+        self.n_regions = int(starts.size)
+        if self.n_regions >= np.iinfo(np.int32).max:
+            raise ValueError(f"a universe of {self.n_regions} regions is too large (at most 2**31 - 1)")
+        codes = np.asarray(chrom.codes, dtype=np.int64)
+        names = np.asarray(chrom.categories, dtype=object)
+        self.chromosomes = set(names[np.unique(codes)].tolist())
+        starts, ends = bedtools_extent(starts, ends)
+        order = np.lexsort((ends, starts, codes))
+        codes_sorted, starts_sorted, ends_sorted = codes[order], starts[order], ends[order]
+        change = np.flatnonzero(codes_sorted[1:] != codes_sorted[:-1]) + 1
+        bounds = np.concatenate([[0], change, [codes_sorted.size]]).astype(np.int64)
+        self._chrom_slices = {
+            str(names[codes_sorted[bounds[i]]]): (int(bounds[i]), int(bounds[i + 1])) for i in range(bounds.size - 1)
+        }
+        same_chrom = codes_sorted[1:] == codes_sorted[:-1]
+        self.non_overlapping = bool(not (same_chrom & (ends_sorted[:-1] > starts_sorted[1:])).any())
+        self._order = None if np.array_equal(order, np.arange(order.size)) else order
+        if self.non_overlapping:
+            self._starts, self._ends = starts_sorted, ends_sorted
+        else:
+            self._ranges = pr.PyRanges(
+                {"Chromosome": np.asarray(chrom), "Start": starts, "End": ends, "row": np.arange(starts.size)}
+            )
+
+    def tokenize(self, intervals: Intervals) -> SetTokens:
+        """Find the universe rows a region set overlaps, with QC counts."""
+        n = len(intervals)
+        shared = not n or bool(intervals.chromosomes & self.chromosomes)
+        if self.non_overlapping:
+            tokens, n_hit = self._tokenize_sorted(intervals)
+        else:
+            tokens, n_hit = self._tokenize_general(intervals)
+        return SetTokens(tokens, n, n_hit, shared)
+
+    def _tokenize_sorted(self, intervals: Intervals) -> tuple[np.ndarray, int]:
+        starts, ends = bedtools_extent(intervals.starts, intervals.ends)
+        lo = np.zeros(starts.size, np.int64)
+        hi = np.zeros(starts.size, np.int64)
+        for chrom, a, b in zip(intervals.run_chroms, intervals.run_bounds[:-1], intervals.run_bounds[1:], strict=True):
+            if chrom not in self._chrom_slices:
+                continue
+            u0, u1 = self._chrom_slices[chrom]
+            lo[a:b] = u0 + np.searchsorted(self._ends[u0:u1], starts[a:b], side="right")
+            hi[a:b] = u0 + np.searchsorted(self._starts[u0:u1], ends[a:b], side="left")
+        n_hit = int(np.count_nonzero(hi > lo))
+        tokens = _union_of_ranges(lo, hi)
+        if self._order is not None:
+            tokens = np.sort(self._order[tokens]).astype(np.int32)
+        return tokens, n_hit
+
+    def _tokenize_general(self, intervals: Intervals) -> tuple[np.ndarray, int]:
+        if len(intervals) == 0:
+            return np.zeros(0, np.int32), 0
+        frame = intervals.to_frame()
+        frame["Start"], frame["End"] = bedtools_extent(frame["Start"].to_numpy(), frame["End"].to_numpy())
+        query = pr.PyRanges(frame)
+        hits = self._ranges.overlap(query, strand_behavior="ignore")
+        tokens = np.unique(hits["row"].to_numpy()).astype(np.int32)
+        n_hit = len(query.overlap(self._ranges, strand_behavior="ignore"))
+        return tokens, n_hit

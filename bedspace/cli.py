@@ -1,0 +1,80 @@
+"""The ``bedspace`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from ._version import __version__
+
+USER_ERRORS = (FileNotFoundError, IsADirectoryError, ValueError, KeyError, TypeError)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    import bedspace as bs
+
+    if args.data is None:
+        data = bs.datasets.insulators()
+        beds, metadata, universe = data.beds, data.metadata, data.universe
+        print(f"bedspace demo on the bundled {data.name} collection ({len(data.files)} region sets)")
+    else:
+        if args.metadata is None or args.universe is None:
+            raise ValueError("--data needs --metadata and --universe")
+        beds, metadata, universe = args.data, args.metadata, args.universe
+        print(f"bedspace demo on {beds}")
+    adata = bs.pp.tokenize(beds, universe, metadata=metadata, n_jobs=args.jobs)
+    info = adata.uns["bedspace"]["universe"]
+    print(f"\ntokenized {adata.n_obs} region sets onto universe {info['name']!r} ({adata.n_vars:,} regions)")
+    print(f"{int(adata.X.nnz):,} tokens; regions used by at least one set: {int((adata.var['n_sets'] > 0).sum()):,}\n")
+    columns = [c for c in ("target", "cell_type", "organ", "assay") if c in adata.obs.columns]
+    table = adata.obs[[*columns, "n_regions", "n_tokens", "frac_regions_in_universe"]]
+    print(table.to_string(float_format=lambda x: f"{x:.3f}"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of ``bedspace``."""
+    parser = argparse.ArgumentParser(
+        prog="bedspace",
+        description="Joint embeddings of genomic region sets and their metadata.",
+    )
+    parser.add_argument("--version", action="version", version=f"bedspace {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the pipeline on bundled data",
+        description="Run bedspace on the bundled dm3 insulator sets (offline), or on your own folder.",
+        epilog="examples:\n  bedspace demo\n  bedspace demo --data beds/ --metadata labels.csv --universe universe.bed",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--data", help="folder of BED files (default: the bundled dm3 insulator sets)")
+    demo.add_argument("--metadata", help="CSV with a file_name column (with --data)")
+    demo.add_argument("--universe", help="universe BED file (with --data)")
+    demo.add_argument("-j", "--jobs", type=int, default=None, help="parallel threads (default: all cores)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user mistakes print one line to stderr and return 1."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            args.func(args)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bedspace {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

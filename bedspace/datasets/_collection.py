@@ -1,0 +1,42 @@
+"""What a dataset loader returns, and where downloaded or derived files are kept."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from .._sources import bed_files_in
+
+
+def cache_dir() -> Path:
+    """Where bedspace keeps downloaded and derived data: ``$BEDSPACE_CACHE_DIR`` or the user cache folder."""
+    return Path(os.environ.get("BEDSPACE_CACHE_DIR") or platformdirs.user_cache_dir("bedspace"))
+
+
+@dataclass(frozen=True)
+class RegionSetCollection:
+    """Paths to a collection of region sets: BED folder, metadata, universes.
+
+    Pass them straight to :func:`bedspace.pp.tokenize`:
+    ``bs.pp.tokenize(data.beds, data.universe, metadata=data.metadata)``.
+    """
+
+    name: str
+    beds: Path  #: folder of BED files
+    metadata: Path  #: CSV with a ``file_name`` column
+    universes: dict[str, Path] = field(default_factory=dict)  #: universe name → BED path
+    default_universe: str = ""
+    chrom_sizes: Path | None = None  #: ``*.chrom.sizes`` file
+
+    @property
+    def universe(self) -> Path:
+        """The default universe."""
+        return self.universes[self.default_universe]
+
+    @property
+    def files(self) -> list[Path]:
+        """The BED files, in name order."""
+        return bed_files_in(self.beds)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bedspace as bs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Derived files (the dm3 universe, downloads) go to a fresh cache, not the user's."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("BEDSPACE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def hg19() -> bs.datasets.RegionSetCollection:
+    """The real hg19 collection (from $BEDSPACE_DATA_DIR, or downloaded)."""
+    return bs.datasets.encode_hg19()
+
+
+@pytest.fixture(scope="session")
+def hg19_metadata(hg19) -> pd.DataFrame:
+    return pd.read_csv(hg19.metadata)
+
+
+@pytest.fixture(scope="session")
+def hg19_adata(hg19):
+    """All 172 sets tokenized on the consensus universe (shared by read-only tests)."""
+    return bs.pp.tokenize(hg19.beds, hg19.universe, metadata=hg19.metadata)
+
+
+@pytest.fixture(scope="session")
+def sample_files(hg19, hg19_metadata) -> list[Path]:
+    """A few real sets of every kind: two DNase, two TF ChIP, one blood ATAC."""
+    names = []
+    for collection, n in (("encode_awg_dnase", 2), ("encode_awg_tfbs_gm12878", 2), ("heme_atac", 1)):
+        names += hg19_metadata.loc[hg19_metadata["collection"] == collection, "file_name"].iloc[:n].tolist()
+    return [hg19.beds / name for name in names]
+
+
+@pytest.fixture(scope="session")
+def bedtools() -> str:
+    path = shutil.which("bedtools")
+    if path is None:
+        pytest.fail(
+            "bedtools is needed to check tokenization against it: `apt-get install bedtools` (scripts/test.sh does)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def bedtools_tokens(bedtools):
+    """Universe regions (as chr:start-end names) that `bedtools intersect -u -a universe -b set` reports."""
+
+    def run(universe: Path, bed: Path) -> list[str]:
+        out = subprocess.run(
+            [bedtools, "intersect", "-u", "-a", str(universe), "-b", str(bed)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        fields = [line.split("\t")[:3] for line in out.splitlines() if line]
+        return [f"{c}:{s}-{e}" for c, s, e in fields]
+
+    return run
+
+
+def _tokens_of(adata, name: str) -> list[str]:
+    row = adata[name].X
+    return adata.var_names[np.sort(row.indices)].tolist()
+
+
+@pytest.fixture(scope="session")
+def tokens_of():
+    """Names of the universe regions a set of a tokenized collection has."""
+    return _tokens_of

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import bedspace as bs
+
+
+def run(*args, env_extra=None):
+    return subprocess.run([sys.executable, "-m", "bedspace", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_demo_runs_on_bundled_data():
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    assert "tokenized 8 region sets" in result.stdout
+    assert "SuHw_Mbn2_Bushey_2009.bed.gz" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_on_a_folder(hg19):
+    result = run(
+        "demo",
+        "--data",
+        str(hg19.beds),
+        "--metadata",
+        str(hg19.metadata),
+        "--universe",
+        str(hg19.universes["tiles_5kb"]),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tokenized 172 region sets" in result.stdout
+
+
+def test_version_and_help():
+    assert run("--version").stdout.strip() == f"bedspace {bs.__version__}"
+    assert "examples:" in run("demo", "--help").stdout
+
+
+def test_user_error_is_one_line(tmp_path):
+    result = run("demo", "--data", str(tmp_path / "nope"), "--metadata", "m.csv", "--universe", "u.bed")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"bedspace demo: error: region sets not found: {tmp_path / 'nope'}"]
+    debug = run("--debug", "demo", "--data", str(tmp_path / "nope"), "--metadata", "m.csv", "--universe", "u.bed")
+    assert "Traceback" in debug.stderr
+
+
+def test_malformed_bed_from_cli(tmp_path, hg19):
+    (tmp_path / "a.bed").write_text("chr1\t10\t5\n")
+    (tmp_path / "m.csv").write_text("file_name\na.bed\n")
+    result = run(
+        "demo",
+        "--data",
+        str(tmp_path),
+        "--metadata",
+        str(tmp_path / "m.csv"),
+        "--universe",
+        str(hg19.universe),
+    )
+    assert result.returncode == 1
+    assert "a.bed, line 1: end (column 3) is smaller than start" in result.stderr
+    assert "Traceback" not in result.stderr
