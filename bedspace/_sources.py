@@ -14,7 +14,7 @@ BED_SUFFIXES = (".bed", ".narrowpeak", ".broadpeak", ".bed3", ".bed6")
 COMPRESSED_SUFFIXES = (".gz", ".bgz")
 
 Source = Path | pd.DataFrame
-RegionSets = str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, "pd.DataFrame | str | os.PathLike"]
+RegionSets = str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, pd.DataFrame | str | os.PathLike]
 
 
 def is_bed_name(name: str) -> bool:

@@ -1,0 +1,30 @@
+"""Sphinx configuration of the bedspace documentation."""
+
+from importlib.metadata import version as _version
+
+project = "bedspace"
+author = "bedspace developers"
+copyright = "2026, bedspace developers"
+release = _version("bedspace")
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx_autodoc_typehints",
+]
+source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+autosummary_generate = True
+autodoc_member_order = "bysource"
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = True
+typehints_defaults = "comma"
+always_use_bars_union = True
+nb_execution_mode = "off"
+myst_enable_extensions = ["colon_fence", "deflist"]
+nitpicky = False
+html_theme = "sphinx_book_theme"
+html_title = "bedspace"
