@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import urllib.request
 from importlib import resources
 from pathlib import Path
@@ -13,10 +12,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_path, atomic_write_bytes
 from ..io._bed import read_intervals
 from ..pp._universe import consensus_universe, tile_universe
 from ._collection import RegionSetCollection, cache_dir
-from ._files import atomic_write_bytes, write_bed, write_chrom_sizes
+from ._files import write_bed, write_chrom_sizes
 
 FOLDER = "hg19_bedsets"
 METADATA = "metadata.csv"
@@ -84,21 +84,15 @@ def _local(root: Path) -> RegionSetCollection:
 
 def _fetch(url: str, destination: Path, *, desc: str) -> None:
     """Download ``url`` to ``destination`` atomically, with a progress bar."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, os.fdopen(fd, "wb") as out:  # noqa: S310
+        with atomic_path(destination) as tmp, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False) as bar:
+            with open(tmp, "wb") as out, tqdm(total=total, unit="B", unit_scale=True, desc=desc, leave=False) as bar:
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     bar.update(len(chunk))
-        os.replace(tmp, destination)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise OSError(f"could not download {url}: {err}") from err
-        raise
+    except OSError as err:
+        raise OSError(f"could not download {url}: {err}") from err
 
 
 def _to_bed3(original: Path, destination: Path) -> None:

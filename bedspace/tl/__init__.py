@@ -1,3 +1,5 @@
 """Tools: training the joint embedding, distances and search."""
 
-__all__: list[str] = []
+from ._train import train
+
+__all__ = ["train"]

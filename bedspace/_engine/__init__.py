@@ -1,0 +1,1 @@
+"""Training engines: the built-in numba engine and the StarSpace binary."""

@@ -1,0 +1,352 @@
+"""The built-in training engine: StarSpace trainMode 0 in numba.
+
+The algorithm is that of ``shared/reference/starspace_trainmode0.md`` (StarSpace's own): a set's vector is the
+L2-normalised sum of its region rows; a label's vector is its row, normalised; the positive label of a visit
+is one of the set's labels drawn at random; negatives are shared by a batch, each a random label of a random
+training set; hinge (or sampled softmax) loss on cosine similarities; updates that treat the normalised vectors
+as constants; AdaGrad with one accumulator per row; rows clipped to a maximum norm; a linear learning-rate decay.
+
+Threads run Hogwild (lock-free) over disjoint slices of each epoch's shuffled order, each with its own random
+stream. With one thread the run is a pure function of the seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import prange
+
+_EPS = 1e-6
+_DECAY_STEP = 1000  # StarSpace lowers the rate every 1000 examples
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the engine trains on: each example's region rows and labels, as CSR-like arrays."""
+
+    indptr: np.ndarray  # int64, n_examples + 1
+    indices: np.ndarray  # int32 region rows
+    label_ptr: np.ndarray  # int64, n_examples + 1
+    label_idx: np.ndarray  # int64 label rows
+    n_regions: int
+    n_labels: int
+
+    @property
+    def n_examples(self) -> int:
+        """Number of training examples (labelled sets with at least one region)."""
+        return int(self.indptr.size - 1)
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Options of the engine (StarSpace's names in comments)."""
+
+    dim: int = 100  # -dim
+    epochs: int = 50  # -epoch
+    lr: float = 0.05  # -lr
+    neg_search_limit: int = 5  # -negSearchLimit
+    max_neg_samples: int = 10  # -maxNegSamples
+    margin: float = 0.05  # -margin
+    batch_size: int = 5  # -batchSize
+    loss: str = "hinge"  # -loss hinge|softmax
+    max_norm: float = 1.0  # -norm
+    init_std: float = 0.001  # -initRandSd
+    exclude_positives: bool = True  # StarSpace: False (only the drawn positive is never a negative)
+
+
+@numba.njit(inline="always")
+def _next_random(state):
+    """splitmix64: a fast, well-mixed 64-bit generator with its state in ``state[0]``."""
+    z = state[0] + np.uint64(0x9E3779B97F4A7C15)
+    state[0] = z
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(inline="always")
+def _random_below(state, n):
+    return np.int64(_next_random(state) % np.uint64(n))
+
+
+@numba.njit(inline="always")
+def _normalised_row_into(source, out):
+    """``out = source / ‖source‖`` (zero stays zero); returns the norm."""
+    total = np.float32(0.0)
+    for d in range(source.size):
+        total += source[d] * source[d]
+    norm = np.float32(math.sqrt(total))
+    scale = np.float32(1.0) / norm if norm > 0 else np.float32(0.0)
+    for d in range(source.size):
+        out[d] = source[d] * scale
+    return norm
+
+
+@numba.njit(inline="always")
+def _dot(a, b):
+    total = np.float32(0.0)
+    for d in range(a.size):
+        total += a[d] * b[d]
+    return total
+
+
+@numba.njit(inline="always")
+def _adagrad_step(matrix, row, direction, scale, sq_norm, accumulators, max_norm):
+    """``matrix[row] -= scale / sqrt(G) * direction`` with ``G += sq_norm / dim``, then clip to ``max_norm``."""
+    dim = direction.size
+    accumulators[row] += sq_norm / dim
+    step = np.float32(scale / math.sqrt(accumulators[row] + _EPS))
+    target = matrix[row]
+    total = np.float32(0.0)
+    for d in range(dim):
+        value = target[d] - step * direction[d]
+        target[d] = value
+        total += value * value
+    if total > max_norm * max_norm:
+        shrink = np.float32(max_norm / math.sqrt(total))
+        for d in range(dim):
+            target[d] *= shrink
+
+
+@numba.njit(inline="always")
+def _has_label(label_idx, start, stop, label):
+    for k in range(start, stop):
+        if label_idx[k] == label:
+            return True
+    return False
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _train_epoch(
+    regions,  # float32 (n_regions, dim), updated in place
+    labels,  # float32 (n_labels, dim), updated in place
+    region_adagrad,  # float32 (n_regions,)
+    label_adagrad,  # float32 (n_labels,)
+    indptr,
+    indices,
+    label_ptr,
+    label_idx,
+    order,  # this epoch's permutation of the examples
+    seeds,  # uint64 (n_threads,)
+    rate_start,
+    rate_per_step,  # decrease of the rate every _DECAY_STEP examples
+    batch_size,
+    neg_search_limit,
+    max_neg_samples,
+    margin,
+    softmax,
+    exclude_positives,
+    max_norm,
+):
+    n_threads = seeds.size
+    n_examples = order.size
+    dim = regions.shape[1]
+    per_thread = (n_examples + n_threads - 1) // n_threads
+    batch_loss = np.zeros(n_threads, np.float64)
+    batch_count = np.zeros(n_threads, np.int64)
+    for t in prange(n_threads):
+        state = np.empty(1, np.uint64)
+        state[0] = seeds[t]
+        lhs = np.zeros((batch_size, dim), np.float32)
+        grad = np.zeros((batch_size, dim), np.float32)
+        positive_vec = np.zeros((batch_size, dim), np.float32)
+        negative_vec = np.zeros((neg_search_limit, dim), np.float32)
+        positive = np.zeros(batch_size, np.int64)
+        negatives = np.zeros(neg_search_limit, np.int64)
+        neg_weight = np.zeros((batch_size, neg_search_limit), np.float32)  # rate multiplier per (example, negative)
+        pos_weight = np.zeros(batch_size, np.float32)  # rate multiplier of the positive label
+        lhs_sq = np.zeros(batch_size, np.float32)
+        active = np.zeros(batch_size, np.bool_)
+        usable = np.zeros(neg_search_limit, np.bool_)
+        neg_score = np.zeros(neg_search_limit, np.float32)
+        first = t * per_thread
+        last = min(n_examples, first + per_thread)
+        start = first
+        while start < last:
+            stop = min(start + batch_size, last)
+            n_batch = stop - start
+            rate = np.float32(rate_start - rate_per_step * (((start - first) * n_threads) // _DECAY_STEP))
+            # negatives shared by the batch: a random label of a random example
+            for j in range(neg_search_limit):
+                example = _random_below(state, n_examples)
+                a, b = label_ptr[example], label_ptr[example + 1]
+                negatives[j] = label_idx[a + _random_below(state, b - a)]
+                _normalised_row_into(labels[negatives[j]], negative_vec[j])
+            # forward pass of the whole batch before any update
+            total = 0.0
+            for i in range(n_batch):
+                example = order[start + i]
+                a, b = label_ptr[example], label_ptr[example + 1]
+                positive[i] = label_idx[a + _random_below(state, b - a)]
+                _normalised_row_into(labels[positive[i]], positive_vec[i])
+                row = lhs[i]
+                row[:] = 0
+                for p in range(indptr[example], indptr[example + 1]):
+                    source = regions[indices[p]]
+                    for d in range(dim):
+                        row[d] += source[d]
+                _normalised_row_into(row, row)
+                lhs_sq[i] = _dot(row, row)
+                pos_score = _dot(row, positive_vec[i])
+                g = grad[i]
+                for d in range(dim):
+                    g[d] = 0
+                for j in range(neg_search_limit):
+                    neg_weight[i, j] = 0
+                active[i] = False
+                n_used = 0
+                top = pos_score
+                for j in range(neg_search_limit):
+                    usable[j] = negatives[j] != positive[i] and not (
+                        exclude_positives and _has_label(label_idx, a, b, negatives[j])
+                    )
+                    if usable[j]:
+                        neg_score[j] = _dot(row, negative_vec[j])
+                        top = max(top, neg_score[j])
+                        n_used += 1
+                if n_used == 0:
+                    continue
+                if softmax:
+                    # sampled softmax over {positive} ∪ negatives, cosine scores as logits
+                    norm = math.exp(pos_score - top)
+                    for j in range(neg_search_limit):
+                        if usable[j]:
+                            norm += math.exp(neg_score[j] - top)
+                    p_pos = math.exp(pos_score - top) / norm
+                    total += -math.log(max(p_pos, 1e-30))
+                    for d in range(dim):
+                        g[d] = (p_pos - 1.0) * positive_vec[i, d]
+                    for j in range(neg_search_limit):
+                        if usable[j]:
+                            p = math.exp(neg_score[j] - top) / norm
+                            neg_weight[i, j] = p
+                            for d in range(dim):
+                                g[d] += p * negative_vec[j, d]
+                    pos_weight[i] = 1.0 - p_pos
+                    active[i] = True
+                else:
+                    # hinge: the first max_neg_samples violators of the margin
+                    n_violators = 0
+                    loss = 0.0
+                    for j in range(neg_search_limit):
+                        if not usable[j]:
+                            continue
+                        violation = margin - pos_score + neg_score[j]
+                        if violation > 0:
+                            n_violators += 1
+                            loss += violation
+                            neg_weight[i, j] = 1
+                            for d in range(dim):
+                                g[d] += negative_vec[j, d]
+                            if n_violators == max_neg_samples:
+                                break
+                    if n_violators == 0:
+                        continue
+                    total += loss / neg_search_limit
+                    for d in range(dim):
+                        g[d] = g[d] / n_violators - positive_vec[i, d]
+                    for j in range(neg_search_limit):
+                        neg_weight[i, j] /= n_violators
+                    pos_weight[i] = 1.0
+                    active[i] = True
+            batch_loss[t] += total
+            batch_count[t] += 1
+            if total == 0.0 and not softmax:
+                start = stop
+                continue
+            # updates: region rows and positive labels, then negatives (StarSpace's order)
+            for i in range(n_batch):
+                if not active[i]:
+                    continue
+                example = order[start + i]
+                g = grad[i]
+                g_sq = _dot(g, g)
+                for p in range(indptr[example], indptr[example + 1]):
+                    _adagrad_step(regions, indices[p], g, rate, g_sq, region_adagrad, max_norm)
+                _adagrad_step(labels, positive[i], lhs[i], -rate * pos_weight[i], lhs_sq[i], label_adagrad, max_norm)
+            for j in range(neg_search_limit):
+                for i in range(n_batch):
+                    if active[i] and neg_weight[i, j] > 0:
+                        _adagrad_step(
+                            labels, negatives[j], lhs[i], rate * neg_weight[i, j], lhs_sq[i], label_adagrad, max_norm
+                        )
+            start = stop
+    return batch_loss.sum(), batch_count.sum()
+
+
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def set_vectors(regions, indptr, indices):
+    """L2-normalised sum of each set's region rows (StarSpace's ``embed_doc``); all-zero sets stay zero."""
+    n_sets = indptr.size - 1
+    out = np.zeros((n_sets, regions.shape[1]), np.float32)
+    for s in prange(n_sets):
+        row = out[s]
+        for p in range(indptr[s], indptr[s + 1]):
+            source = regions[indices[p]]
+            for d in range(row.size):
+                row[d] += source[d]
+        _normalised_row_into(row, row)
+    return out
+
+
+def train(
+    data: TrainingData,
+    params: Hyperparameters,
+    *,
+    n_threads: int,
+    random_state: int,
+    progress=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train region and label vectors; returns ``(regions, labels, loss per epoch)``.
+
+    ``progress(epoch, loss)`` is called after every epoch.
+    """
+    if data.n_examples == 0:
+        raise ValueError("nothing to train on: no set has both a label and a region")
+    rng = np.random.default_rng(random_state)
+    regions = rng.normal(0.0, params.init_std, (data.n_regions, params.dim)).astype(np.float32)
+    labels = rng.normal(0.0, params.init_std, (data.n_labels, params.dim)).astype(np.float32)
+    region_adagrad = np.zeros(data.n_regions, np.float32)
+    label_adagrad = np.zeros(data.n_labels, np.float32)
+    n_threads = max(1, min(int(n_threads), data.n_examples, numba.config.NUMBA_NUM_THREADS))
+    neg_search_limit = min(params.neg_search_limit, data.n_examples)
+    per_epoch = params.lr / params.epochs
+    steps = data.n_examples // _DECAY_STEP
+    rate_per_step = per_epoch / steps if steps else 0.0
+    losses = np.zeros(params.epochs, np.float64)
+    previous_threads = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        for epoch in range(params.epochs):
+            order = rng.permutation(data.n_examples).astype(np.int64)
+            seeds = rng.integers(0, np.iinfo(np.int64).max, n_threads, dtype=np.int64).astype(np.uint64)
+            loss_sum, n_batches = _train_epoch(
+                regions,
+                labels,
+                region_adagrad,
+                label_adagrad,
+                data.indptr,
+                data.indices,
+                data.label_ptr,
+                data.label_idx,
+                order,
+                seeds,
+                params.lr - epoch * per_epoch,
+                rate_per_step,
+                params.batch_size,
+                neg_search_limit,
+                params.max_neg_samples,
+                params.margin,
+                params.loss == "softmax",
+                params.exclude_positives,
+                params.max_norm,
+            )
+            losses[epoch] = loss_sum / max(n_batches, 1)
+            if progress is not None:
+                progress(epoch, losses[epoch])
+    finally:
+        numba.set_num_threads(previous_threads)
+    return regions, labels, losses
