@@ -6,6 +6,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -31,6 +32,7 @@ _FILES = {
     "labels": "labels.tsv",
     "label_vectors": "label_vectors.npy",
 }
+_SET_FILES = {"sets": "sets.csv.gz", "set_vectors": "set_vectors.npy"}  # present when the model carries its sets
 
 
 class BEDSpaceModel:
@@ -57,6 +59,8 @@ class BEDSpaceModel:
         universe_name: str = "universe",
         chrom_sizes: dict[str, int] | None = None,
         loss: np.ndarray | None = None,
+        sets: pd.DataFrame | None = None,
+        set_vectors: np.ndarray | None = None,
     ):
         if region_vectors.shape[0] != len(universe):
             raise ValueError(f"{region_vectors.shape[0]} region vectors for {len(universe)} universe regions")
@@ -74,6 +78,12 @@ class BEDSpaceModel:
         self.universe_name = universe_name
         self.chrom_sizes = chrom_sizes
         self.loss = np.asarray(loss if loss is not None else [], dtype=np.float64)
+        if (sets is None) != (set_vectors is None):
+            raise ValueError("give both sets (metadata, indexed by name) and set_vectors, or neither")
+        if sets is not None and len(sets) != len(set_vectors):
+            raise ValueError(f"{len(set_vectors)} set vectors for {len(sets)} sets")
+        self._sets = sets
+        self._set_vectors = None if set_vectors is None else np.ascontiguousarray(set_vectors, dtype=np.float32)
 
     # -- what the model holds ---------------------------------------------------------------------------------
     @property
@@ -97,20 +107,40 @@ class BEDSpaceModel:
         return self._label_vectors
 
     @property
+    def set_names(self) -> pd.Index | None:
+        """Names of the region sets the model carries (its collection), or ``None``."""
+        return None if self._sets is None else self._sets.index
+
+    @property
+    def set_metadata(self) -> pd.DataFrame | None:
+        """Metadata of the carried region sets (rows align with :attr:`set_vectors`)."""
+        return self._sets
+
+    @property
+    def set_vectors(self) -> np.ndarray | None:
+        """Vectors of the carried region sets (sets × dim)."""
+        return self._set_vectors
+
+    @property
     def dim(self) -> int:
         """Embedding dimension."""
         return int(self._region_vectors.shape[1])
 
     def __repr__(self) -> str:
+        carried = "" if self._sets is None else f", {len(self._sets)} region sets"
         return (
             f"BEDSpaceModel({len(self._universe):,} regions of {self.universe_name!r}, "
-            f"{len(self._labels)} labels in {sorted(set(self._labels['field']))}, dim {self.dim})"
+            f"{len(self._labels)} labels in {sorted(set(self._labels['field']))}{carried}, dim {self.dim})"
         )
 
     # -- from and to AnnData ----------------------------------------------------------------------------------
     @classmethod
     def from_anndata(cls, adata: ad.AnnData, key: str = "bedspace") -> BEDSpaceModel:
-        """The model trained by :func:`bedspace.tl.train` into ``adata`` under ``key``."""
+        """The model trained by :func:`bedspace.tl.train` into ``adata`` under ``key``, carrying its sets.
+
+        The sets' names, ``.obs`` metadata and vectors (``.obsm["X_" + key]``) come along, so that the model
+        alone answers all three searches.
+        """
         if key not in adata.varm or key not in adata.uns or "label_vectors" not in adata.uns[key]:
             raise KeyError(
                 f"no trained embedding under key {key!r}: run bs.tl.train(adata, labels=..., key_added={key!r})"
@@ -126,6 +156,8 @@ class BEDSpaceModel:
             universe_name=str(universe_info.get("name", "universe")),
             chrom_sizes=_plain(universe_info.get("chrom_sizes")) if "chrom_sizes" in universe_info else None,
             loss=np.asarray(record.get("loss", [])),
+            sets=adata.obs.copy(),
+            set_vectors=np.asarray(adata.obsm["X_" + key]),
         )
 
     # -- saving and loading -----------------------------------------------------------------------------------
@@ -133,7 +165,8 @@ class BEDSpaceModel:
         """Write the model as a self-describing folder (no pickle), atomically.
 
         The folder holds ``model.json`` (format, bedspace version, parameters, universe name and chromosome
-        sizes, loss), ``universe.bed.gz``, ``region_vectors.npy``, ``labels.tsv`` and ``label_vectors.npy``.
+        sizes, loss), ``universe.bed.gz``, ``region_vectors.npy``, ``labels.tsv`` and ``label_vectors.npy``, and,
+        when the model carries its region sets, ``sets.csv.gz`` (names and metadata) and ``set_vectors.npy``.
         An existing folder is replaced only with ``overwrite=True``.
         """
         folder = Path(folder)
@@ -143,6 +176,9 @@ class BEDSpaceModel:
             np.save(tmp / _FILES["regions"], self._region_vectors, allow_pickle=False)
             self._labels.to_csv(tmp / _FILES["labels"], sep="\t", index=False)
             np.save(tmp / _FILES["label_vectors"], self._label_vectors, allow_pickle=False)
+            if self._sets is not None:
+                self._sets.to_csv(tmp / _SET_FILES["sets"], index_label="name")
+                np.save(tmp / _SET_FILES["set_vectors"], self._set_vectors, allow_pickle=False)
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -154,7 +190,7 @@ class BEDSpaceModel:
                 "chrom_sizes": self.chrom_sizes,
                 "params": self.params,
                 "loss": self.loss.tolist(),
-                "files": _FILES,
+                "files": _FILES | (_SET_FILES if self._sets is not None else {}),
             }
             (tmp / _FILES["manifest"]).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
         return folder
@@ -178,7 +214,7 @@ class BEDSpaceModel:
                 f"{folder} was written in model format {version} (by bedspace {manifest.get('bedspace_version')}); "
                 f"this bedspace ({__version__}) reads format {FORMAT_VERSION} and older: upgrade bedspace"
             )
-        missing = [name for name in _FILES.values() if not (folder / name).exists()]
+        missing = [name for name in manifest.get("files", _FILES).values() if not (folder / name).exists()]
         if missing:
             raise FileNotFoundError(f"{folder}: model folder is incomplete, missing {missing}")
         intervals = read_intervals(folder / _FILES["universe"])
@@ -191,6 +227,11 @@ class BEDSpaceModel:
             }
         )
         labels = pd.read_csv(folder / _FILES["labels"], sep="\t", dtype=str, keep_default_na=False)
+        carried = {}
+        if _SET_FILES["sets"] in manifest.get("files", {}).values():
+            sets = pd.read_csv(folder / _SET_FILES["sets"], index_col="name")
+            sets.index = sets.index.astype(str)
+            carried = {"sets": sets, "set_vectors": np.load(folder / _SET_FILES["set_vectors"], allow_pickle=False)}
         model = cls(
             universe,
             np.load(folder / _FILES["regions"], allow_pickle=False),
@@ -200,6 +241,7 @@ class BEDSpaceModel:
             universe_name=manifest.get("universe_name", "universe"),
             chrom_sizes=manifest.get("chrom_sizes"),
             loss=np.asarray(manifest.get("loss", [])),
+            **carried,
         )
         if model.dim != manifest.get("dim", model.dim):
             raise ValueError(f"{folder}: vectors have dimension {model.dim}, model.json says {manifest['dim']}")
@@ -281,6 +323,19 @@ class BEDSpaceModel:
                 stacklevel=2,
             )
         return vectors
+
+    # -- searching --------------------------------------------------------------------------------------------
+    def search(
+        self,
+        query,
+        search_type: Literal["r2l", "l2r", "r2r"] = "l2r",
+        top_k: int = 10,
+        field: str | None = None,
+    ) -> pd.DataFrame:
+        """Search the joint space: see :func:`bedspace.tl.search` for the query forms and the result."""
+        from ._search import run_search
+
+        return run_search(self, query, search_type=search_type, top_k=top_k, field=field)
 
 
 def _plain(value):

@@ -15,6 +15,8 @@ def test_demo_runs_on_bundled_data():
     assert result.returncode == 0, result.stderr
     assert "tokenized 8 region sets" in result.stdout
     assert "SuHw_Mbn2_Bushey_2009.bed.gz" in result.stdout
+    assert "trained a 50-dimensional joint embedding" in result.stdout
+    assert "target=Su(Hw)" in result.stdout
     assert "Traceback" not in result.stderr
 
 
@@ -30,6 +32,7 @@ def test_demo_on_a_folder(hg19):
     )
     assert result.returncode == 0, result.stderr
     assert "tokenized 172 region sets" in result.stdout
+    assert "assay=DNase-seq" in result.stdout
 
 
 def test_version_and_help():

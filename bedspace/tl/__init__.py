@@ -1,5 +1,7 @@
-"""Tools: training the joint embedding, distances and search."""
+"""Tools: training the joint embedding, distances, search and evaluation."""
 
+from ._distances import distances
+from ._search import search
 from ._train import train
 
-__all__ = ["train"]
+__all__ = ["distances", "search", "train"]

@@ -130,6 +130,8 @@ def train(
     X = adata.X.tocsr()
     X.sort_indices()
     assignment, rows = training_examples(adata, labels)
+    train_X = X[rows]
+    train_label_idx = np.concatenate([assignment.idx[assignment.ptr[r] : assignment.ptr[r + 1]] for r in rows])
 
     bar = tqdm(total=params.epochs, desc=f"training ({backend})", unit="epoch")
 
@@ -140,10 +142,10 @@ def train(
     try:
         if backend == "native":
             data = native.TrainingData(
-                indptr=np.concatenate([[0], np.cumsum(np.diff(X.indptr)[rows])]).astype(np.int64),
-                indices=np.concatenate([X.indices[X.indptr[r] : X.indptr[r + 1]] for r in rows]).astype(np.int32),
+                indptr=train_X.indptr.astype(np.int64),
+                indices=train_X.indices.astype(np.int32, copy=False),
                 label_ptr=np.concatenate([[0], np.cumsum(assignment.counts()[rows])]).astype(np.int64),
-                label_idx=np.concatenate([assignment.idx[assignment.ptr[r] : assignment.ptr[r + 1]] for r in rows]),
+                label_idx=train_label_idx,
                 n_regions=adata.n_vars,
                 n_labels=len(assignment.table),
             )
@@ -159,12 +161,9 @@ def train(
     finally:
         bar.close()
 
-    trained = np.zeros(adata.n_vars, bool)
-    trained[X[rows].indices] = True
-    region_vectors[~trained] = 0  # as in StarSpace: a region no training set has is not in the model
-    label_seen = np.zeros(len(assignment.table), bool)
-    label_seen[np.concatenate([assignment.idx[assignment.ptr[r] : assignment.ptr[r + 1]] for r in rows])] = True
-    label_vectors[~label_seen] = 0
+    # as in StarSpace, a region or label that no training example has is not in the model
+    region_vectors[np.bincount(train_X.indices, minlength=adata.n_vars) == 0] = 0
+    label_vectors[np.bincount(train_label_idx, minlength=len(assignment.table)) == 0] = 0
 
     adata.varm[key_added] = region_vectors
     adata.obsm["X_" + key_added] = native.set_vectors(region_vectors, X.indptr.astype(np.int64), X.indices)
