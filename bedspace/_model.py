@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -16,7 +17,8 @@ from ._atomic import atomic_folder
 from ._engine.native import set_vectors
 from ._labels import label_names, label_token
 from ._regions import UniverseLike, load_universe
-from ._sources import RegionSets
+from ._similarity import unit_rows
+from ._sources import RegionSets, resolve_sets
 from ._version import __version__
 from ._warnings import BEDSpaceWarning
 from .datasets._files import write_bed
@@ -120,6 +122,16 @@ class BEDSpaceModel:
     def set_vectors(self) -> np.ndarray | None:
         """Vectors of the carried region sets (sets × dim)."""
         return self._set_vectors
+
+    @cached_property
+    def unit_set_vectors(self) -> np.ndarray | None:
+        """:attr:`set_vectors` scaled to length 1 (computed once; searches are matrix products with it)."""
+        return None if self._set_vectors is None else unit_rows(self._set_vectors)
+
+    @cached_property
+    def unit_label_vectors(self) -> np.ndarray:
+        """:attr:`label_vectors` scaled to length 1 (zero for a label no training set had)."""
+        return unit_rows(self._label_vectors)
 
     @property
     def dim(self) -> int:
@@ -283,7 +295,7 @@ class BEDSpaceModel:
     # -- embedding new sets -----------------------------------------------------------------------------------
     def tokenize(self, sets: RegionSets | pd.DataFrame | ad.AnnData, **kwargs) -> ad.AnnData:
         """Tokenize region sets onto the model's universe (an AnnData on this universe is checked and returned)."""
-        from .pp import tokenize
+        from .pp._tokenize import tokenize_onto
 
         if isinstance(sets, ad.AnnData):
             if sets.n_vars != len(self._universe) or not np.array_equal(
@@ -296,7 +308,16 @@ class BEDSpaceModel:
             return sets
         if isinstance(sets, pd.DataFrame):
             sets = {"query": sets}
-        return tokenize(sets, self._universe, chrom_sizes=self.chrom_sizes, **kwargs)
+        uni, index = self._prepared_universe
+        return tokenize_onto(resolve_sets(sets), uni, index, **kwargs)
+
+    @cached_property
+    def _prepared_universe(self):
+        """The universe and its overlap index, built on first use and kept: queries then cost only their reading."""
+        from .pp._tokenize import universe_index
+
+        uni = load_universe(self._universe, chrom_sizes=self.chrom_sizes)
+        return uni, universe_index(uni)
 
     def embed(self, sets: RegionSets | pd.DataFrame | ad.AnnData) -> np.ndarray:
         """Vectors of region sets: the normalised sum of their region vectors, as in training.

@@ -103,14 +103,14 @@ def run_search(
         queries = [query] if isinstance(query, str) else list(query)
         rows = [resolve_label(labels, str(q), field) for q in queries]
         names = labels.index[rows].tolist()
-        scores = unit_rows(model.label_vectors[rows]) @ sets.T
+        scores = model.unit_label_vectors[rows] @ sets.T
         return _table(names, scores, top_k, model.set_names, model.set_metadata)
     names, vectors = query_vectors(model, query)
     if search_type == "r2l":
         in_field = np.ones(len(labels), bool) if field is None else (labels["field"] == field).to_numpy()
         if field is not None and not in_field.any():
             raise KeyError(f"no label field {field!r}; fields are {sorted(set(labels['field']))}")
-        scores = vectors @ unit_rows(model.label_vectors[in_field]).T
+        scores = vectors @ model.unit_label_vectors[in_field].T
         return _table(names, scores, top_k, labels.index[in_field], labels[in_field][["field", "value"]])
     sets = _need_sets(model)
     scores = vectors @ sets.T
@@ -123,7 +123,7 @@ def run_search(
 def _need_sets(model: BEDSpaceModel) -> np.ndarray:
     if model.set_names is None:
         raise ValueError("this model carries no region sets to search; make it with BEDSpaceModel.from_anndata(adata)")
-    return unit_rows(model.set_vectors)
+    return model.unit_set_vectors
 
 
 def _table(

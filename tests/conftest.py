@@ -82,3 +82,12 @@ def _tokens_of(adata, name: str) -> list[str]:
 def tokens_of():
     """Names of the universe regions a set of a tokenized collection has."""
     return _tokens_of
+
+
+@pytest.fixture(scope="session")
+def hg19_trained(hg19):
+    """The collection on 5 kb tiles, split 75/25 by organ; the training part trained (organ, cell_class, assay)."""
+    adata = bs.pp.tokenize(hg19.beds, hg19.universes["tiles_5kb"], metadata=hg19.metadata)
+    train, test = bs.pp.split(adata, stratify="organ", test_size=0.25, random_state=0)
+    bs.tl.train(train, labels=["organ", "cell_class", "assay"], epochs=30, random_state=0)
+    return train, test

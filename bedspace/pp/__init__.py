@@ -1,6 +1,7 @@
-"""Preprocessing: universes and tokenization of region sets."""
+"""Preprocessing: universes, tokenization of region sets, held-out splits."""
 
+from ._split import split
 from ._tokenize import tokenize
 from ._universe import consensus_universe, tile_universe
 
-__all__ = ["consensus_universe", "tile_universe", "tokenize"]
+__all__ = ["consensus_universe", "split", "tile_universe", "tokenize"]

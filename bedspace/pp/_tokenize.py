@@ -16,7 +16,7 @@ from .. import _logging as logg
 from .._metadata import match_metadata, read_metadata
 from .._overlap import SetTokens, UniverseIndex
 from .._parallel import parallel_map
-from .._regions import ChromSizes, UniverseLike, load_universe
+from .._regions import ChromSizes, Universe, UniverseLike, load_universe
 from .._sources import RegionSets, Source, load_source, resolve_sets
 from .._version import __version__
 from .._warnings import BEDSpaceWarning
@@ -112,7 +112,31 @@ def tokenize(
     if metadata is not None:
         obs = match_metadata(read_metadata(metadata), obs.index.tolist())
 
-    index = UniverseIndex(uni.var["chrom"].array, uni.var["start"].to_numpy(), uni.var["end"].to_numpy())
+    index = universe_index(uni)
+    params = {
+        "sets": str(sets) if isinstance(sets, str | os.PathLike) else f"{len(named)} sets",
+        "metadata": str(metadata) if isinstance(metadata, str | os.PathLike) else metadata is not None,
+    }
+    return tokenize_onto(named, uni, index, obs=obs, n_jobs=n_jobs, params=params)
+
+
+def universe_index(uni: Universe) -> UniverseIndex:
+    """The overlap index of a universe (build once, reuse for every batch of queries)."""
+    return UniverseIndex(uni.var["chrom"].array, uni.var["start"].to_numpy(), uni.var["end"].to_numpy())
+
+
+def tokenize_onto(
+    named: list[tuple[str, Source]],
+    uni: Universe,
+    index: UniverseIndex,
+    *,
+    obs: pd.DataFrame | None = None,
+    n_jobs: int | Executor | None = None,
+    params: dict | None = None,
+) -> ad.AnnData:
+    """Tokenize named sources onto a prepared universe (the work of :func:`tokenize`)."""
+    if obs is None:
+        obs = pd.DataFrame(index=pd.Index([name for name, _ in named]))
     results = parallel_map(_TokenizeOne(index), named, n_jobs=n_jobs, desc="tokenizing")
     _warn_about(named, results, uni.var)
 
@@ -151,13 +175,7 @@ def tokenize(
     adata = ad.AnnData(X=X, obs=obs, var=var)
     adata.uns["bedspace"] = {
         "universe": universe_info,
-        "tokenize": {
-            "params": {
-                "sets": str(sets) if isinstance(sets, str | os.PathLike) else f"{len(named)} sets",
-                "metadata": str(metadata) if isinstance(metadata, str | os.PathLike) else metadata is not None,
-                "overlap": "bedtools intersect -u (half-open, >= 1 bp)",
-            }
-        },
+        "tokenize": {"params": {**(params or {}), "overlap": "bedtools intersect -u (half-open, >= 1 bp)"}},
         "version": __version__,
     }
     logg.info(

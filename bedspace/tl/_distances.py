@@ -8,7 +8,6 @@ import pandas as pd
 
 from .. import _logging as logg
 from .._model import BEDSpaceModel
-from .._similarity import unit_rows
 
 #: Up to this many sets, ``n_neighbors=None`` connects every pair (an exact, dense-as-sparse graph).
 ALL_PAIRS_MAX_SETS = 2000
@@ -53,10 +52,9 @@ def distances(
 
     adata = adata.copy() if copy else adata
     model = BEDSpaceModel.from_anndata(adata, key=key)
-    sets = unit_rows(model.set_vectors)
-    labels = unit_rows(model.label_vectors)
+    sets = model.unit_set_vectors
     adata.obsm[key + "_label_similarity"] = pd.DataFrame(
-        sets @ labels.T, index=adata.obs_names, columns=model.labels.index
+        sets @ model.unit_label_vectors.T, index=adata.obs_names, columns=model.labels.index
     )
 
     if n_neighbors is None:

@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+
+import bedspace as bs
+from bedspace._search import resolve_label
+from bedspace._similarity import top_k
+
+
+def test_r2l_annotates_an_unseen_blood_dnase_file(hg19, hg19_trained):
+    train, test = hg19_trained
+    blood = test.obs_names[(test.obs["assay"] == "DNase-seq") & (test.obs["organ"] == "blood")]
+    assert len(blood) >= 3
+    for name in blood[:3]:
+        path = hg19.beds / name
+        assert name not in train.obs_names
+        hits = bs.tl.search(train, path, search_type="r2l", field="organ", top_k=3)
+        assert list(hits.columns) == ["rank", "name", "score", "field", "value"]
+        assert "organ=blood" in hits["name"].tolist(), hits
+        assert hits["rank"].tolist() == [1, 2, 3]
+        assert hits["score"].is_monotonic_decreasing
+        assert hits["score"].between(-1, 1).all()
+
+
+def test_r2l_all_fields_and_frame_query(hg19, hg19_trained):
+    train, test = hg19_trained
+    frame = bs.io.read_bed(hg19.beds / test.obs_names[0])
+    hits = bs.tl.search(train, frame, search_type="r2l", top_k=100)
+    assert set(hits["field"]) == {"organ", "cell_class", "assay"}
+    assert len(hits) == len(train.uns["bedspace"]["labels"])
+
+
+def test_l2r_for_assay_returns_that_assay_first(hg19_trained):
+    train, _ = hg19_trained
+    for assay, count in train.obs["assay"].value_counts().items():
+        k = min(5, count)
+        hits = bs.tl.search(train, f"assay={assay}", search_type="l2r", top_k=k)
+        assert (hits["assay"] == assay).all(), hits[["name", "assay", "score"]]
+        assert {"organ", "cell_class", "n_regions"} <= set(hits.columns)
+
+
+def test_r2r_excludes_the_query_itself(hg19, hg19_trained):
+    train, _ = hg19_trained
+    name = train.obs_names[5]
+    for query in (name, hg19.beds / name):
+        hits = bs.tl.search(train, query, search_type="r2r", top_k=train.n_obs)
+        assert name not in hits["name"].tolist()
+        assert len(hits) == train.n_obs - 1
+        assert hits["rank"].tolist() == list(range(1, train.n_obs))
+
+
+def test_r2r_from_held_out_set_finds_same_assay(hg19, hg19_trained):
+    train, test = hg19_trained
+    tf = test.obs_names[test.obs["assay"] == "TF ChIP-seq"][0]
+    hits = bs.tl.search(train, hg19.beds / tf, search_type="r2r", top_k=5)
+    assert (hits["assay"] == "TF ChIP-seq").all()
+
+
+def test_several_queries_get_a_query_column(hg19_trained):
+    train, _ = hg19_trained
+    names = train.obs_names[:3].tolist()
+    hits = bs.tl.search(train, names, search_type="r2l", field="assay", top_k=2)
+    assert hits.columns[0] == "query"
+    assert hits["query"].tolist() == [n for n in names for _ in range(2)]
+    labels = bs.tl.search(train, ["assay=DNase-seq", "organ=blood"], search_type="l2r", top_k=4)
+    assert labels.groupby("query", sort=False).size().tolist() == [4, 4]
+
+
+def test_anndata_query(hg19, hg19_trained):
+    train, test = hg19_trained
+    hits = bs.tl.search(train, test[:2], search_type="r2l", field="assay", top_k=1)
+    assert hits["query"].tolist() == test.obs_names[:2].tolist()
+    assert (hits["value"].to_numpy() == test.obs["assay"].iloc[:2].astype(str).to_numpy()).all()
+
+
+@pytest.fixture
+def labels_table():
+    table = pd.DataFrame(
+        {"field": ["organ", "organ", "cell_class", "cell_class", "assay"],
+         "value": ["blood", "skin", "T cell", "blood", "DNase-seq"]}
+    )  # fmt: skip
+    table.index = (table["field"] + "=" + table["value"]).tolist()
+    return table
+
+
+def test_label_parsing(labels_table):
+    assert resolve_label(labels_table, "organ=skin") == 1
+    assert resolve_label(labels_table, "skin") == 1
+    assert resolve_label(labels_table, "T_cell") == 2  # the command line's spelling of "T cell"
+    assert resolve_label(labels_table, "dnase-seq") == 4
+    assert resolve_label(labels_table, "blood", field="cell_class") == 3
+    with pytest.raises(ValueError, match=r"ambiguous.*'organ=blood', 'cell_class=blood'"):
+        resolve_label(labels_table, "blood")
+    with pytest.raises(KeyError, match="unknown label 'skn'.*close matches: 'skin'"):
+        resolve_label(labels_table, "skn")
+    with pytest.raises(KeyError, match="no label field 'tissue'"):
+        resolve_label(labels_table, "blood", field="tissue")
+
+
+def test_search_errors(hg19_trained, tmp_path):
+    train, _ = hg19_trained
+    with pytest.raises(ValueError, match="search_type must be one of"):
+        bs.tl.search(train, "x", search_type="r2x")
+    with pytest.raises(FileNotFoundError, match="neither a region set of the collection nor a BED file"):
+        bs.tl.search(train, str(tmp_path / "nope.bed"), search_type="r2l")
+    with pytest.raises(KeyError, match="unknown label"):
+        bs.tl.search(train, "organ=moon", search_type="l2r")
+    with pytest.raises(ValueError, match="top_k"):
+        bs.tl.search(train, "organ=blood", search_type="l2r", top_k=0)
+    with pytest.raises(KeyError, match="run bs.tl.train"):
+        bs.tl.search(train, "organ=blood", search_type="l2r", key="other")
+
+
+def test_loaded_model_searches_like_the_anndata(hg19, hg19_trained, tmp_path):
+    train, test = hg19_trained
+    model = bs.BEDSpaceModel.load(bs.BEDSpaceModel.from_anndata(train).save(tmp_path / "model"))
+    assert len(model.set_names) == train.n_obs
+    query = hg19.beds / test.obs_names[0]
+    for search_type, q in (("r2l", query), ("r2r", query), ("l2r", "organ=blood")):
+        a = bs.tl.search(train, q, search_type=search_type, top_k=5)
+        b = model.search(q, search_type=search_type, top_k=5)
+        assert a["name"].tolist() == b["name"].tolist()
+        np.testing.assert_allclose(a["score"], b["score"], rtol=1e-5)
+
+
+def test_top_k_matches_a_full_sort():
+    rng = np.random.default_rng(0)
+    scores = rng.random((4, 1000)).astype(np.float32)
+    index, best = top_k(scores, 7)
+    expected = np.argsort(-scores, axis=1)[:, :7]
+    np.testing.assert_array_equal(index, expected)
+    np.testing.assert_array_equal(best, np.take_along_axis(scores, expected, axis=1))
+    assert top_k(scores, 5000)[0].shape == (4, 1000)
+
+
+def test_distances_layout_and_scanpy(hg19_trained, tmp_path):
+    train, _ = hg19_trained
+    adata = bs.tl.distances(train, copy=True)
+    similarity = adata.obsm["bedspace_label_similarity"]
+    assert isinstance(similarity, pd.DataFrame)
+    assert similarity.columns.tolist() == train.uns["bedspace"]["labels"].index.tolist()
+    labels = train.uns["bedspace"]["label_vectors"]
+    expected = adata.obsm["X_bedspace"] @ (labels / np.linalg.norm(labels, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(similarity.to_numpy(), expected, atol=1e-5)  # raw cosine, not rescaled
+    n = adata.n_obs
+    assert adata.uns["bedspace_neighbors"]["params"]["all_pairs"]
+    assert adata.obsp["bedspace_distances"].shape == (n, n)
+    assert adata.obsp["bedspace_distances"].getnnz(axis=1).min() == n - 1  # every other set
+    d = adata.obsp["bedspace_distances"].toarray()
+    cos = adata.obsm["X_bedspace"] @ adata.obsm["X_bedspace"].T
+    off = ~np.eye(n, dtype=bool)
+    np.testing.assert_allclose(d[off], 1 - cos[off], atol=1e-4)
+
+    adata.write_h5ad(tmp_path / "d.h5ad")
+    back = ad.read_h5ad(tmp_path / "d.h5ad")
+    pd.testing.assert_frame_equal(back.obsm["bedspace_label_similarity"], similarity)
+    assert (back.obsp["bedspace_connectivities"] != adata.obsp["bedspace_connectivities"]).nnz == 0
+    assert back.uns["bedspace_neighbors"]["distances_key"] == "bedspace_distances"
+
+    sc.tl.umap(back, neighbors_key="bedspace_neighbors", random_state=0)
+    sc.tl.leiden(back, neighbors_key="bedspace_neighbors", flavor="igraph", n_iterations=2, random_state=0)
+    assert back.obsm["X_umap"].shape == (n, 2)
+    assert back.obs["leiden"].nunique() >= 2
+    # clusters follow assay: most sets share the assay of their cluster's majority
+    majority = back.obs.groupby("leiden", observed=True)["assay"].agg(lambda s: s.value_counts().iloc[0]).sum()
+    assert majority / n > 0.8
+
+
+def test_distances_knn_graph(hg19_trained):
+    train, _ = hg19_trained
+    adata = bs.tl.distances(train, n_neighbors=6, copy=True)
+    assert adata.obsp["bedspace_distances"].getnnz(axis=1).max() == 5
+    assert not adata.uns["bedspace_neighbors"]["params"]["all_pairs"]
+    with pytest.raises(ValueError, match="n_neighbors"):
+        bs.tl.distances(train, n_neighbors=1, copy=True)
+
+
+def test_large_collection_default_is_knn(monkeypatch, hg19_trained):
+    from bedspace.tl import _distances
+
+    monkeypatch.setattr(_distances, "ALL_PAIRS_MAX_SETS", 50)
+    adata = bs.tl.distances(hg19_trained[0], copy=True)
+    assert adata.uns["bedspace_neighbors"]["params"]["n_neighbors"] == _distances.DEFAULT_NEIGHBORS
