@@ -47,8 +47,12 @@ def _demo(args: argparse.Namespace) -> None:
     model = bs.BEDSpaceModel.from_anndata(adata)
     vectors = model.label_vectors / np.linalg.norm(model.label_vectors, axis=1, keepdims=True).clip(1e-12)
     similarity = pd.DataFrame(adata.obsm["X_bedspace"] @ vectors.T, index=adata.obs_names, columns=model.labels.index)
-    print("3. cosine similarity of every region set to every label (rows: sets, columns: labels)\n")
-    print(similarity.to_string(float_format=lambda x: f"{x:+.2f}"))
+    shown = similarity if len(similarity) <= 20 else similarity.head(10)
+    print(
+        f"3. cosine similarity of {'every' if shown is similarity else 'the first 10'} region set(s) to every label\n"
+    )
+    with pd.option_context("display.width", 160, "display.max_columns", 10):
+        print(shown.to_string(float_format=lambda x: f"{x:+.2f}") if shown is similarity else shown.round(2))
     for field in labels:
         in_field = similarity.loc[:, model.labels["field"].to_numpy() == field]
         predicted = in_field.idxmax(axis=1).str.split("=", n=1).str[1]

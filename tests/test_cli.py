@@ -29,10 +29,14 @@ def test_demo_on_a_folder(hg19):
         str(hg19.metadata),
         "--universe",
         str(hg19.universes["tiles_5kb"]),
+        "--labels",
+        "organ,assay",
+        "--epochs",
+        "5",
     )
     assert result.returncode == 0, result.stderr
     assert "tokenized 172 region sets" in result.stdout
-    assert "assay=DNase-seq" in result.stdout
+    assert "assay: the most similar label is the set's own" in result.stdout
 
 
 def test_version_and_help():
