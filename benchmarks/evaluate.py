@@ -36,6 +36,8 @@ SWEEP = {
     "negSearchLimit 20": {"neg_search_limit": 20},
     "softmax loss": {"loss": "softmax"},
     "margin 0.2": {"margin": 0.2},
+    "dropout 0.5": {"dropout": 0.5},
+    "dropout 0.8": {"dropout": 0.8},
 }
 
 
@@ -68,12 +70,15 @@ def main() -> None:
     parser.add_argument("--sweep", action="store_true", help="also run the option sweep")
     parser.add_argument("--universe", default="consensus", choices=["consensus", "tiles_5kb", "both"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", help="with --sweep: only the configurations whose name starts so")
     args = parser.parse_args()
     warnings.simplefilter("ignore", bs.BEDSpaceWarning)
     pd.set_option("display.width", 160)
 
     universes = ["consensus", "tiles_5kb"] if args.universe == "both" else [args.universe]
     configs = SWEEP if args.sweep else {"default (dim 100, 50 epochs, lr 0.05)": {}}
+    if args.only:
+        configs = {k: v for k, v in configs.items() if any(k.startswith(prefix) for prefix in args.only)}
     summary = []
     for universe_name in universes:
         train, test = collection(universe_name, args.seed)

@@ -89,5 +89,5 @@ def hg19_trained(hg19):
     """The collection on 5 kb tiles, split 75/25 by organ; the training part trained (organ, cell_class, assay)."""
     adata = bs.pp.tokenize(hg19.beds, hg19.universes["tiles_5kb"], metadata=hg19.metadata)
     train, test = bs.pp.split(adata, stratify="organ", test_size=0.25, random_state=0)
-    bs.tl.train(train, labels=["organ", "cell_class", "assay"], epochs=30, random_state=0)
+    bs.tl.train(train, labels=["organ", "cell_class", "assay"], epochs=30, random_state=0, n_threads=1)
     return train, test

@@ -34,7 +34,7 @@ def held_out_blood(hg19, hg19_metadata):
         adata.obs.loc[held_out, field] = np.nan
         adata.obs[field] = adata.obs[field].astype("category")
     with pytest.warns(bs.BEDSpaceWarning, match="4 set"):
-        bs.tl.train(adata, labels=FIELDS, epochs=30, random_state=1)
+        bs.tl.train(adata, labels=FIELDS, epochs=30, random_state=1, n_threads=1)
     return adata, held_out
 
 
@@ -99,6 +99,19 @@ def test_held_out_blood_sets_are_closest_to_blood(held_out_blood):
     blood = np.flatnonzero(names == "blood")[0]
     for i, name in enumerate(held_out):
         assert scores[i].argmax() == blood, (name, dict(zip(names, scores[i].round(3), strict=True)))
+
+
+def test_dropout_trains_and_stays_reproducible(insulators_adata):
+    runs = [
+        bs.tl.train(insulators_adata, labels=["target"], dim=16, epochs=5, dropout=0.5, n_threads=1, copy=True)
+        for _ in range(2)
+    ]
+    np.testing.assert_array_equal(runs[0].varm["bedspace"], runs[1].varm["bedspace"])
+    plain = bs.tl.train(insulators_adata, labels=["target"], dim=16, epochs=5, n_threads=1, copy=True)
+    assert not np.array_equal(plain.varm["bedspace"], runs[0].varm["bedspace"])
+    assert runs[0].uns["bedspace"]["params"]["dropout"] == 0.5
+    with pytest.raises(ValueError, match="dropout"):
+        bs.tl.train(insulators_adata, labels=["target"], dropout=1.0)
 
 
 def test_softmax_loss_trains(insulators_adata):
@@ -217,7 +230,7 @@ def test_starspace_backend_with_stand_in(insulators_adata, stand_in):
         "-trainMode": "0", "-dim": "12", "-epoch": "3", "-lr": "0.02", "-negSearchLimit": "5",
         "-maxNegSamples": "10", "-margin": "0.05", "-batchSize": "5", "-loss": "hinge", "-similarity": "cosine",
         "-adagrad": "1", "-shareEmb": "1", "-thread": "2", "-label": "__label__", "-fileFormat": "fastText",
-        "-useWeight": "0", "-ngrams": "1",
+        "-useWeight": "0", "-ngrams": "1", "-dropoutLHS": "0.0", "-trainWord": "0",
     }  # fmt: skip
     binary = stand_in(expected)
     adata = bs.tl.train(

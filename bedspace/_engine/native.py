@@ -55,6 +55,7 @@ class Hyperparameters:
     max_norm: float = 1.0  # -norm
     init_std: float = 0.001  # -initRandSd
     exclude_positives: bool = True  # StarSpace: False (only the drawn positive is never a negative)
+    dropout: float = 0.0  # -dropoutLHS: share of a set's regions left out at each visit
 
 
 @numba.njit(inline="always")
@@ -70,6 +71,12 @@ def _next_random(state):
 @numba.njit(inline="always")
 def _random_below(state, n):
     return np.int64(_next_random(state) % np.uint64(n))
+
+
+@numba.njit(inline="always")
+def _random_unit(state):
+    """Uniform in [0, 1) with 53 random bits."""
+    return np.float64(_next_random(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @numba.njit(inline="always")
@@ -140,6 +147,8 @@ def _train_epoch(
     softmax,
     exclude_positives,
     max_norm,
+    dropout,
+    max_regions,  # most regions of one example (size of the kept-regions buffer)
 ):
     n_threads = seeds.size
     n_examples = order.size
@@ -160,6 +169,8 @@ def _train_epoch(
         pos_weight = np.zeros(batch_size, np.float32)  # rate multiplier of the positive label
         lhs_sq = np.zeros(batch_size, np.float32)
         active = np.zeros(batch_size, np.bool_)
+        kept = np.zeros((batch_size, max_regions), np.int32)  # the regions of this visit, after dropout
+        n_kept = np.zeros(batch_size, np.int64)
         usable = np.zeros(neg_search_limit, np.bool_)
         neg_score = np.zeros(neg_search_limit, np.float32)
         first = t * per_thread
@@ -184,10 +195,16 @@ def _train_epoch(
                 _normalised_row_into(labels[positive[i]], positive_vec[i])
                 row = lhs[i]
                 row[:] = 0
+                n = 0
                 for p in range(indptr[example], indptr[example + 1]):
+                    if dropout > 0 and _random_unit(state) < dropout:
+                        continue
+                    kept[i, n] = indices[p]
+                    n += 1
                     source = regions[indices[p]]
                     for d in range(dim):
                         row[d] += source[d]
+                n_kept[i] = n
                 _normalised_row_into(row, row)
                 lhs_sq[i] = _dot(row, row)
                 pos_score = _dot(row, positive_vec[i])
@@ -207,7 +224,7 @@ def _train_epoch(
                         neg_score[j] = _dot(row, negative_vec[j])
                         top = max(top, neg_score[j])
                         n_used += 1
-                if n_used == 0:
+                if n_used == 0 or n_kept[i] == 0:
                     continue
                 if softmax:
                     # sampled softmax over {positive} ∪ negatives, cosine scores as logits
@@ -261,11 +278,10 @@ def _train_epoch(
             for i in range(n_batch):
                 if not active[i]:
                     continue
-                example = order[start + i]
                 g = grad[i]
                 g_sq = _dot(g, g)
-                for p in range(indptr[example], indptr[example + 1]):
-                    _adagrad_step(regions, indices[p], g, rate, g_sq, region_adagrad, max_norm)
+                for p in range(n_kept[i]):
+                    _adagrad_step(regions, kept[i, p], g, rate, g_sq, region_adagrad, max_norm)
                 _adagrad_step(labels, positive[i], lhs[i], -rate * pos_weight[i], lhs_sq[i], label_adagrad, max_norm)
             for j in range(neg_search_limit):
                 for i in range(n_batch):
@@ -317,6 +333,7 @@ def train(
     steps = data.n_examples // _DECAY_STEP
     rate_per_step = per_epoch / steps if steps else 0.0
     losses = np.zeros(params.epochs, np.float64)
+    max_regions = int(np.diff(data.indptr).max())
     previous_threads = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
@@ -343,6 +360,8 @@ def train(
                 params.loss == "softmax",
                 params.exclude_positives,
                 params.max_norm,
+                params.dropout,
+                max_regions,
             )
             losses[epoch] = loss_sum / max(n_batches, 1)
             if progress is not None:

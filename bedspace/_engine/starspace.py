@@ -70,6 +70,9 @@ def train_arguments(train_file: Path, model: Path, params: Hyperparameters, n_th
         "-useWeight", "0",
         "-normalizeText", "0",
         "-saveEveryEpoch", "0",
+        "-trainWord", "0",
+        "-dropoutLHS", repr(float(params.dropout)),
+        "-dropoutRHS", "0.0",
         "-thread", str(n_threads),
         "-verbose", "1",
     ]  # fmt: skip

@@ -34,6 +34,7 @@ def train(
     batch_size: int = 5,
     loss: Literal["hinge", "softmax"] = "hinge",
     exclude_positives: bool = True,
+    dropout: float = 0.0,
     backend: Literal["native", "starspace"] = "native",
     starspace: str | os.PathLike | None = None,
     n_threads: int | None = None,
@@ -72,6 +73,9 @@ def train(
         Never use any of an example's own labels as its negative. StarSpace only excludes the label drawn as
         positive (``False`` reproduces it), so a set labelled ``organ=blood`` and ``cell_class=T cell`` may be
         pushed away from ``cell_class=T cell`` while learning ``organ=blood``.
+    dropout
+        Share of a set's regions left out, afresh, at every visit (StarSpace ``-dropoutLHS``): the set is seen
+        as many random subsets of itself, as an unseen experiment of the same kind would be.
     backend
         ``"native"``: the built-in numba engine, nothing to install. ``"starspace"``: the real StarSpace binary.
     starspace
@@ -113,6 +117,8 @@ def train(
             raise ValueError(f"{name} must be >= 1, got {value}")
     if not lr > 0:
         raise ValueError(f"lr must be > 0, got {lr}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     binary = starspace_engine.find_binary(starspace) if backend == "starspace" else None
     labels = [labels] if isinstance(labels, str) else list(labels)
     params = native.Hyperparameters(
@@ -125,6 +131,7 @@ def train(
         batch_size=int(batch_size),
         loss=loss,
         exclude_positives=bool(exclude_positives),
+        dropout=float(dropout),
     )
     threads = int(n_threads) if n_threads is not None else available_cores()
     X = adata.X.tocsr()
