@@ -23,8 +23,8 @@ SEARCH_TYPES = ("r2l", "l2r", "r2r")
 
 
 def _normalised(text: str) -> str:
-    """Loose form of a label for a second-chance match: case, spaces, underscores and dashes ignored."""
-    return re.sub(r"[\s_\-]+", "", text).lower()
+    """Loose form of a label for a second-chance match: case, spaces and punctuation ignored."""
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
 
 
 def resolve_label(labels: pd.DataFrame, query: str, field: str | None = None) -> int:

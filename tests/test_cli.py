@@ -6,13 +6,25 @@ import sys
 import bedspace as bs
 
 
-def run(*args, env_extra=None):
-    return subprocess.run([sys.executable, "-m", "bedspace", *args], capture_output=True, text=True, timeout=300)
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "bedspace", *map(str, args)], capture_output=True, text=True, timeout=300
+    )
 
 
-def test_demo_runs_on_bundled_data():
-    result = run("demo")
+def test_demo_runs_on_bundled_data(tmp_path):
+    figure = tmp_path / "demo.png"
+    result = run("demo", "--figure", figure)
     assert result.returncode == 0, result.stderr
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for step in (
+        "3. cosine similarity",
+        "4. the three searches",
+        "r2l: labels of",
+        "5. held-out evaluation",
+        "overlap",
+    ):
+        assert step in result.stdout
     assert "tokenized 8 region sets" in result.stdout
     assert "SuHw_Mbn2_Bushey_2009.bed.gz" in result.stdout
     assert "trained a 50-dimensional joint embedding" in result.stdout
@@ -20,7 +32,7 @@ def test_demo_runs_on_bundled_data():
     assert "Traceback" not in result.stderr
 
 
-def test_demo_on_a_folder(hg19):
+def test_demo_on_a_folder(hg19, tmp_path):
     result = run(
         "demo",
         "--data",
@@ -33,10 +45,12 @@ def test_demo_on_a_folder(hg19):
         "organ,assay",
         "--epochs",
         "5",
+        "--figure",
+        tmp_path / "hg19.png",
     )
     assert result.returncode == 0, result.stderr
     assert "tokenized 172 region sets" in result.stdout
-    assert "assay: the most similar label is the set's own" in result.stdout
+    assert "5. held-out evaluation" in result.stdout and "assay=DNase-seq" in result.stdout
 
 
 def test_version_and_help():

@@ -24,8 +24,9 @@ def find_binary(starspace: str | os.PathLike | None) -> Path:
     """The StarSpace executable: ``starspace`` (a file or the folder holding it), else ``$BEDSPACE_STARSPACE``."""
     given = starspace if starspace is not None else os.environ.get(ENV_VAR)
     how = (
-        "Build StarSpace (facebookresearch/StarSpace on GitHub: `make` in its folder) and pass starspace= or set "
-        f"${ENV_VAR}, or use backend='native', the built-in engine that needs nothing installed."
+        "Build StarSpace (facebookresearch/StarSpace on GitHub: `make` in its folder) and give its path "
+        f"(starspace= in Python, --path-to-starspace on the command line, or ${ENV_VAR}), or use the built-in "
+        "engine, which needs nothing installed (backend='native'; on the command line, leave out --path-to-starspace)."
     )
     if not given:
         raise FileNotFoundError(f"no StarSpace binary given (starspace= or ${ENV_VAR}). {how}")

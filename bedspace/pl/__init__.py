@@ -1,3 +1,5 @@
-"""Plotting."""
+"""Plotting: the pictures scanpy does not have (compose with it: every function takes ``ax=``)."""
 
-__all__: list[str] = []
+from ._label_similarity import label_similarity
+
+__all__ = ["label_similarity"]

@@ -1,0 +1,157 @@
+"""The ``bedspace`` command line: ``preprocess``, ``train``, ``distances``, ``search`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from .._version import __version__
+from . import _demo, _pipeline
+
+USER_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, ValueError, KeyError, TypeError)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (and the exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _command(commands, name: str, *, help: str, description: str, examples: list[str]) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog="examples:\n" + "\n".join(f"  {e}" for e in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of ``bedspace``."""
+    parser = _Parser(prog="bedspace", description="Joint embeddings of genomic region sets and their metadata.")
+    parser.add_argument("--version", action="version", version=f"bedspace {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    p = _command(
+        commands, "preprocess", help="tokenize BED files onto a universe and write the training file",
+        description="Tokenize a folder of BED files onto a universe and write one StarSpace training line per file "
+        "(its regions as chr_start_end tokens, then its labels). A companion .bedspace.h5ad beside the output "
+        "keeps the universe, metadata and labels for the next steps.",
+        examples=['bedspace preprocess --input beds/ --metadata labels.csv --universe universe.bed '
+                  '--labels "cell_type,tissue" --output preprocessed.txt'],
+    )  # fmt: skip
+    p.add_argument("-i", "--input", required=True, help="folder of BED files (plain or gzipped)")
+    p.add_argument("-m", "--metadata", required=True, help="CSV with a file_name column and label columns")
+    p.add_argument("-u", "--universe", required=True, help="universe BED file (the vocabulary of regions)")
+    p.add_argument("-l", "--labels", required=True, help='comma-separated label columns, e.g. "cell_type,tissue"')
+    p.add_argument("-o", "--output", required=True, help="training file to write")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel threads (default: all cores)")
+    p.set_defaults(func=_pipeline.preprocess)
+
+    p = _command(
+        commands, "train", help="train the joint embedding (built-in engine, or StarSpace)",
+        description="Train the joint embedding of a preprocessed collection. Without --path-to-starspace the "
+        "built-in engine runs (nothing to install); with it, the real StarSpace binary. An existing output "
+        "folder is never continued: it is refused unless --overwrite.",
+        examples=["bedspace train --input preprocessed.txt --output model/ --dim 100 --epochs 50 --lr 0.05",
+                  "bedspace train --path-to-starspace /path/to/starspace --input preprocessed.txt --output model/"],
+    )  # fmt: skip
+    p.add_argument("-i", "--input", required=True, help="training file written by preprocess")
+    p.add_argument("-o", "--output", required=True, help="model folder to write")
+    p.add_argument("-s", "--path-to-starspace", default=None, help="the StarSpace binary or its folder")
+    p.add_argument("--dim", type=int, default=100, help="embedding dimension (default: 100)")
+    p.add_argument("--epochs", type=int, default=50, help="passes over the data (default: 50)")
+    p.add_argument("--lr", type=float, default=0.05, help="initial learning rate (default: 0.05)")
+    p.add_argument("--neg-search-limit", type=int, default=5, help="negatives sampled per batch (default: 5)")
+    p.add_argument("--loss", choices=["hinge", "softmax"], default="hinge", help="loss (default: hinge)")
+    p.add_argument("--dropout", type=float, default=0.0, help="share of regions left out per visit (default: 0)")
+    p.add_argument("--threads", type=int, default=None, help="training threads (default: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the built-in engine (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    p.set_defaults(func=_pipeline.train)
+
+    p = _command(
+        commands, "distances", help="set–label and set–set similarities, with the model, in one file",
+        description="Compute the similarities of the region sets named in --metadata to every label and to each "
+        "other, and write them with the model and universe to --output: an .h5ad file (never a pickle, "
+        "whatever its name), the input of search.",
+        examples=["bedspace distances --input model/ --metadata labels.csv --universe universe.bed --output distances.pkl"],
+    )  # fmt: skip
+    p.add_argument("-i", "--input", required=True, help="model folder written by train")
+    p.add_argument("-m", "--metadata", required=True, help="CSV with a file_name column: the sets to include")
+    p.add_argument("-u", "--universe", required=True, help="the universe BED file the model was trained on")
+    p.add_argument("-o", "--output", required=True, help="file to write (.h5ad format)")
+    p.add_argument("--beds", default=None, help="folder of BED files for sets the model has not seen")
+    p.add_argument("--n-neighbors", type=int, default=None, help="neighbours per set (default: all pairs ≤ 2000 sets)")
+    p.set_defaults(func=_pipeline.distances)
+
+    p = _command(
+        commands, "search", help="region set → labels, label → region sets, region set → region sets",
+        description="Search the joint space. r2l: annotate a BED file; l2r: find sets for a label; r2r: find sets "
+        "like a BED file. The BED file need not have been seen in training.",
+        examples=["bedspace search -t r2l -d distances.pkl -q query_regions.bed -n 10",
+                  'bedspace search -t l2r -d distances.pkl -q "T_cell" -n 10',
+                  "bedspace search -t r2r -d distances.pkl -q query_regions.bed -n 10 --format tsv"],
+    )  # fmt: skip
+    p.add_argument("-t", "--type", required=True, choices=["r2l", "l2r", "r2r"], help="kind of search")
+    p.add_argument("-d", "--distances", required=True, help="file written by distances")
+    p.add_argument("-q", "--query", required=True, help="a BED file (r2l, r2r), or a label such as T_cell (l2r)")
+    p.add_argument("-n", type=int, default=10, help="number of results (default: 10)")
+    p.add_argument("-f", "--field", default=None, help="only labels of this field (r2l)")
+    p.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format")
+    p.set_defaults(func=_pipeline.search)
+
+    p = _command(
+        commands, "demo", help="run the whole pipeline on bundled data",
+        description="The whole pipeline with the built-in engine — tokenize, train, similarities, the three "
+        "searches, a held-out evaluation against the overlap baseline, a figure — on the bundled dm3 insulator "
+        "sets (offline) or on your own folder.",
+        examples=["bedspace demo",
+                  "bedspace demo --data beds/ --metadata labels.csv --universe universe.bed --labels cell_type,assay"],
+    )  # fmt: skip
+    p.add_argument("--data", help="folder of BED files (default: the bundled dm3 insulator sets)")
+    p.add_argument("--metadata", help="CSV with a file_name column (with --data)")
+    p.add_argument("--universe", help="universe BED file (with --data)")
+    p.add_argument("--labels", default="cell_type", help="comma-separated label columns (with --data)")
+    p.add_argument("--dim", type=int, default=50, help="embedding dimension (default: 50)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
+    p.add_argument(
+        "--figure", default="bedspace_demo.png", help="where to write the figure (default: bedspace_demo.png)"
+    )
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel threads (default: all cores)")
+    p.set_defaults(func=_demo.demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; a user mistake prints one line to stderr and returns 1."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            args.func(args)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bedspace {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        from .._engine.starspace import StarSpaceError
+
+        if args.debug or not isinstance(err, StarSpaceError):
+            raise
+        print(f"bedspace {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""``bs.pl.label_similarity``: sets × labels heatmap of cosine similarity."""
+
+from __future__ import annotations
+
+import os
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from .._model import BEDSpaceModel
+from ._utils import finish, new_axes
+
+
+def label_similarity(
+    adata: ad.AnnData,
+    *,
+    field: str | None = None,
+    groupby: str | None = None,
+    key: str = "bedspace",
+    cmap: str = "RdBu_r",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+) -> Axes:
+    """Heatmap of every set's cosine similarity to every label.
+
+    Uses ``adata.obsm[key + "_label_similarity"]`` (from :func:`bedspace.tl.distances`) when present, otherwise
+    computes it from the trained vectors (nothing is written).
+
+    Parameters
+    ----------
+    adata
+        A collection trained with :func:`bedspace.tl.train`.
+    field
+        Only the labels of this field (e.g. ``"organ"``); default all.
+    groupby
+        ``.obs`` column to order and mark the rows by (e.g. the true label); default: the set order.
+    key
+        The ``key_added`` of :func:`~bedspace.tl.train`.
+    cmap
+        Colour map; centred on 0 from -1 to 1.
+    ax, show, save
+        Draw into ``ax``; show the figure (default: when no ``ax`` is given and matplotlib is interactive);
+        save it to this path.
+
+    Returns
+    -------
+    The Axes.
+    """
+    similarity = adata.obsm.get(key + "_label_similarity")
+    if similarity is None:
+        model = BEDSpaceModel.from_anndata(adata, key=key)
+        similarity = pd.DataFrame(
+            model.unit_set_vectors @ model.unit_label_vectors.T, index=adata.obs_names, columns=model.labels.index
+        )
+    if field is not None:
+        columns = [c for c in similarity.columns if c.split("=", 1)[0] == field]
+        if not columns:
+            raise KeyError(f"no labels of field {field!r}")
+        similarity = similarity[columns]
+    order = np.arange(len(similarity))
+    groups = None
+    if groupby is not None:
+        if groupby not in adata.obs.columns:
+            raise KeyError(f"no column {groupby!r} in .obs; available: {list(adata.obs.columns)}")
+        groups = adata.obs[groupby].astype(str).to_numpy()
+        order = np.argsort(groups, kind="stable")
+        groups = groups[order]
+    values = similarity.to_numpy()[order]
+    fig, ax = new_axes(ax, size=(1.5 + 0.45 * values.shape[1], 1.5 + 0.22 * values.shape[0]))
+    image = ax.imshow(values, cmap=cmap, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(values.shape[1]), [c if field is None else c.split("=", 1)[1] for c in similarity.columns])
+    ax.tick_params(axis="x", rotation=90)
+    ax.set_yticks(range(values.shape[0]), similarity.index.to_numpy()[order])
+    if groups is not None:
+        boundaries = np.flatnonzero(groups[1:] != groups[:-1]) + 0.5
+        for y in boundaries:
+            ax.axhline(y, color="black", linewidth=0.8)
+        ax.set_ylabel(groupby)
+    ax.set_xlabel(f"{field} labels" if field else "labels")
+    ax.set_title("cosine similarity of sets to labels")
+    fig.colorbar(image, ax=ax, shrink=0.6, label="cosine similarity")
+    return finish(ax, show=show, save=save)
