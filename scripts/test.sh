@@ -26,4 +26,6 @@ fi
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-MPLBACKEND=agg .venv/bin/python -m pytest "$@"
+# the test suite and the tutorials (executed top to bottom); arguments, if any, replace the default paths
+if [ $# -eq 0 ]; then set -- tests tutorials; fi
+MPLBACKEND=agg .venv/bin/python -m pytest --nbmake "$@"
