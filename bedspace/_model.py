@@ -12,6 +12,7 @@ from typing import Literal
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ._atomic import atomic_folder
 from ._engine.native import set_vectors
@@ -21,9 +22,8 @@ from ._similarity import unit_rows
 from ._sources import RegionSets, resolve_sets
 from ._version import __version__
 from ._warnings import BEDSpaceWarning
-from .datasets._files import write_bed
-from .io._bed import read_intervals
-from .io._starspace import read_starspace_tsv, region_tokens, write_starspace_tsv
+from .io._bed import read_intervals, write_bed
+from .io._starspace import read_starspace_tsv, region_tokens, vectors_from_symbols, write_starspace_tsv
 
 FORMAT = "bedspace-model"
 FORMAT_VERSION = 1
@@ -172,6 +172,35 @@ class BEDSpaceModel:
             set_vectors=np.asarray(adata.obsm["X_" + key]),
         )
 
+    def to_anndata(self, key: str = "bedspace") -> ad.AnnData:
+        """The carried region sets as an AnnData laid out as :func:`bedspace.tl.train` leaves one.
+
+        Sets × universe regions with an empty ``X`` (the model keeps vectors, not tokens); ``.obs`` the sets'
+        metadata, ``.obsm["X_" + key]`` their vectors, ``.varm[key]`` the region vectors and ``.uns[key]`` the
+        labels, label vectors, parameters and loss — so that :func:`bedspace.tl.distances`,
+        :func:`bedspace.tl.search` and scanpy work on a loaded model.
+        """
+        if self._sets is None:
+            raise ValueError("this model carries no region sets; make it with BEDSpaceModel.from_anndata(adata)")
+        var = self._universe.copy()
+        var.index = var.index.astype(str)
+        adata = ad.AnnData(
+            X=sp.csr_matrix((len(self._sets), len(var)), dtype=np.float32), obs=self._sets.copy(), var=var
+        )
+        adata.obsm["X_" + key] = self._set_vectors
+        adata.varm[key] = self._region_vectors
+        universe = {"name": self.universe_name, "n_regions": len(var)}
+        if self.chrom_sizes:
+            universe["chrom_sizes"] = self.chrom_sizes
+        adata.uns[key] = {
+            "universe": universe,
+            "params": self.params,
+            "labels": self._labels.copy(),
+            "label_vectors": self._label_vectors,
+            "loss": self.loss,
+        }
+        return adata
+
     # -- saving and loading -----------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the model as a self-describing folder (no pickle), atomically.
@@ -183,8 +212,7 @@ class BEDSpaceModel:
         """
         folder = Path(folder)
         with atomic_folder(folder, overwrite=overwrite) as tmp:
-            frame = self._universe.rename(columns={"chrom": "Chromosome", "start": "Start", "end": "End"})
-            write_bed(frame, tmp / _FILES["universe"])
+            write_bed(self._universe, tmp / _FILES["universe"])
             np.save(tmp / _FILES["regions"], self._region_vectors, allow_pickle=False)
             self._labels.to_csv(tmp / _FILES["labels"], sep="\t", index=False)
             np.save(tmp / _FILES["label_vectors"], self._label_vectors, allow_pickle=False)
@@ -268,8 +296,6 @@ class BEDSpaceModel:
         ``__label__`` tokens (``__label__organ=blood`` as bedspace writes them, or plain ``__label__T_cell``,
         which becomes field ``label``).
         """
-        from .tl._train import vectors_from_symbols
-
         symbols, vectors = read_starspace_tsv(tsv)
         uni = load_universe(universe)
         region_vectors, label_vectors, table = vectors_from_symbols(symbols, vectors, uni.var, None)

@@ -106,6 +106,27 @@ def test_distances_file_is_a_safe_h5ad(pipeline):
     assert "bedspace_label_similarity" in adata.obsm and "bedspace_connectivities" in adata.obsp
 
 
+def test_distances_adds_sets_the_model_has_not_seen(pipeline, hg19, hg19_folder):
+    folder, held_back = hg19_folder
+    labels = pd.read_csv(folder / "labels.csv")
+    extra = pd.read_csv(hg19.metadata).query("file_name == @held_back.name")
+    pd.concat([labels, extra]).to_csv(pipeline / "labels_plus.csv", index=False)
+    args = ["distances", "--input", "model/", "--metadata", "labels_plus.csv", "--universe", hg19.universes["tiles_5kb"],
+            "--output", "plus.h5ad"]  # fmt: skip
+    result = bedspace(*args, cwd=pipeline, check=False)
+    assert result.returncode == 1 and "not in the model (give their folder with --beds)" in result.stderr
+    bedspace(*args, "--beds", hg19.beds, cwd=pipeline)
+    import anndata as ad
+
+    adata = ad.read_h5ad(pipeline / "plus.h5ad")
+    assert adata.n_obs == 13 and held_back.name in adata.obs_names
+    assert adata.obsm["X_bedspace"][adata.obs_names.get_loc(held_back.name)].any()
+    out = bedspace(
+        "search", "-t", "l2r", "-d", "plus.h5ad", "-q", "organ=blood", "-n", "13", "--format", "json", cwd=pipeline
+    )
+    assert held_back.name in [h["name"] for h in json.loads(out.stdout)]
+
+
 def test_search_r2l_with_a_file_never_seen(pipeline, hg19_folder):
     _, held_back = hg19_folder
     out = bedspace(

@@ -124,3 +124,20 @@ def test_embed_unknown_set_warns(trained):
     with pytest.warns(bs.BEDSpaceWarning, match="zero vector.*query"):
         vector = model.embed(frame)
     assert not vector.any()
+
+
+def test_to_anndata_round_trip_and_scanpy_tools(trained, tmp_path):
+    _, adata = trained
+    model = bs.BEDSpaceModel.load(bs.BEDSpaceModel.from_anndata(adata).save(tmp_path / "m"))
+    again = model.to_anndata()
+    assert again.obs_names.equals(adata.obs_names) and again.n_vars == adata.n_vars
+    np.testing.assert_array_equal(again.obsm["X_bedspace"], adata.obsm["X_bedspace"])
+    back = bs.BEDSpaceModel.from_anndata(again)
+    np.testing.assert_array_equal(back.region_vectors, model.region_vectors)
+    np.testing.assert_array_equal(back.label_vectors, model.label_vectors)
+    bs.tl.distances(again)
+    assert again.obsm["bedspace_label_similarity"].shape == (8, 6)
+    again.write_h5ad(tmp_path / "again.h5ad")
+    bare = bs.BEDSpaceModel(model.universe, model.region_vectors, model.labels, model.label_vectors)
+    with pytest.raises(ValueError, match="carries no region sets"):
+        bare.to_anndata()

@@ -118,38 +118,20 @@ def distances(args: argparse.Namespace) -> None:
         )
     table = read_metadata(args.metadata)
     names = table["file_name"].tolist()
-    if model.set_names is None:
-        raise ValueError(f"the model in {args.input} carries no region sets")
-    missing = [n for n in names if n not in model.set_names]
-    vectors = np.zeros((len(names), model.dim), np.float32)
-    carried = [i for i, n in enumerate(names) if n in model.set_names]
-    vectors[carried] = model.set_vectors[model.set_names.get_indexer([names[i] for i in carried])]
+    collection = model.to_anndata()
+    missing = [n for n in names if n not in collection.obs_names]
     if missing:
         if args.beds is None:
             raise ValueError(
                 f"{len(missing)} set(s) of {args.metadata} are not in the model (give their folder with --beds): "
                 f"{missing[:10]}"
             )
-        query = model.tokenize([Path(args.beds) / n for n in missing])
-        vectors[[names.index(n) for n in missing]] = model.embed(query)
-    obs = match_metadata(table, names)
-    adata = ad.AnnData(
-        X=sp.csr_matrix((len(names), len(model.universe)), dtype=np.float32),
-        obs=obs,
-        var=model.universe.copy(),
-    )
-    adata.var_names = adata.var_names.astype(str)
-    adata.varm["bedspace"] = model.region_vectors
-    adata.obsm["X_bedspace"] = vectors
-    adata.uns["bedspace"] = {
-        "universe": {"name": model.universe_name, "n_regions": len(model.universe)},
-        "params": model.params,
-        "labels": model.labels,
-        "label_vectors": model.label_vectors,
-        "loss": model.loss,
-    }
-    if model.chrom_sizes:
-        adata.uns["bedspace"]["universe"]["chrom_sizes"] = model.chrom_sizes
+        unseen = model.tokenize([Path(args.beds) / n for n in missing])
+        unseen.obsm["X_bedspace"] = model.embed(unseen)
+        unseen.X = sp.csr_matrix(unseen.shape, dtype=np.float32)
+        collection = ad.concat([collection, unseen], join="outer", uns_merge="first", merge="first")
+    adata = collection[names].copy()
+    adata.obs = match_metadata(table, names)
     bs.tl.distances(adata, n_neighbors=args.n_neighbors)
     write_h5ad_atomic(adata, Path(args.output))
     print(

@@ -13,10 +13,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_bytes
-from ..io._bed import read_intervals
+from ..io._bed import read_intervals, write_bed
 from ..pp._universe import consensus_universe, tile_universe
 from ._collection import RegionSetCollection, cache_dir
-from ._files import write_bed, write_chrom_sizes
+from ._files import write_chrom_sizes
 
 FOLDER = "hg19_bedsets"
 METADATA = "metadata.csv"

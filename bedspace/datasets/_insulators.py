@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 
 from .._sources import bed_files_in
-from ..io._bed import read_intervals
+from ..io._bed import read_intervals, write_bed
 from ..pp._universe import tile_universe
 from ._collection import RegionSetCollection, cache_dir
-from ._files import write_bed, write_chrom_sizes
+from ._files import write_chrom_sizes
 
 TILE_SIZE = 5000
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyranges1 as pr
 
+from .._atomic import atomic_write_bytes
 from .._warnings import BEDSpaceWarning
 
 PathLike = str | os.PathLike
@@ -322,3 +323,24 @@ def read_bed(path: PathLike) -> pr.PyRanges:
     if len(intervals) == 0:
         warnings.warn(f"{path}: no intervals in this file; it is an empty region set", BEDSpaceWarning, stacklevel=2)
     return pr.PyRanges(intervals.to_frame())
+
+
+def write_bed(ranges: pd.DataFrame, path: PathLike) -> Path:
+    """Write intervals as BED3, atomically; gzipped when the name ends in ``.gz``.
+
+    Parameters
+    ----------
+    ranges
+        A PyRanges or DataFrame with ``Chromosome, Start, End`` or ``chrom, start, end`` columns.
+    path
+        Where to write.
+
+    Returns
+    -------
+    The path written.
+    """
+    columns = _locate_columns(ranges, source="intervals")
+    text = ranges[list(columns)].to_csv(sep="\t", header=False, index=False).encode()
+    path = Path(path)
+    atomic_write_bytes(gzip.compress(text, compresslevel=6, mtime=0) if path.name.endswith(".gz") else text, path)
+    return path

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._atomic import atomic_path
-from .._labels import LABEL_PREFIX, LabelAssignment, assign_labels, label_token, region_token
+from .._labels import LABEL_PREFIX, LabelAssignment, assign_labels, label_token, parse_label_token, region_token
 from .._warnings import BEDSpaceWarning
 
 
@@ -127,4 +127,32 @@ def write_starspace_tsv(symbols: list[str], vectors: np.ndarray, path: str | os.
     return path
 
 
-__all__ = ["LABEL_PREFIX", "read_starspace_tsv", "region_tokens", "write_starspace", "write_starspace_tsv"]
+def vectors_from_symbols(
+    symbols: list[str], vectors: np.ndarray, var: pd.DataFrame, table: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Place StarSpace's rows: region tokens onto ``var``'s rows, labels onto ``table``'s (or build the table)."""
+    row_of_region = {token: i for i, token in enumerate(region_tokens(var))}
+    region_vectors = np.zeros((len(var), vectors.shape[1]), np.float32)
+    label_rows, label_keys, unknown = [], [], []
+    for k, symbol in enumerate(symbols):
+        if symbol.startswith(LABEL_PREFIX):
+            label_rows.append(k)
+            label_keys.append(parse_label_token(symbol))
+        elif symbol in row_of_region:
+            region_vectors[row_of_region[symbol]] = vectors[k]
+        else:
+            unknown.append(symbol)
+    if unknown:
+        raise ValueError(
+            f"{len(unknown)} region token(s) of the StarSpace model are not regions of this universe "
+            f"(expected tokens like {next(iter(row_of_region))!r}): {unknown[:5]}"
+        )
+    built = table is None
+    if built:
+        table = pd.DataFrame(label_keys, columns=["field", "value"])
+        table.index = pd.Index((table["field"] + "=" + table["value"]).tolist())
+    row_of_label = {(f, v): i for i, (f, v) in enumerate(table[["field", "value"]].itertuples(index=False))}
+    label_vectors = np.zeros((len(table), vectors.shape[1]), np.float32)
+    for k, key in zip(label_rows, label_keys, strict=True):
+        label_vectors[row_of_label[key]] = vectors[k]
+    return (region_vectors, label_vectors, table) if built else (region_vectors, label_vectors)

@@ -16,9 +16,8 @@ from tqdm.auto import tqdm
 from .. import _logging as logg
 from .._engine import native
 from .._engine import starspace as starspace_engine
-from .._labels import LABEL_PREFIX, parse_label_token
 from .._parallel import available_cores
-from ..io._starspace import read_starspace_tsv, region_tokens, training_examples, write_starspace
+from ..io._starspace import read_starspace_tsv, training_examples, vectors_from_symbols, write_starspace
 
 
 def train(
@@ -211,34 +210,3 @@ def _train_starspace(adata, labels, table: pd.DataFrame, binary, params, threads
         symbols, vectors = read_starspace_tsv(tsv)
     region_vectors, label_vectors = vectors_from_symbols(symbols, vectors, adata.var, table)
     return region_vectors, label_vectors, losses
-
-
-def vectors_from_symbols(
-    symbols: list[str], vectors: np.ndarray, var: pd.DataFrame, table: pd.DataFrame | None
-) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-    """Place StarSpace's rows: region tokens onto ``var``'s rows, labels onto ``table``'s (or build the table)."""
-    row_of_region = {token: i for i, token in enumerate(region_tokens(var))}
-    region_vectors = np.zeros((len(var), vectors.shape[1]), np.float32)
-    label_rows, label_keys, unknown = [], [], []
-    for k, symbol in enumerate(symbols):
-        if symbol.startswith(LABEL_PREFIX):
-            label_rows.append(k)
-            label_keys.append(parse_label_token(symbol))
-        elif symbol in row_of_region:
-            region_vectors[row_of_region[symbol]] = vectors[k]
-        else:
-            unknown.append(symbol)
-    if unknown:
-        raise ValueError(
-            f"{len(unknown)} region token(s) of the StarSpace model are not regions of this universe "
-            f"(expected tokens like {next(iter(row_of_region))!r}): {unknown[:5]}"
-        )
-    built = table is None
-    if built:
-        table = pd.DataFrame(label_keys, columns=["field", "value"])
-        table.index = pd.Index((table["field"] + "=" + table["value"]).tolist())
-    row_of_label = {(f, v): i for i, (f, v) in enumerate(table[["field", "value"]].itertuples(index=False))}
-    label_vectors = np.zeros((len(table), vectors.shape[1]), np.float32)
-    for k, key in zip(label_rows, label_keys, strict=True):
-        label_vectors[row_of_label[key]] = vectors[k]
-    return (region_vectors, label_vectors, table) if built else (region_vectors, label_vectors)
