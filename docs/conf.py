@@ -15,7 +15,7 @@ extensions = [
     "sphinx_autodoc_typehints",
 ]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "tutorials/README.md"]
 autosummary_generate = True
 autodoc_member_order = "bysource"
 napoleon_google_docstring = False
@@ -23,7 +23,12 @@ napoleon_numpy_docstring = True
 napoleon_use_rtype = True
 typehints_defaults = "comma"
 always_use_bars_union = True
-nb_execution_mode = "off"
+# The tutorials are executed when the docs are built (on the real data, as in the test run), so the rendered
+# pages always show what the current code does; progress bars on stderr are left out of the pages.
+nb_execution_mode = "force"
+nb_execution_timeout = 900
+nb_execution_raise_on_error = True
+nb_output_stderr = "remove"
 myst_enable_extensions = ["colon_fence", "deflist"]
 nitpicky = False
 html_theme = "sphinx_book_theme"

@@ -33,3 +33,58 @@ def test_label_similarity_into_given_axes_and_errors(hg19_trained):
     with pytest.raises(KeyError, match="no column 'tissue'"):
         bs.pl.label_similarity(train, groupby="tissue", show=False)
     plt.close(fig)
+
+
+def test_joint_embedding_has_sets_and_labels(hg19_trained, tmp_path):
+    train, _ = hg19_trained
+    ax = bs.pl.embedding(train, color="assay", labels="organ", show=False, save=tmp_path / "joint.png")
+    assert (tmp_path / "joint.png").stat().st_size > 10_000
+    set_points = sum(len(c.get_offsets()) for c in ax.collections[:-1])
+    assert set_points == train.n_obs
+    organs = train.uns["bedspace"]["labels"].query("field == 'organ'").index.tolist()
+    assert len(ax.collections[-1].get_offsets()) == len(organs)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(organs)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(train.obs["assay"].cat.categories)
+    plt.close(ax.figure)
+    ax = bs.pl.embedding(train, color="n_regions", labels=False, basis="pca", show=False)
+    assert not ax.texts and len(ax.collections) == 1
+    plt.close("all")
+    with pytest.raises(KeyError, match="no labels of field 'tissue'"):
+        bs.pl.embedding(train, labels="tissue", show=False)
+
+
+def test_search_bars(hg19_trained):
+    train, test = hg19_trained
+    result = bs.tl.search(
+        train,
+        test.obs_names[0] if test.obs_names[0] in train.obs_names else train.obs_names[0],
+        search_type="r2l",
+        top_k=6,
+    )
+    ax = bs.pl.search(result, show=False)
+    assert len(ax.patches) == 6
+    assert [t.get_text() for t in ax.get_yticklabels()] == result["name"].tolist()
+    assert ax.get_yticks()[0] == len(result) - 1  # the best hit on top
+    assert [round(p.get_width(), 6) for p in ax.patches] == [round(s, 6) for s in result["score"]]
+    plt.close(ax.figure)
+    several = bs.tl.search(train, train.obs_names[:2].tolist(), search_type="r2r", top_k=3)
+    with pytest.raises(ValueError, match="one query at a time"):
+        bs.pl.search(several, show=False)
+    ax = bs.pl.search(several[several["query"] == train.obs_names[0]], color="assay", show=False)
+    assert len(ax.patches) == 3
+    plt.close("all")
+
+
+def test_loss_and_evaluation_plots(hg19_trained):
+    train, test = hg19_trained
+    ax = bs.pl.loss(train, show=False)
+    line = ax.lines[0]
+    assert len(line.get_xdata()) == len(train.uns["bedspace"]["loss"])
+    plt.close(ax.figure)
+    table = bs.tl.evaluate(train, test, fields=["organ", "assay"])
+    ax = bs.pl.evaluation(table, show=False)
+    assert len(ax.patches) == 2 * 3 * 3  # fields × searches × methods
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bedspace", "overlap", "random"]
+    plt.close(ax.figure)
+    with pytest.raises(KeyError, match="run bs.tl.train"):
+        bs.pl.loss(test, show=False)

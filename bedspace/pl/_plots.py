@@ -1,0 +1,227 @@
+"""``bs.pl``: the joint map of sets and labels, search results, training loss, evaluation."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+
+from .._model import BEDSpaceModel
+from ._utils import finish, new_axes
+
+
+def _palette(adata: ad.AnnData | None, column: str, categories: list[str]) -> dict[str, str]:
+    """Colours for categories: scanpy's ``uns[column + '_colors']`` when present, else tab20."""
+    stored = None if adata is None else adata.uns.get(f"{column}_colors")
+    if stored is not None and len(stored) >= len(categories):
+        return dict(zip(categories, stored, strict=False))
+    cmap = plt.get_cmap("tab20")
+    return {c: cmap(i % 20) for i, c in enumerate(categories)}
+
+
+def embedding(
+    adata: ad.AnnData,
+    *,
+    color: str | None = None,
+    labels: bool | str = True,
+    basis: Literal["umap", "pca"] = "umap",
+    key: str = "bedspace",
+    random_state: int = 0,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+) -> Axes:
+    """The joint picture: region sets and labels in one 2-D map of the shared space.
+
+    Set vectors and (normalised) label vectors are laid out together — UMAP on their cosine neighbour graph
+    (scanpy), or PCA — so a label sits among the sets that carry it.
+
+    Parameters
+    ----------
+    adata
+        A collection trained with :func:`bedspace.tl.train`.
+    color
+        ``.obs`` column to colour the sets by (categorical: a legend; numeric: a colour bar).
+    labels
+        ``True``: every label, marked and named; a field name: only that field's labels; ``False``: none.
+    basis
+        ``"umap"`` or ``"pca"``.
+    key
+        The ``key_added`` of :func:`~bedspace.tl.train`.
+    random_state
+        Seed of the layout.
+    ax, show, save
+        Draw into ``ax``; show (default: in an interactive session); save to this path.
+
+    Returns
+    -------
+    The Axes.
+    """
+    import scanpy as sc
+
+    model = BEDSpaceModel.from_anndata(adata, key=key)
+    keep = np.ones(len(model.labels), bool)
+    if isinstance(labels, str):
+        keep = (model.labels["field"] == labels).to_numpy()
+        if not keep.any():
+            raise KeyError(f"no labels of field {labels!r}; fields are {sorted(set(model.labels['field']))}")
+    elif not labels:
+        keep[:] = False
+    keep = keep & np.any(model.label_vectors != 0, axis=1)
+    points = np.vstack([model.unit_set_vectors, model.unit_label_vectors[keep]])
+    if basis == "umap":
+        joint = ad.AnnData(obs=pd.DataFrame(index=[f"p{i}" for i in range(len(points))]), obsm={"X": points})
+        sc.pp.neighbors(
+            joint, n_neighbors=min(15, len(points) - 1), use_rep="X", metric="cosine", random_state=random_state
+        )
+        sc.tl.umap(joint, random_state=random_state)
+        xy = joint.obsm["X_umap"]
+    elif basis == "pca":
+        centred = points - points.mean(axis=0)
+        xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
+    else:
+        raise ValueError(f"basis must be 'umap' or 'pca', got {basis!r}")
+    sets_xy, labels_xy = xy[: adata.n_obs], xy[adata.n_obs :]
+
+    fig, ax = new_axes(ax, size=(7, 6))
+    if color is None:
+        ax.scatter(*sets_xy.T, s=18, c="0.6", label="region sets", linewidths=0)
+    elif color not in adata.obs.columns:
+        raise KeyError(f"no column {color!r} in .obs; available: {list(adata.obs.columns)}")
+    elif pd.api.types.is_numeric_dtype(adata.obs[color]) and not isinstance(
+        adata.obs[color].dtype, pd.CategoricalDtype
+    ):
+        dots = ax.scatter(*sets_xy.T, s=18, c=adata.obs[color].to_numpy(), cmap="viridis", linewidths=0)
+        fig.colorbar(dots, ax=ax, shrink=0.6, label=color)
+    else:
+        values = adata.obs[color].astype("category")
+        colours = _palette(adata, color, list(values.cat.categories))
+        for category in values.cat.categories:
+            mask = (values == category).to_numpy()
+            ax.scatter(*sets_xy[mask].T, s=18, color=colours[category], label=str(category), linewidths=0)
+        ax.legend(title=color, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
+    names = model.labels.index[keep]
+    if len(names):
+        ax.scatter(*labels_xy.T, s=60, marker="D", c="black", edgecolors="white", linewidths=0.8, zorder=3)
+        for (x, y), name in zip(labels_xy, names, strict=True):
+            ax.annotate(name, (x, y), xytext=(4, 4), textcoords="offset points", fontsize="x-small", zorder=4)
+    ax.set_xlabel(f"{basis.upper()} 1")
+    ax.set_ylabel(f"{basis.upper()} 2")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("region sets (points) and labels (diamonds) in one space")
+    return finish(ax, show=show, save=save)
+
+
+def search(
+    result: pd.DataFrame,
+    *,
+    color: str | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+) -> Axes:
+    """Ranked scores of a search result as horizontal bars, best at the top.
+
+    Parameters
+    ----------
+    result
+        A DataFrame from :func:`bedspace.tl.search` (one query; filter ``result[result["query"] == q]``).
+    color
+        Column to colour the bars by (default ``field`` for labels, else none).
+
+    Returns
+    -------
+    The Axes.
+    """
+    if "query" in result.columns and result["query"].nunique() > 1:
+        raise ValueError('plot one query at a time: result[result["query"] == q]')
+    if color is None and "field" in result.columns:
+        color = "field"
+    if color is not None and color not in result.columns:
+        raise KeyError(f"no column {color!r} in the result; columns are {list(result.columns)}")
+    fig, ax = new_axes(ax, size=(7, 1 + 0.3 * len(result)))
+    y = np.arange(len(result))[::-1]
+    if color is None:
+        ax.barh(y, result["score"], color="0.4")
+    else:
+        values = result[color].astype(str)
+        colours = _palette(None, color, list(dict.fromkeys(values)))
+        ax.barh(y, result["score"], color=[colours[v] for v in values])
+        handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+        ax.legend(handles, colours.keys(), title=color, loc="lower right", fontsize="small", frameon=False)
+    ax.set_yticks(y, result["name"].astype(str))
+    ax.axvline(0, color="black", linewidth=0.6)
+    ax.set_xlabel("cosine similarity")
+    return finish(ax, show=show, save=save)
+
+
+def loss(
+    adata: ad.AnnData,
+    *,
+    key: str = "bedspace",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+) -> Axes:
+    """Training loss per epoch (``adata.uns[key]["loss"]``).
+
+    Returns
+    -------
+    The Axes.
+    """
+    record = adata.uns.get(key, {})
+    if "loss" not in record:
+        raise KeyError(f"no training loss under adata.uns[{key!r}]: run bs.tl.train first")
+    values = np.asarray(record["loss"])
+    fig, ax = new_axes(ax, size=(5, 3.5))
+    ax.plot(np.arange(1, values.size + 1), values, marker="o", markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{record.get('params', {}).get('loss', 'hinge')} loss")
+    ax.set_title("training loss")
+    return finish(ax, show=show, save=save)
+
+
+def evaluation(
+    table: pd.DataFrame,
+    *,
+    metrics: dict[str, str] | None = None,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+) -> Axes:
+    """The model beside its baselines: grouped bars per field and search.
+
+    Parameters
+    ----------
+    table
+        The DataFrame of :func:`bedspace.tl.evaluate`.
+    metrics
+        Which metric to show per search; default ``{"r2l": "hit@1", "l2r": "MAP", "r2r": "MAP"}``.
+
+    Returns
+    -------
+    The Axes.
+    """
+    metrics = metrics or {"r2l": "hit@1", "l2r": "MAP", "r2r": "MAP"}
+    chosen = table[[metrics.get(s) == m for s, m in zip(table["search"], table["metric"], strict=True)]]
+    if chosen.empty:
+        raise ValueError(f"no rows of the table match {metrics}")
+    wide = chosen.pivot_table(index=["field", "search"], columns="method", values="value", sort=False)
+    methods = [m for m in ("bedspace", "overlap", "random") if m in wide.columns]
+    fig, ax = new_axes(ax, size=(1.5 + 0.9 * len(wide), 4))
+    width = 0.8 / len(methods)
+    x = np.arange(len(wide))
+    colours = {"bedspace": "tab:blue", "overlap": "tab:orange", "random": "0.7"}
+    for i, method in enumerate(methods):
+        ax.bar(x + (i - (len(methods) - 1) / 2) * width, wide[method], width, label=method, color=colours[method])
+    ax.set_xticks(x, [f"{f}\n{s} {metrics[s]}" for f, s in wide.index], fontsize="small")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score")
+    ax.legend(frameon=False, fontsize="small", ncols=len(methods), loc="upper center", bbox_to_anchor=(0.5, 1.12))
+    return finish(ax, show=show, save=save)
