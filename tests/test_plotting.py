@@ -17,9 +17,12 @@ def test_label_similarity_heatmap(hg19_trained, tmp_path):
     image = ax.images[0].get_array()
     organs = (train.uns["bedspace"]["labels"]["field"] == "organ").sum()
     assert image.shape == (train.n_obs, organs)
-    assert [t.get_text() for t in ax.get_xticklabels()] == train.uns["bedspace"]["labels"].query("field == 'organ'")[
-        "value"
-    ].tolist()
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert sorted(ticks) == sorted(train.uns["bedspace"]["labels"].query("field == 'organ'")["value"])
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(rows) == sorted(train.obs_names)
+    groups = train.obs.loc[rows, "organ"].astype(str).tolist()
+    assert groups == sorted(groups)  # grouped, clustered within groups
     assert len(ax.lines) == train.obs["organ"].nunique() - 1  # group separators
     plt.close(ax.figure)
 
@@ -53,7 +56,7 @@ def test_joint_embedding_has_sets_and_labels(hg19_trained, tmp_path):
         bs.pl.embedding(train, labels="tissue", show=False)
 
 
-def test_search_bars(hg19_trained):
+def test_search_bars(hg19_trained, tmp_path):
     train, test = hg19_trained
     result = bs.tl.search(
         train,
@@ -61,7 +64,8 @@ def test_search_bars(hg19_trained):
         search_type="r2l",
         top_k=6,
     )
-    ax = bs.pl.search(result, show=False)
+    ax = bs.pl.search(result, show=False, save=tmp_path / "search.png")
+    assert (tmp_path / "search.png").read_bytes()[:4] == b"\x89PNG"
     assert len(ax.patches) == 6
     assert [t.get_text() for t in ax.get_yticklabels()] == result["name"].tolist()
     assert ax.get_yticks()[0] == len(result) - 1  # the best hit on top
@@ -75,16 +79,32 @@ def test_search_bars(hg19_trained):
     plt.close("all")
 
 
-def test_loss_and_evaluation_plots(hg19_trained):
+def test_loss_and_evaluation_plots(hg19_trained, tmp_path):
     train, test = hg19_trained
-    ax = bs.pl.loss(train, show=False)
+    ax = bs.pl.loss(train, show=False, save=tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
     line = ax.lines[0]
     assert len(line.get_xdata()) == len(train.uns["bedspace"]["loss"])
     plt.close(ax.figure)
     table = bs.tl.evaluate(train, test, fields=["organ", "assay"])
-    ax = bs.pl.evaluation(table, show=False)
+    ax = bs.pl.evaluation(table, show=False, save=tmp_path / "evaluation.png")
+    assert (tmp_path / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
     assert len(ax.patches) == 2 * 3 * 3  # fields × searches × methods
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bedspace", "overlap", "random"]
     plt.close(ax.figure)
     with pytest.raises(KeyError, match="run bs.tl.train"):
         bs.pl.loss(test, show=False)
+
+
+def test_scanpy_works_on_bedspace_results(hg19_trained, tmp_path):
+    import scanpy as sc
+
+    adata = hg19_trained[0].copy()
+    sc.pp.neighbors(adata, use_rep="X_bedspace", n_neighbors=10)
+    sc.tl.umap(adata, random_state=0)
+    sc.tl.leiden(adata, flavor="igraph", n_iterations=2, random_state=0)
+    assert adata.obsm["X_umap"].shape == (adata.n_obs, 2) and adata.obs["leiden"].nunique() > 1
+    ax = sc.pl.embedding(adata, basis="bedspace", color="assay", show=False)
+    assert len(ax.collections[0].get_offsets()) == adata.n_obs
+    ax.figure.savefig(tmp_path / "scanpy.png")
+    plt.close("all")

@@ -18,6 +18,7 @@ def label_similarity(
     *,
     field: str | None = None,
     groupby: str | None = None,
+    cluster: bool = True,
     key: str = "bedspace",
     cmap: str = "RdBu_r",
     ax: Axes | None = None,
@@ -37,6 +38,9 @@ def label_similarity(
         Only the labels of this field (e.g. ``"organ"``); default all.
     groupby
         ``.obs`` column to order and mark the rows by (e.g. the true label); default: the set order.
+    cluster
+        Order labels, and sets within each group, by hierarchical clustering (average linkage) of their
+        similarity profiles, so that alike rows and columns sit together.
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
     cmap
@@ -60,14 +64,21 @@ def label_similarity(
         if not columns:
             raise KeyError(f"no labels of field {field!r}")
         similarity = similarity[columns]
-    order = np.arange(len(similarity))
-    groups = None
+    if cluster and similarity.shape[1] > 2:
+        similarity = similarity.iloc[:, _leaf_order(similarity.to_numpy().T)]
+    groups = np.zeros(len(similarity), dtype=object)
     if groupby is not None:
         if groupby not in adata.obs.columns:
             raise KeyError(f"no column {groupby!r} in .obs; available: {list(adata.obs.columns)}")
         groups = adata.obs[groupby].astype(str).to_numpy()
-        order = np.argsort(groups, kind="stable")
-        groups = groups[order]
+    order = []
+    for group in sorted(set(groups)) if groupby is not None else [0]:
+        rows = np.flatnonzero(groups == group)
+        if cluster and rows.size > 2:
+            rows = rows[_leaf_order(similarity.to_numpy()[rows])]
+        order.extend(rows)
+    order = np.asarray(order)
+    groups = groups[order] if groupby is not None else None
     values = similarity.to_numpy()[order]
     fig, ax = new_axes(ax, size=(1.5 + 0.45 * values.shape[1], 1.5 + 0.22 * values.shape[0]))
     image = ax.imshow(values, cmap=cmap, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
@@ -83,3 +94,10 @@ def label_similarity(
     ax.set_title("cosine similarity of sets to labels")
     fig.colorbar(image, ax=ax, shrink=0.6, label="cosine similarity")
     return finish(ax, show=show, save=save)
+
+
+def _leaf_order(profiles: np.ndarray) -> np.ndarray:
+    """Order of rows along the leaves of an average-linkage tree of their profiles."""
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    return leaves_list(linkage(profiles, method="average", metric="euclidean"))
