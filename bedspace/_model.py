@@ -319,14 +319,18 @@ class BEDSpaceModel:
         return write_starspace_tsv(symbols, np.vstack([self._region_vectors[known], self._label_vectors]), path)
 
     # -- embedding new sets -----------------------------------------------------------------------------------
+    def has_universe(self, regions: pd.DataFrame) -> bool:
+        """Whether ``regions`` (``start``, ``end`` columns, e.g. a ``.var``) are this model's universe, in order."""
+        return len(regions) == len(self._universe) and all(
+            np.array_equal(regions[c].to_numpy(), self._universe[c].to_numpy()) for c in ("start", "end")
+        )
+
     def tokenize(self, sets: RegionSets | pd.DataFrame | ad.AnnData, **kwargs) -> ad.AnnData:
         """Tokenize region sets onto the model's universe (an AnnData on this universe is checked and returned)."""
         from .pp._tokenize import tokenize_onto
 
         if isinstance(sets, ad.AnnData):
-            if sets.n_vars != len(self._universe) or not np.array_equal(
-                sets.var["start"].to_numpy(), self._universe["start"].to_numpy()
-            ):
+            if not self.has_universe(sets.var):
                 raise ValueError(
                     "the AnnData is not tokenized on this model's universe; tokenize its BED files with "
                     "model.tokenize(...) or bs.pp.tokenize(files, model.universe)"

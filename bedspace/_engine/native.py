@@ -81,7 +81,7 @@ def _random_unit(state):
 
 @numba.njit(inline="always")
 def _normalised_row_into(source, out):
-    """``out = source / ‖source‖`` (zero stays zero); returns the norm."""
+    """``out = source / ‖source‖`` (zero stays zero)."""
     total = np.float32(0.0)
     for d in range(source.size):
         total += source[d] * source[d]
@@ -89,7 +89,6 @@ def _normalised_row_into(source, out):
     scale = np.float32(1.0) / norm if norm > 0 else np.float32(0.0)
     for d in range(source.size):
         out[d] = source[d] * scale
-    return norm
 
 
 @numba.njit(inline="always")

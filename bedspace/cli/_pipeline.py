@@ -108,10 +108,7 @@ def distances(args: argparse.Namespace) -> None:
 
     model = bs.BEDSpaceModel.load(args.input)
     universe = load_universe(args.universe)
-    if len(universe.var) != len(model.universe) or not (
-        np.array_equal(universe.var["start"].to_numpy(), model.universe["start"].to_numpy())
-        and np.array_equal(universe.var["end"].to_numpy(), model.universe["end"].to_numpy())
-    ):
+    if not model.has_universe(universe.var):
         raise ValueError(
             f"{args.universe} is not the universe the model was trained on ({len(universe.var):,} vs "
             f"{len(model.universe):,} regions)"

@@ -17,12 +17,10 @@ from .._warnings import BEDSpaceWarning
 
 def region_tokens(var: pd.DataFrame) -> list[str]:
     """StarSpace tokens of universe regions (``chr1_100_200``)."""
-    if {"chrom", "start", "end"} <= set(var.columns):
-        return [
-            region_token(c, s, e)
-            for c, s, e in zip(var["chrom"].astype(str), var["start"].tolist(), var["end"].tolist(), strict=True)
-        ]
-    return [region_token(name, 0, 0) for name in var.index]
+    return [
+        region_token(c, s, e)
+        for c, s, e in zip(var["chrom"].astype(str), var["start"].tolist(), var["end"].tolist(), strict=True)
+    ]
 
 
 def training_examples(adata: ad.AnnData, labels: list[str] | str) -> tuple[LabelAssignment, np.ndarray]:
