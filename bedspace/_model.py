@@ -22,8 +22,8 @@ from ._similarity import unit_rows
 from ._sources import RegionSets, resolve_sets
 from ._version import __version__
 from ._warnings import BEDSpaceWarning
-from .io._bed import read_intervals, write_bed
-from .io._starspace import read_starspace_tsv, region_tokens, vectors_from_symbols, write_starspace_tsv
+from ._formats.bed import read_intervals, write_bed
+from ._formats.starspace import read_starspace_tsv, region_tokens, vectors_from_symbols, write_starspace_tsv
 
 FORMAT = "bedspace-model"
 FORMAT_VERSION = 1

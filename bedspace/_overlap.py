@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyranges1 as pr
 
-from .io._bed import Intervals
+from ._formats.bed import Intervals
 
 
 def bedtools_extent(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

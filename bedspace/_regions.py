@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._warnings import BEDSpaceWarning
-from .io._bed import Intervals, read_intervals
+from ._formats.bed import Intervals, read_intervals
 
 ChromSizes = str | os.PathLike | Mapping[str, int] | pd.Series
 UniverseLike = str | os.PathLike | pd.DataFrame | ad.AnnData

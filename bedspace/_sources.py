@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .io._bed import Intervals, read_intervals
+from ._formats.bed import Intervals, read_intervals
 
 BED_SUFFIXES = (".bed", ".narrowpeak", ".broadpeak", ".bed3", ".bed6")
 COMPRESSED_SUFFIXES = (".gz", ".bgz")
@@ -71,7 +71,7 @@ def resolve_sets(sets: RegionSets) -> list[tuple[str, Source]]:
 
 
 def load_source(name: str, source: Source) -> Intervals:
-    """Read one region set into :class:`~bedspace.io._bed.Intervals`."""
+    """Read one region set into :class:`~bedspace._formats.bed.Intervals`."""
     if isinstance(source, pd.DataFrame):
         return Intervals.from_frame(source, source=f"region set {name!r}")
     return read_intervals(source)

@@ -118,7 +118,7 @@ def run(args, binary, data, metadata, test, train_files, work: Path) -> None:
     import bedspace as bs
     from bedspace._engine import native
     from bedspace._engine import starspace as starspace_engine
-    from bedspace.io._starspace import vectors_from_symbols
+    from bedspace._formats.starspace import vectors_from_symbols
 
     universe = bs.pp.consensus_universe(train_files, min_sets=5)
     adata = bs.pp.tokenize(data.beds, universe, metadata=data.metadata)

@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_bytes
-from ..io._bed import read_intervals, write_bed
+from .._formats.bed import read_intervals, write_bed
 from ..pp._universe import consensus_universe, tile_universe
 from ._collection import RegionSetCollection, cache_dir
 from ._files import write_chrom_sizes

@@ -17,7 +17,7 @@ from .. import _logging as logg
 from .._engine import native
 from .._engine import starspace as starspace_engine
 from .._parallel import available_cores
-from ..io._starspace import read_starspace_tsv, training_examples, vectors_from_symbols, write_starspace
+from .._formats.starspace import read_starspace_tsv, training_examples, vectors_from_symbols, write_starspace
 
 
 def train(
