@@ -1,82 +1,196 @@
-"""Labels from metadata columns: namespaced by column, any value allowed, missing values skipped."""
+"""The labels: metadata values namespaced by their column (``organ=blood``). The only place that knows them.
+
+A :class:`LabelTable` holds the fields and values, their names and StarSpace tokens, resolves what a user types
+(``"T_cell"``, ``"cell_class=T cell"``) to one label, and assigns a collection's metadata to labels.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
 
 import numpy as np
 import pandas as pd
 
-LABEL_PREFIX = "__label__"
+from ._formats.starspace import label_token, parse_label_token
 
 
 @dataclass(frozen=True)
 class LabelAssignment:
-    """The label table and, per set, its labels as a CSR-like pair (``ptr``, ``idx``)."""
+    """Per set, its labels as a CSR-like pair (``ptr``, ``idx``) of rows of a :class:`LabelTable`."""
 
-    table: pd.DataFrame  # columns field, value; index = label names "field=value"
     ptr: np.ndarray  # int64, n_sets + 1
-    idx: np.ndarray  # int64 label numbers
+    idx: np.ndarray  # int64 label rows
 
     def counts(self) -> np.ndarray:
         """Labels per set."""
         return np.diff(self.ptr)
 
-
-def label_names(table: pd.DataFrame) -> pd.Index:
-    """``field=value`` names (how labels appear in columns and searches)."""
-    return pd.Index((table["field"].astype(str) + "=" + table["value"].astype(str)).tolist())
-
-
-def assign_labels(obs: pd.DataFrame, fields: list[str] | str) -> LabelAssignment:
-    """Turn ``obs[fields]`` into labels; the same value in two columns stays two labels."""
-    fields = [fields] if isinstance(fields, str) else list(fields)
-    if not fields:
-        raise ValueError("labels: give at least one .obs column whose values become labels")
-    unknown = [f for f in fields if f not in obs.columns]
-    if unknown:
-        raise KeyError(f"labels: no column(s) {unknown} in .obs; available: {list(obs.columns)}")
-    if len(set(fields)) != len(fields):
-        raise ValueError(f"labels: columns given more than once: {fields}")
-
-    tables, codes = [], []
-    offset = 0
-    for field in fields:
-        column = obs[field]
-        values = column.astype("category") if not isinstance(column.dtype, pd.CategoricalDtype) else column
-        values = values.cat.remove_unused_categories()
-        categories = [str(c) for c in values.cat.categories]
-        tables.append(pd.DataFrame({"field": field, "value": categories}))
-        field_codes = values.cat.codes.to_numpy().astype(np.int64)
-        codes.append(np.where(field_codes >= 0, field_codes + offset, -1))
-        offset += len(categories)
-    table = pd.concat(tables, ignore_index=True)
-    if table.empty:
-        raise ValueError(f"labels: the column(s) {fields} hold no values (all missing)")
-    table.index = label_names(table)
-
-    per_set = np.stack(codes, axis=1)  # sets × fields, -1 = missing
-    present = per_set >= 0
-    ptr = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int64)
-    idx = per_set[present].astype(np.int64)
-    return LabelAssignment(table, ptr, idx)
+    def of(self, rows: np.ndarray) -> LabelAssignment:
+        """The assignment of the sets ``rows`` only, in that order."""
+        counts = self.counts()[rows]
+        ptr = np.zeros(rows.size + 1, np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        idx = (
+            np.concatenate([self.idx[self.ptr[r] : self.ptr[r + 1]] for r in rows])
+            if rows.size
+            else np.zeros(0, np.int64)
+        )
+        return LabelAssignment(ptr, idx.astype(np.int64, copy=False))
 
 
-def label_token(field: str, value: str) -> str:
-    """The StarSpace token of a label: no spaces, colons or empty parts, and reversible."""
-    return f"{LABEL_PREFIX}{quote(str(field), safe='')}={quote(str(value), safe='')}"
+class LabelTable:
+    """Labels: ``field`` (the metadata column) and ``value``, named ``field=value``; rows align with vectors."""
+
+    def __init__(self, fields: Sequence[str], values: Sequence[str]):
+        if len(fields) != len(values):
+            raise ValueError(f"{len(fields)} label fields for {len(values)} values")
+        frame = pd.DataFrame({"field": [str(f) for f in fields], "value": [str(v) for v in values]})
+        frame.index = pd.Index((frame["field"] + "=" + frame["value"]).tolist())
+        if frame.index.has_duplicates:
+            raise ValueError(f"labels must be distinct; repeated: {sorted(set(frame.index[frame.index.duplicated()]))}")
+        self._frame = frame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> LabelTable:
+        """From a frame with ``field`` and ``value`` columns (as ``.uns`` and ``labels.tsv`` hold them)."""
+        missing = [c for c in ("field", "value") if c not in frame.columns]
+        if missing:
+            raise ValueError(f"a label table needs 'field' and 'value' columns; {missing} missing")
+        return cls(frame["field"].astype(str).tolist(), frame["value"].astype(str).tolist())
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[str]) -> LabelTable:
+        """From StarSpace label tokens (``__label__organ=blood``; a plain ``__label__x`` is field ``label``)."""
+        keys = [parse_label_token(t) for t in tokens]
+        return cls([f for f, _ in keys], [v for _, v in keys])
+
+    @classmethod
+    def from_obs(cls, obs: pd.DataFrame, fields: Sequence[str] | str) -> tuple[LabelTable, LabelAssignment]:
+        """The labels of ``obs[fields]``, and each set's labels; the same value in two columns stays two labels.
+
+        Missing values are skipped (a set may have no label).
+        """
+        fields = [fields] if isinstance(fields, str) else list(fields)
+        if not fields:
+            raise ValueError("labels: give at least one .obs column whose values become labels")
+        unknown = [f for f in fields if f not in obs.columns]
+        if unknown:
+            raise KeyError(f"labels: no column(s) {unknown} in .obs; available: {list(obs.columns)}")
+        if len(set(fields)) != len(fields):
+            raise ValueError(f"labels: columns given more than once: {fields}")
+        table_fields: list[str] = []
+        table_values: list[str] = []
+        codes = []
+        for field in fields:
+            values = obs[field].astype(str).where(obs[field].notna())  # one text per value, whatever the dtype
+            values = values.astype("category").cat.remove_unused_categories()
+            categories = [str(c) for c in values.cat.categories]
+            field_codes = values.cat.codes.to_numpy().astype(np.int64)
+            codes.append(np.where(field_codes >= 0, field_codes + len(table_values), -1))
+            table_fields += [field] * len(categories)
+            table_values += categories
+        if not table_values:
+            raise ValueError(f"labels: the column(s) {fields} hold no values (all missing)")
+        per_set = np.stack(codes, axis=1)  # sets × fields, -1 = missing
+        present = per_set >= 0
+        ptr = np.zeros(len(obs) + 1, np.int64)
+        np.cumsum(present.sum(axis=1), out=ptr[1:])
+        return cls(table_fields, table_values), LabelAssignment(ptr, per_set[present].astype(np.int64))
+
+    # -- what it holds ----------------------------------------------------------------------------------------
+    @property
+    def frame(self) -> pd.DataFrame:
+        """``field``, ``value``, indexed ``field=value`` (a copy)."""
+        return self._frame.copy()
+
+    @property
+    def names(self) -> pd.Index:
+        """``field=value`` names, in row order."""
+        return self._frame.index
+
+    @property
+    def fields(self) -> list[str]:
+        """The distinct fields, in order of first appearance."""
+        return list(dict.fromkeys(self._frame["field"]))
+
+    @property
+    def field_of(self) -> np.ndarray:
+        """Field of each label."""
+        return self._frame["field"].to_numpy()
+
+    @property
+    def values(self) -> np.ndarray:
+        """Value of each label."""
+        return self._frame["value"].to_numpy()
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, LabelTable) and self._frame.equals(other._frame)
+
+    def __hash__(self):
+        return hash(tuple(self._frame.index))
+
+    def __repr__(self) -> str:
+        return f"LabelTable({len(self)} labels in {self.fields})"
+
+    def tokens(self) -> list[str]:
+        """StarSpace tokens (``__label__organ=blood``, percent-encoded so that any text stays one token)."""
+        return [label_token(f, v) for f, v in zip(self._frame["field"], self._frame["value"], strict=True)]
+
+    def in_field(self, field: str | None) -> np.ndarray:
+        """Mask of the labels of ``field`` (all labels for ``None``); an unknown field is an error."""
+        if field is None:
+            return np.ones(len(self), bool)
+        if field not in self.fields:
+            raise KeyError(f"no label field {field!r}; fields are {self.fields}")
+        return self.field_of == field
+
+    def codes(self, field: str, values: pd.Series) -> np.ndarray:
+        """Row of each value among ``field``'s labels (-1 for a missing value or one the table lacks)."""
+        mask = self.in_field(field)
+        code_of = {v: i for i, v in enumerate(self.values[mask])}
+        return np.array([code_of.get(str(v), -1) if pd.notna(v) else -1 for v in values], dtype=np.int64)
+
+    # -- resolving what users type ----------------------------------------------------------------------------
+    def resolve(self, query: str, field: str | None = None) -> int:
+        """Row meant by ``query``: ``"field=value"``, or a value unique across fields (``field`` narrows it).
+
+        A near miss that is unambiguous (``"T_cell"`` for ``"T cell"``, ``"dnase-seq"`` for ``"DNase-seq"``) is
+        accepted. An ambiguous value is an error listing the candidates; an unknown one lists close matches.
+        """
+        query = str(query)
+        mask = self.in_field(field)
+        candidates = np.flatnonzero(mask)
+        names = self.names[candidates]
+        values = self.values[candidates]
+        fields = self.field_of[candidates]
+        prefix, sep, rest = query.partition("=")
+        if sep and prefix in set(fields):
+            hits = np.flatnonzero((fields == prefix) & (values == rest))
+        else:
+            hits = np.flatnonzero(values == query)
+        if hits.size == 0:  # second chance: "T_cell" for "T cell", "dnase-seq" for "DNase-seq"
+            loose = _normalised(query)
+            hits = np.flatnonzero(
+                [_normalised(v) == loose or _normalised(n) == loose for v, n in zip(values, names, strict=True)]
+            )
+        if hits.size == 1:
+            return int(candidates[hits[0]])
+        if hits.size > 1:
+            options = ", ".join(repr(names[i]) for i in hits)
+            raise ValueError(
+                f"label {query!r} is ambiguous: it is a value of several fields ({options}); write it as field=value"
+            )
+        close = difflib.get_close_matches(query, list(names) + list(values), n=5, cutoff=0.5)
+        hint = f"; close matches: {', '.join(map(repr, dict.fromkeys(close)))}" if close else ""
+        raise KeyError(f"unknown label {query!r}{hint} (labels look like {names[0]!r})")
 
 
-def parse_label_token(token: str) -> tuple[str, str]:
-    """``(field, value)`` of a token written by :func:`label_token`."""
-    body = token.removeprefix(LABEL_PREFIX)
-    field, sep, value = body.partition("=")
-    if not sep:
-        return "label", unquote(body)
-    return unquote(field), unquote(value)
-
-
-def region_token(chrom: str, start: int, end: int) -> str:
-    """The StarSpace token of a universe region, ``chr1_100_200`` (no ``:``, which StarSpace reads as a weight)."""
-    return f"{quote(str(chrom), safe='')}_{start}_{end}"
+def _normalised(text: str) -> str:
+    """Loose form of a label for a second-chance match: case, spaces and punctuation ignored."""
+    return re.sub(r"[^0-9a-z]+", "", text.lower())

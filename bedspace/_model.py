@@ -1,7 +1,18 @@
-"""``BEDSpaceModel``: a trained embedding that travels without its AnnData — save, load, embed new sets."""
+"""``BEDSpaceModel``: the trained embedding — universe, labels, region and label vectors — and what it carries.
+
+The model is the trained state in one object (as gensim keeps ``KeyedVectors`` apart from the trainer): it
+embeds new region sets, answers the three searches, saves itself as a checksummed folder and reads and writes
+StarSpace's ``.tsv``. The reference collection it can return in ``l2r`` and ``r2r`` (set names, metadata and
+vectors) is one separate part of it, :class:`~bedspace._reference.ReferenceSets`.
+
+An AnnData trained by :func:`bedspace.tl.train` and a model hold the same thing; :meth:`BEDSpaceModel.from_anndata`
+and :meth:`BEDSpaceModel.to_anndata` convert one into the other and are exact inverses for any key.
+"""
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
 import os
 import warnings
@@ -15,83 +26,113 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._atomic import atomic_folder
+from ._cache import PerObject
 from ._engine.native import set_vectors
-from ._labels import label_names, label_token
-from ._regions import UniverseLike, load_universe
+from ._formats.bed import read_intervals, write_bed
+from ._formats.starspace import place_symbols, read_starspace_tsv, write_starspace_tsv
+from ._keys import TOKENIZE, Keys
+from ._labels import LabelTable
+from ._reference import ReferenceSets, check_finite
+from ._search import SEARCH_TYPES, ranked_table
 from ._similarity import unit_rows
 from ._sources import RegionSets, resolve_sets
+from ._universe import Universe, UniverseLike
 from ._version import __version__
 from ._warnings import BEDSpaceWarning
-from ._formats.bed import read_intervals, write_bed
-from ._formats.starspace import read_starspace_tsv, region_tokens, vectors_from_symbols, write_starspace_tsv
 
 FORMAT = "bedspace-model"
-FORMAT_VERSION = 1
-_FILES = {
-    "manifest": "model.json",
+FORMAT_VERSION = 2
+MANIFEST = "model.json"
+FILES = {
     "universe": "universe.bed.gz",
-    "regions": "region_vectors.npy",
+    "region_vectors": "region_vectors.npy",
     "labels": "labels.tsv",
     "label_vectors": "label_vectors.npy",
 }
-_SET_FILES = {"sets": "sets.csv.gz", "set_vectors": "set_vectors.npy"}  # present when the model carries its sets
+REFERENCE_FILE = "reference.h5ad"
+_V1_SET_FILES = {"sets": "sets.csv.gz", "set_vectors": "set_vectors.npy"}  # folders of format 1 (bedspace 0.1)
 
 
 class BEDSpaceModel:
     """A trained joint embedding: the universe, one vector per region and one per label.
 
     Make one from a trained AnnData (:meth:`from_anndata`) or a StarSpace ``.tsv`` (:meth:`from_starspace`);
-    :meth:`save` it as a folder and :meth:`load` it anywhere; :meth:`embed` new BED files.
+    :meth:`save` it as a folder and :meth:`load` it anywhere; :meth:`embed` new BED files; :meth:`search`.
+
+    Parameters
+    ----------
+    universe
+        A :class:`~bedspace.Universe` or anything :meth:`Universe.load <bedspace.Universe.load>` accepts.
+    region_vectors
+        One vector per universe region (regions × dim).
+    labels
+        A :class:`~bedspace.LabelTable`, or a frame with ``field`` and ``value`` columns.
+    label_vectors
+        One vector per label (labels × dim).
+    params
+        The training parameters (recorded, not used).
+    loss
+        Training loss per epoch.
+    reference
+        The region sets ``l2r`` and ``r2r`` return (names, metadata, vectors), or ``None``.
 
     Examples
     --------
     >>> model = bs.BEDSpaceModel.from_anndata(adata)  # doctest: +SKIP
     >>> model.save("model/")  # doctest: +SKIP
-    >>> bs.BEDSpaceModel.load("model/").embed("query.bed.gz")  # doctest: +SKIP
+    >>> bs.BEDSpaceModel.load("model/").search("query.bed.gz", search_type="r2l")  # doctest: +SKIP
     """
 
     def __init__(
         self,
-        universe: pd.DataFrame,
+        universe: UniverseLike,
         region_vectors: np.ndarray,
-        labels: pd.DataFrame,
+        labels: LabelTable | pd.DataFrame,
         label_vectors: np.ndarray,
         *,
         params: dict | None = None,
-        universe_name: str = "universe",
-        chrom_sizes: dict[str, int] | None = None,
         loss: np.ndarray | None = None,
-        sets: pd.DataFrame | None = None,
-        set_vectors: np.ndarray | None = None,
+        reference: ReferenceSets | None = None,
     ):
-        if region_vectors.shape[0] != len(universe):
-            raise ValueError(f"{region_vectors.shape[0]} region vectors for {len(universe)} universe regions")
-        if label_vectors.shape[0] != len(labels):
-            raise ValueError(f"{label_vectors.shape[0]} label vectors for {len(labels)} labels")
+        self._universe = Universe.load(universe)
+        self._labels = labels if isinstance(labels, LabelTable) else LabelTable.from_frame(labels)
+        region_vectors = np.ascontiguousarray(region_vectors, dtype=np.float32)
+        label_vectors = np.ascontiguousarray(label_vectors, dtype=np.float32)
+        if region_vectors.ndim != 2 or region_vectors.shape[0] != len(self._universe):
+            raise ValueError(f"{region_vectors.shape[0]} region vectors for {len(self._universe)} universe regions")
+        if label_vectors.ndim != 2 or label_vectors.shape[0] != len(self._labels):
+            raise ValueError(f"{label_vectors.shape[0]} label vectors for {len(self._labels)} labels")
         if region_vectors.shape[1] != label_vectors.shape[1]:
-            raise ValueError("region and label vectors differ in dimension")
-        self._universe = universe[["chrom", "start", "end"]].copy()
-        self._universe.attrs["name"] = universe_name
-        self._region_vectors = np.ascontiguousarray(region_vectors, dtype=np.float32)
-        self._labels = labels[["field", "value"]].astype(str).reset_index(drop=True)
-        self._labels.index = label_names(self._labels)
-        self._label_vectors = np.ascontiguousarray(label_vectors, dtype=np.float32)
-        self.params = dict(params or {})
-        self.universe_name = universe_name
-        self.chrom_sizes = chrom_sizes
+            raise ValueError(
+                f"region vectors have dimension {region_vectors.shape[1]}, label vectors {label_vectors.shape[1]}"
+            )
+        check_finite(region_vectors, "region vectors")
+        check_finite(label_vectors, "label vectors")
+        if reference is not None and reference.vectors.shape[1] != region_vectors.shape[1]:
+            raise ValueError(
+                f"set vectors have dimension {reference.vectors.shape[1]}, the model {region_vectors.shape[1]}"
+            )
+        self._region_vectors = region_vectors
+        self._label_vectors = label_vectors
+        self.params = _plain(dict(params or {}))
         self.loss = np.asarray(loss if loss is not None else [], dtype=np.float64)
-        if (sets is None) != (set_vectors is None):
-            raise ValueError("give both sets (metadata, indexed by name) and set_vectors, or neither")
-        if sets is not None and len(sets) != len(set_vectors):
-            raise ValueError(f"{len(set_vectors)} set vectors for {len(sets)} sets")
-        self._sets = sets
-        self._set_vectors = None if set_vectors is None else np.ascontiguousarray(set_vectors, dtype=np.float32)
+        self._reference = reference
 
     # -- what the model holds ---------------------------------------------------------------------------------
     @property
-    def universe(self) -> pd.DataFrame:
-        """Universe regions: ``chrom``, ``start``, ``end``, indexed ``chr1:100-200``."""
+    def universe(self) -> Universe:
+        """The universe: regions, chromosome sizes, name."""
         return self._universe
+
+    @property
+    def label_table(self) -> LabelTable:
+        """The labels (rows align with :attr:`label_vectors`)."""
+        return self._labels
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        """Label table as a frame: ``field``, ``value``, indexed ``field=value``."""
+        return self._labels.frame
 
     @property
     def region_vectors(self) -> np.ndarray:
@@ -99,34 +140,34 @@ class BEDSpaceModel:
         return self._region_vectors
 
     @property
-    def labels(self) -> pd.DataFrame:
-        """Label table: ``field``, ``value``, indexed ``field=value``; rows align with :attr:`label_vectors`."""
-        return self._labels
-
-    @property
     def label_vectors(self) -> np.ndarray:
         """One vector per label (labels × dim)."""
         return self._label_vectors
 
     @property
+    def reference(self) -> ReferenceSets | None:
+        """The region sets the model returns in ``l2r`` and ``r2r`` (its collection), or ``None``."""
+        return self._reference
+
+    @property
     def set_names(self) -> pd.Index | None:
-        """Names of the region sets the model carries (its collection), or ``None``."""
-        return None if self._sets is None else self._sets.index
+        """Names of the carried region sets, or ``None``."""
+        return None if self._reference is None else self._reference.names
 
     @property
     def set_metadata(self) -> pd.DataFrame | None:
         """Metadata of the carried region sets (rows align with :attr:`set_vectors`)."""
-        return self._sets
+        return None if self._reference is None else self._reference.metadata
 
     @property
     def set_vectors(self) -> np.ndarray | None:
         """Vectors of the carried region sets (sets × dim)."""
-        return self._set_vectors
+        return None if self._reference is None else self._reference.vectors
 
-    @cached_property
+    @property
     def unit_set_vectors(self) -> np.ndarray | None:
-        """:attr:`set_vectors` scaled to length 1 (computed once; searches are matrix products with it)."""
-        return None if self._set_vectors is None else unit_rows(self._set_vectors)
+        """:attr:`set_vectors` scaled to length 1."""
+        return None if self._reference is None else self._reference.unit_vectors
 
     @cached_property
     def unit_label_vectors(self) -> np.ndarray:
@@ -138,11 +179,33 @@ class BEDSpaceModel:
         """Embedding dimension."""
         return int(self._region_vectors.shape[1])
 
+    @property
+    def universe_name(self) -> str:
+        """Name of the universe."""
+        return self._universe.name
+
+    @property
+    def chrom_sizes(self) -> dict[str, int] | None:
+        """Chromosome sizes of the universe, when known."""
+        return self._universe.chrom_sizes
+
+    def with_reference(self, reference: ReferenceSets | None) -> BEDSpaceModel:
+        """The same embedding carrying another reference collection (or none)."""
+        return BEDSpaceModel(
+            self._universe,
+            self._region_vectors,
+            self._labels,
+            self._label_vectors,
+            params=self.params,
+            loss=self.loss,
+            reference=reference,
+        )
+
     def __repr__(self) -> str:
-        carried = "" if self._sets is None else f", {len(self._sets)} region sets"
+        carried = "" if self._reference is None else f", {len(self._reference)} region sets"
         return (
-            f"BEDSpaceModel({len(self._universe):,} regions of {self.universe_name!r}, "
-            f"{len(self._labels)} labels in {sorted(set(self._labels['field']))}{carried}, dim {self.dim})"
+            f"BEDSpaceModel({len(self._universe):,} regions of {self._universe.name!r}, "
+            f"{len(self._labels)} labels in {sorted(self._labels.fields)}{carried}, dim {self.dim})"
         )
 
     # -- from and to AnnData ----------------------------------------------------------------------------------
@@ -150,75 +213,68 @@ class BEDSpaceModel:
     def from_anndata(cls, adata: ad.AnnData, key: str = "bedspace") -> BEDSpaceModel:
         """The model trained by :func:`bedspace.tl.train` into ``adata`` under ``key``, carrying its sets.
 
-        The sets' names, ``.obs`` metadata and vectors (``.obsm["X_" + key]``) come along, so that the model
-        alone answers all three searches.
+        The sets' names, ``.obs`` metadata and vectors (``.obsm["X_" + key]``) come along as the reference
+        collection, so that the model alone answers all three searches.
         """
-        if key not in adata.varm or key not in adata.uns or "label_vectors" not in adata.uns[key]:
-            raise KeyError(
-                f"no trained embedding under key {key!r}: run bs.tl.train(adata, labels=..., key_added={key!r})"
-            )
-        record = adata.uns[key]
-        universe_info = adata.uns.get("bedspace", {}).get("universe", {})
-        return cls(
-            adata.var,
-            np.asarray(adata.varm[key]),
-            pd.DataFrame(record["labels"]),
-            np.asarray(record["label_vectors"]),
-            params=_plain(record.get("params", {})),
-            universe_name=str(universe_info.get("name", "universe")),
-            chrom_sizes=_plain(universe_info.get("chrom_sizes")) if "chrom_sizes" in universe_info else None,
-            loss=np.asarray(record.get("loss", [])),
-            sets=adata.obs.copy(),
-            set_vectors=np.asarray(adata.obsm["X_" + key]),
-        )
+        model = _embedding_of(adata, key)
+        keys = Keys(key)
+        return model.with_reference(ReferenceSets(adata.obs.copy(), np.asarray(adata.obsm[keys.set_vectors])))
 
     def to_anndata(self, key: str = "bedspace") -> ad.AnnData:
         """The carried region sets as an AnnData laid out as :func:`bedspace.tl.train` leaves one.
 
         Sets × universe regions with an empty ``X`` (the model keeps vectors, not tokens); ``.obs`` the sets'
-        metadata, ``.obsm["X_" + key]`` their vectors, ``.varm[key]`` the region vectors and ``.uns[key]`` the
-        labels, label vectors, parameters and loss — so that :func:`bedspace.tl.distances`,
-        :func:`bedspace.tl.search` and scanpy work on a loaded model.
+        metadata, ``.var`` the universe, ``.obsm["X_" + key]`` the set vectors, ``.varm[key]`` the region
+        vectors and ``.uns[key]`` the labels, label vectors, parameters, loss and universe record.
         """
-        if self._sets is None:
+        if self._reference is None:
             raise ValueError("this model carries no region sets; make it with BEDSpaceModel.from_anndata(adata)")
-        var = self._universe.copy()
-        var.index = var.index.astype(str)
+        keys = Keys(key)
         adata = ad.AnnData(
-            X=sp.csr_matrix((len(self._sets), len(var)), dtype=np.float32), obs=self._sets.copy(), var=var
+            X=sp.csr_matrix((len(self._reference), len(self._universe)), dtype=np.float32),
+            obs=self._reference.metadata.copy(),
+            var=self._universe.to_var(),
         )
-        adata.obsm["X_" + key] = self._set_vectors
-        adata.varm[key] = self._region_vectors
-        universe = {"name": self.universe_name, "n_regions": len(var)}
-        if self.chrom_sizes:
-            universe["chrom_sizes"] = self.chrom_sizes
-        adata.uns[key] = {
-            "universe": universe,
-            "params": self.params,
-            "labels": self._labels.copy(),
-            "label_vectors": self._label_vectors,
-            "loss": self.loss,
-        }
+        adata.obsm[keys.set_vectors] = self._reference.vectors.copy()
+        self.write_into(adata, key)
         return adata
+
+    def write_into(self, adata: ad.AnnData, key: str = "bedspace") -> None:
+        """Write the embedding (not the set vectors) into an AnnData on the same universe: ``.varm[key]``, ``.uns[key]``."""
+        self._universe.check_same(adata.var, what="the AnnData")
+        keys = Keys(key)
+        adata.varm[keys.region_vectors] = self._region_vectors
+        record = dict(adata.uns.get(keys.record, {}))
+        record.update(
+            params=self.params,
+            labels=self._labels.frame,
+            label_vectors=self._label_vectors,
+            loss=self.loss,
+            universe=self._universe.record(),
+        )
+        adata.uns[keys.record] = record
 
     # -- saving and loading -----------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the model as a self-describing folder (no pickle), atomically.
+        """Write the model as a self-describing, checksummed folder (no pickle), atomically.
 
         The folder holds ``model.json`` (format, bedspace version, parameters, universe name and chromosome
-        sizes, loss), ``universe.bed.gz``, ``region_vectors.npy``, ``labels.tsv`` and ``label_vectors.npy``, and,
-        when the model carries its region sets, ``sets.csv.gz`` (names and metadata) and ``set_vectors.npy``.
-        An existing folder is replaced only with ``overwrite=True``.
+        sizes, loss, and the size and sha256 of every other file), ``universe.bed.gz``, ``region_vectors.npy``,
+        ``labels.tsv``, ``label_vectors.npy`` and, when the model carries its reference collection,
+        ``reference.h5ad`` (set names, metadata with their dtypes, and set vectors). An existing model folder
+        is replaced only with ``overwrite=True``; a folder that is not a bedspace model is never replaced.
         """
         folder = Path(folder)
-        with atomic_folder(folder, overwrite=overwrite) as tmp:
-            write_bed(self._universe, tmp / _FILES["universe"])
-            np.save(tmp / _FILES["regions"], self._region_vectors, allow_pickle=False)
-            self._labels.to_csv(tmp / _FILES["labels"], sep="\t", index=False)
-            np.save(tmp / _FILES["label_vectors"], self._label_vectors, allow_pickle=False)
-            if self._sets is not None:
-                self._sets.to_csv(tmp / _SET_FILES["sets"], index_label="name")
-                np.save(tmp / _SET_FILES["set_vectors"], self._set_vectors, allow_pickle=False)
+        with atomic_folder(folder, overwrite=overwrite, replaceable=is_model_folder) as tmp:
+            regions = self._universe.regions
+            write_bed(regions[["chrom", "start", "end"]], tmp / FILES["universe"])
+            np.save(tmp / FILES["region_vectors"], self._region_vectors, allow_pickle=False)
+            self._labels.frame.to_csv(tmp / FILES["labels"], sep="\t", index=False)
+            np.save(tmp / FILES["label_vectors"], self._label_vectors, allow_pickle=False)
+            files = dict(FILES)
+            if self._reference is not None:
+                self._reference.save(tmp / REFERENCE_FILE)
+                files["reference"] = REFERENCE_FILE
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -226,66 +282,76 @@ class BEDSpaceModel:
                 "dim": self.dim,
                 "n_regions": len(self._universe),
                 "n_labels": len(self._labels),
-                "universe_name": self.universe_name,
-                "chrom_sizes": self.chrom_sizes,
+                "n_sets": None if self._reference is None else len(self._reference),
+                "universe": self._universe.record(),
                 "params": self.params,
                 "loss": self.loss.tolist(),
-                "files": _FILES | (_SET_FILES if self._sets is not None else {}),
+                "files": {role: {"name": name, **_fingerprint(tmp / name)} for role, name in files.items()},
             }
-            (tmp / _FILES["manifest"]).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
         return folder
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> BEDSpaceModel:
-        """Read a folder written by :meth:`save`."""
+        """Read a folder written by :meth:`save`, checking every file against the manifest's checksums.
+
+        Raises
+        ------
+        FileNotFoundError
+            Not a model folder, or a file is missing.
+        ValueError
+            A file was changed or damaged after saving (its name is given), vectors do not fit the universe or
+            the labels, or the folder was written by a newer bedspace.
+        """
         folder = Path(folder)
-        manifest_path = folder / _FILES["manifest"]
-        if not manifest_path.exists():
-            raise FileNotFoundError(f"not a bedspace model folder (no {_FILES['manifest']}): {folder}")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{manifest_path}: not valid JSON ({err})") from None
-        if manifest.get("format") != FORMAT:
-            raise ValueError(f"{manifest_path}: not a bedspace model (format {manifest.get('format')!r})")
-        version = manifest.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ValueError(
-                f"{folder} was written in model format {version} (by bedspace {manifest.get('bedspace_version')}); "
-                f"this bedspace ({__version__}) reads format {FORMAT_VERSION} and older: upgrade bedspace"
-            )
-        missing = [name for name in manifest.get("files", _FILES).values() if not (folder / name).exists()]
-        if missing:
-            raise FileNotFoundError(f"{folder}: model folder is incomplete, missing {missing}")
-        intervals = read_intervals(folder / _FILES["universe"])
-        codes, categories = intervals.chrom_codes()
-        universe = pd.DataFrame(
-            {
-                "chrom": pd.Categorical.from_codes(codes, categories=categories),
-                "start": intervals.starts,
-                "end": intervals.ends,
-            }
+        manifest = _read_manifest(folder)
+        version = manifest["format_version"]
+        if version == 1:
+            return _load_format_1(cls, folder, manifest)
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not all(role in files for role in FILES):
+            raise ValueError(f"{folder / MANIFEST}: 'files' must list {sorted(FILES)}")
+        paths = {}
+        for role, entry in files.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "/" in entry["name"]:
+                raise ValueError(f"{folder / MANIFEST}: the entry of {role!r} in 'files' is malformed: {entry!r}")
+            path = folder / entry["name"]
+            if not path.is_file():
+                raise FileNotFoundError(f"{folder}: model folder is incomplete, missing {entry['name']}")
+            if _fingerprint(path) != {"bytes": entry.get("bytes"), "sha256": entry.get("sha256")}:
+                raise ValueError(
+                    f"{path} does not match the checksum in {MANIFEST}: it was changed or damaged after the model was "
+                    "saved; re-save the model, or restore the file"
+                )
+            paths[role] = path
+        info = manifest.get("universe") or {}
+        universe = Universe.from_intervals(
+            _read(read_intervals, paths["universe"]), name=str(info.get("name", "universe")),
+            chrom_sizes=info.get("chrom_sizes"),
+        )  # fmt: skip
+        labels = _read(
+            lambda p: LabelTable.from_frame(pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)),
+            paths["labels"],
         )
-        labels = pd.read_csv(folder / _FILES["labels"], sep="\t", dtype=str, keep_default_na=False)
-        carried = {}
-        if _SET_FILES["sets"] in manifest.get("files", {}).values():
-            sets = pd.read_csv(folder / _SET_FILES["sets"], index_col="name")
-            sets.index = sets.index.astype(str)
-            carried = {"sets": sets, "set_vectors": np.load(folder / _SET_FILES["set_vectors"], allow_pickle=False)}
-        model = cls(
+        region_vectors = _read_vectors(paths["region_vectors"], len(universe), manifest.get("dim"), "universe regions")
+        label_vectors = _read_vectors(paths["label_vectors"], len(labels), manifest.get("dim"), "labels")
+        reference = None
+        if "reference" in paths:
+            reference = ReferenceSets.load(paths["reference"])
+            if reference.vectors.shape[1] != manifest.get("dim"):
+                raise ValueError(
+                    f"{paths['reference']}: set vectors have dimension {reference.vectors.shape[1]}, "
+                    f"{MANIFEST} says {manifest.get('dim')}"
+                )
+        return cls(
             universe,
-            np.load(folder / _FILES["regions"], allow_pickle=False),
+            region_vectors,
             labels,
-            np.load(folder / _FILES["label_vectors"], allow_pickle=False),
-            params=manifest.get("params", {}),
-            universe_name=manifest.get("universe_name", "universe"),
-            chrom_sizes=manifest.get("chrom_sizes"),
-            loss=np.asarray(manifest.get("loss", [])),
-            **carried,
+            label_vectors,
+            params=manifest.get("params") or {},
+            loss=np.asarray(manifest.get("loss") or [], dtype=np.float64),
+            reference=reference,
         )
-        if model.dim != manifest.get("dim", model.dim):
-            raise ValueError(f"{folder}: vectors have dimension {model.dim}, model.json says {manifest['dim']}")
-        return model
 
     # -- StarSpace interoperability ---------------------------------------------------------------------------
     @classmethod
@@ -297,59 +363,30 @@ class BEDSpaceModel:
         which becomes field ``label``).
         """
         symbols, vectors = read_starspace_tsv(tsv)
-        uni = load_universe(universe)
-        region_vectors, label_vectors, table = vectors_from_symbols(symbols, vectors, uni.var, None)
-        return cls(
-            uni.var,
-            region_vectors,
-            table,
-            label_vectors,
-            params={"backend": "starspace", "source": str(tsv)},
-            universe_name=uni.name,
-            chrom_sizes=uni.chrom_sizes,
-        )
+        uni = Universe.load(universe)
+        region_vectors, label_keys, label_vectors = place_symbols(symbols, vectors, uni.region_tokens)
+        labels = LabelTable([f for f, _ in label_keys], [v for _, v in label_keys])
+        return cls(uni, region_vectors, labels, label_vectors, params={"backend": "starspace", "source": str(tsv)})
 
     def to_starspace(self, path: str | os.PathLike) -> Path:
         """Write the model as a StarSpace ``.tsv`` (regions with a vector, then labels), readable by StarSpace."""
-        tokens = region_tokens(self._universe)
+        tokens = self._universe.region_tokens
         known = np.flatnonzero(np.any(self._region_vectors != 0, axis=1))
-        symbols = [tokens[i] for i in known] + [
-            label_token(f, v) for f, v in self._labels[["field", "value"]].itertuples(index=False)
-        ]
+        symbols = [tokens[i] for i in known] + self._labels.tokens()
         return write_starspace_tsv(symbols, np.vstack([self._region_vectors[known], self._label_vectors]), path)
 
     # -- embedding new sets -----------------------------------------------------------------------------------
-    def has_universe(self, regions: pd.DataFrame) -> bool:
-        """Whether ``regions`` (``start``, ``end`` columns, e.g. a ``.var``) are this model's universe, in order."""
-        return len(regions) == len(self._universe) and all(
-            np.array_equal(regions[c].to_numpy(), self._universe[c].to_numpy()) for c in ("start", "end")
-        )
+    def has_universe(self, regions: Universe | pd.DataFrame) -> bool:
+        """Whether ``regions`` (a Universe, or a frame such as a ``.var``) are this model's universe, in order."""
+        return self._universe.same_as(regions)
 
-    def tokenize(self, sets: RegionSets | pd.DataFrame | ad.AnnData, **kwargs) -> ad.AnnData:
-        """Tokenize region sets onto the model's universe (an AnnData on this universe is checked and returned)."""
-        from .pp._tokenize import tokenize_onto
-
-        if isinstance(sets, ad.AnnData):
-            if not self.has_universe(sets.var):
-                raise ValueError(
-                    "the AnnData is not tokenized on this model's universe; tokenize its BED files with "
-                    "model.tokenize(...) or bs.pp.tokenize(files, model.universe)"
-                )
-            return sets
+    def tokenize(self, sets: RegionSets | pd.DataFrame, **kwargs) -> ad.AnnData:
+        """Tokenize region sets onto the model's universe, as an AnnData (see :func:`bedspace.pp.tokenize`)."""
         if isinstance(sets, pd.DataFrame):
             sets = {"query": sets}
-        uni, index = self._prepared_universe
-        return tokenize_onto(resolve_sets(sets), uni, index, **kwargs)
+        return self._universe.tokenize(resolve_sets(sets), **kwargs).to_anndata(self._universe)
 
-    @cached_property
-    def _prepared_universe(self):
-        """The universe and its overlap index, built on first use and kept: queries then cost only their reading."""
-        from .pp._tokenize import universe_index
-
-        uni = load_universe(self._universe, chrom_sizes=self.chrom_sizes)
-        return uni, universe_index(uni)
-
-    def embed(self, sets: RegionSets | pd.DataFrame | ad.AnnData) -> np.ndarray:
+    def embed(self, sets: RegionSets | pd.DataFrame | ad.AnnData, *, n_jobs=None) -> np.ndarray:
         """Vectors of region sets: the normalised sum of their region vectors, as in training.
 
         Parameters
@@ -357,16 +394,24 @@ class BEDSpaceModel:
         sets
             An AnnData tokenized on this model's universe, BED path(s), a folder, a dict of interval frames, or
             one DataFrame/PyRanges of intervals (one set).
+        n_jobs
+            Parallel reading of BED files (see :func:`bedspace.pp.tokenize`).
 
         Returns
         -------
         sets × dim array (float32), rows in the order of the sets. A set that overlaps no region the model knows
         gets a zero vector and a warning naming it.
         """
-        adata = self.tokenize(sets)
-        X = adata.X.tocsr()
-        vectors = set_vectors(self._region_vectors, X.indptr.astype(np.int64), X.indices)
-        unknown = adata.obs_names[~np.any(vectors != 0, axis=1)].tolist()
+        if isinstance(sets, ad.AnnData):
+            self._universe.check_same(sets.var, what="the AnnData to embed")
+            X = sets.X.tocsr() if sp.issparse(sets.X) else sp.csr_matrix(sets.X)
+            names, indptr, indices = sets.obs_names.tolist(), X.indptr.astype(np.int64), X.indices
+        else:
+            named = resolve_sets({"query": sets} if isinstance(sets, pd.DataFrame) else sets)
+            tokenized = self._universe.tokenize(named, n_jobs=n_jobs)
+            names, indptr, indices = tokenized.names, tokenized.indptr, tokenized.indices
+        vectors = self.embed_rows(indptr, indices)
+        unknown = [name for name, known in zip(names, np.any(vectors != 0, axis=1), strict=True) if not known]
         if unknown:
             warnings.warn(
                 f"{len(unknown)} set(s) overlap no region the model knows and get a zero vector: {unknown[:10]}",
@@ -374,6 +419,10 @@ class BEDSpaceModel:
                 stacklevel=2,
             )
         return vectors
+
+    def embed_rows(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Vectors of sets given as CSR rows of universe regions (``indptr``, ``indices``)."""
+        return set_vectors(self._region_vectors, np.asarray(indptr, dtype=np.int64), indices)
 
     # -- searching --------------------------------------------------------------------------------------------
     def search(
@@ -384,17 +433,262 @@ class BEDSpaceModel:
         field: str | None = None,
     ) -> pd.DataFrame:
         """Search the joint space: see :func:`bedspace.tl.search` for the query forms and the result."""
-        from ._search import run_search
+        if search_type not in SEARCH_TYPES:
+            raise ValueError(f"search_type must be one of {SEARCH_TYPES}, got {search_type!r}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+            raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+        if search_type == "l2r":
+            reference = self._need_reference()
+            queries = [query] if isinstance(query, str) else list(query)
+            rows = [self._labels.resolve(str(q), field) for q in queries]
+            scores = self.unit_label_vectors[rows] @ reference.unit_vectors.T
+            return ranked_table(
+                self._labels.names[rows].tolist(), scores, top_k, reference.names, reference.metadata,
+                several=not isinstance(query, str),
+            )  # fmt: skip
+        names, vectors, own_rows = self._query_vectors(query)
+        several = len(names) > 1 or isinstance(query, list | tuple | ad.AnnData)
+        if search_type == "r2l":
+            in_field = self._labels.in_field(field)
+            scores = vectors @ self.unit_label_vectors[in_field].T
+            return ranked_table(
+                names, scores, top_k, self._labels.names[in_field], self._labels.frame[in_field], several=several
+            )
+        reference = self._need_reference()
+        scores = vectors @ reference.unit_vectors.T
+        for i, row in enumerate(own_rows):  # a stored set asked for by name is not its own hit
+            if row is not None:
+                scores[i, row] = -np.inf
+        return ranked_table(
+            names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several
+        )
 
-        return run_search(self, query, search_type=search_type, top_k=top_k, field=field)
+    def _need_reference(self) -> ReferenceSets:
+        if self._reference is None:
+            raise ValueError(
+                "this model carries no region sets to search; make it with BEDSpaceModel.from_anndata(adata)"
+            )
+        return self._reference
+
+    def _query_vectors(self, query) -> tuple[list[str], np.ndarray, list[int | None]]:
+        """Names, unit vectors and (for stored sets asked for by name) reference rows of region-set queries.
+
+        An existing file is always read as a file, even when a stored set has its name; a string that is not
+        a file is a stored set's name. Queries that overlap no known region cannot be ranked: one alone is an
+        error, several are left out with a warning.
+        """
+        if isinstance(query, ad.AnnData | pd.DataFrame):
+            vectors = self.embed(query)
+            names = query.obs_names.tolist() if isinstance(query, ad.AnnData) else ["query"]
+            return _rankable(names, unit_rows(vectors), [None] * len(names))
+        items = [query] if isinstance(query, str | os.PathLike) else list(query)
+        names: list[str] = []
+        rows: list[int | None] = []
+        slots: list[np.ndarray | None] = []
+        files: list[tuple[int, Path]] = []
+        for item in items:
+            path = Path(item)
+            if path.exists():
+                if path.is_dir():
+                    for bed in resolve_sets(path):
+                        files.append((len(names), bed[1]))
+                        names.append(bed[0])
+                        rows.append(None)
+                        slots.append(None)
+                    continue
+                files.append((len(names), path))
+                names.append(path.name)
+                rows.append(None)
+                slots.append(None)
+                continue
+            row = self._reference.position(str(item)) if self._reference is not None else None
+            if row is None or not isinstance(item, str):
+                known = [] if self._reference is None else self._reference.names.tolist()
+                close = difflib.get_close_matches(str(item), known, n=3)
+                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+                raise FileNotFoundError(
+                    f"query {str(item)!r} is neither a BED file nor a region set of the collection{hint}"
+                )
+            names.append(str(item))
+            rows.append(row)
+            slots.append(self._reference.unit_vectors[row])
+        if files:
+            tokenized = self._universe.tokenize([(names[i], p) for i, p in files])
+            embedded = unit_rows(self.embed_rows(tokenized.indptr, tokenized.indices))
+            for (i, _), vector in zip(files, embedded, strict=True):
+                slots[i] = vector
+        vectors = np.vstack(slots) if slots else np.zeros((0, self.dim), np.float32)
+        return _rankable(names, vectors, rows)
+
+
+def _rankable(names, vectors, rows):
+    """Drop queries with a zero vector (nothing to rank them by): an error for one query, a warning for several."""
+    empty = ~np.any(vectors != 0, axis=1)
+    if not empty.any():
+        return names, vectors, rows
+    lost = [n for n, e in zip(names, empty, strict=True) if e]
+    message = "overlap no region the model knows (an empty file, another genome, or another universe?)"
+    if empty.all():
+        raise ValueError(f"nothing to rank: the query {', '.join(map(repr, lost[:10]))} {message}")
+    warnings.warn(f"{len(lost)} queries {message} and are left out: {lost[:10]}", BEDSpaceWarning, stacklevel=4)
+    keep = ~empty
+    return (
+        [n for n, k in zip(names, keep, strict=True) if k],
+        vectors[keep],
+        [r for r, k in zip(rows, keep, strict=True) if k],
+    )
+
+
+# Models made from an AnnData by the tools (search, distances, evaluate), remembered per AnnData and key while its
+# arrays are the same objects: the overlap index of a large universe is then built once, not at every query.
+_EMBEDDINGS = PerObject()
+
+
+def _embedding_of(adata: ad.AnnData, key: str) -> BEDSpaceModel:
+    """The embedding trained into ``adata`` under ``key`` (no reference collection), cached per AnnData."""
+    keys = Keys(key)
+    keys.needs_training(adata)
+    record = adata.uns[keys.record]
+    fingerprint = (
+        id(adata.varm[keys.region_vectors]),
+        id(record["label_vectors"]),
+        id(record["labels"]),
+        id(adata.var),
+    )
+    cache = _EMBEDDINGS.get(adata)
+    if cache is None:
+        cache = {}
+        _EMBEDDINGS.set(adata, cache)
+    cached = cache.get(key)
+    if cached is not None and cached[0] == fingerprint and cached[1].universe.same_as(adata.var):
+        return cached[1]
+    universe_record = record.get("universe") or adata.uns.get(TOKENIZE, {}).get("universe", {})
+    model = BEDSpaceModel(
+        Universe.from_anndata(adata, record=universe_record),
+        np.asarray(adata.varm[keys.region_vectors]),
+        LabelTable.from_frame(pd.DataFrame(record["labels"])),
+        np.asarray(record["label_vectors"]),
+        params=_plain(record.get("params", {})),
+        loss=np.asarray(record.get("loss", []), dtype=np.float64),
+    )
+    cache[key] = (fingerprint, model)
+    return model
+
+
+def searchable(adata: ad.AnnData, key: str = "bedspace") -> BEDSpaceModel:
+    """The model of a trained AnnData with its sets as the reference, for the tools (no copy of ``.obs``)."""
+    keys = Keys(key)
+    model = _embedding_of(adata, key)
+    vectors = adata.obsm[keys.set_vectors]
+    cache = _EMBEDDINGS.get(adata)
+    entry = cache.get(("reference", key))
+    if entry is not None and entry[0] == (id(vectors), id(adata.obs), adata.obs.shape) and entry[1] is model:
+        return entry[2]
+    searchable_model = model.with_reference(ReferenceSets(adata.obs, np.asarray(vectors)))
+    cache[("reference", key)] = ((id(vectors), id(adata.obs), adata.obs.shape), model, searchable_model)
+    return searchable_model
+
+
+def is_model_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a bedspace model (what ``save(overwrite=True)`` may replace)."""
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"not a bedspace model folder: {folder} {'is a file' if folder.exists() else 'does not exist'}"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"not a bedspace model folder (no {MANIFEST}): {folder}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a bedspace model (format {manifest.get('format')!r})")
+    version = manifest.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: format_version must be a whole number >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{folder} was written in model format {version} (by bedspace {manifest.get('bedspace_version')}); "
+            f"this bedspace ({__version__}) reads formats 1 to {FORMAT_VERSION}: upgrade bedspace"
+        )
+    dim = manifest.get("dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"{path}: dim must be a whole number >= 1, got {dim!r}")
+    return manifest
+
+
+def _read(reader, path: Path):
+    """Run ``reader(path)``; whatever goes wrong, the error names the file."""
+    try:
+        return reader(path)
+    except (ValueError, OSError, EOFError, KeyError) as err:
+        message = str(err)
+        raise ValueError(message if str(path) in message else f"{path}: {message}") from None
+
+
+def _read_vectors(path: Path, rows: int, dim, what: str) -> np.ndarray:
+    vectors = _read(lambda p: np.load(p, allow_pickle=False), path)
+    if vectors.ndim != 2 or vectors.shape[0] != rows or (dim is not None and vectors.shape[1] != dim):
+        raise ValueError(f"{path}: shape {vectors.shape}, expected ({rows}, {dim}) for {rows} {what}")
+    if vectors.dtype.kind != "f":
+        raise ValueError(f"{path}: vectors must be floating-point numbers, got {vectors.dtype}")
+    return vectors
+
+
+def _load_format_1(cls, folder: Path, manifest: dict) -> BEDSpaceModel:
+    """Folders written by bedspace 0.1 (no checksums; sets as CSV)."""
+    names = manifest.get("files") or {}
+    missing = [n for n in names.values() if not (folder / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: model folder is incomplete, missing {missing}")
+    universe = Universe.from_intervals(
+        _read(read_intervals, folder / FILES["universe"]), name=str(manifest.get("universe_name", "universe")),
+        chrom_sizes=manifest.get("chrom_sizes"),
+    )  # fmt: skip
+    labels = LabelTable.from_frame(pd.read_csv(folder / FILES["labels"], sep="\t", dtype=str, keep_default_na=False))
+    dim = manifest.get("dim")
+    reference = None
+    if _V1_SET_FILES["sets"] in names.values():
+        sets = _read(lambda p: pd.read_csv(p, index_col="name"), folder / _V1_SET_FILES["sets"])
+        vectors = _read_vectors(folder / _V1_SET_FILES["set_vectors"], len(sets), dim, "sets")
+        reference = ReferenceSets(sets, vectors)
+    return cls(
+        universe,
+        _read_vectors(folder / FILES["region_vectors"], len(universe), dim, "universe regions"),
+        labels,
+        _read_vectors(folder / FILES["label_vectors"], len(labels), dim, "labels"),
+        params=manifest.get("params") or {},
+        loss=np.asarray(manifest.get("loss") or [], dtype=np.float64),
+        reference=reference,
+    )
+
+
+def _fingerprint(path: Path) -> dict:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def _plain(value):
-    """Numpy scalars and arrays (as h5ad returns them) to plain Python, for JSON."""
+    """Numpy scalars and arrays (as h5ad returns them) to plain Python, for JSON and comparisons."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return [_plain(v) for v in value.tolist()] if value.dtype == object else value.tolist()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value

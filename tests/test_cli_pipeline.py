@@ -103,7 +103,7 @@ def test_distances_file_is_a_safe_h5ad(pipeline):
 
     adata = ad.read_h5ad(path)
     assert adata.n_obs == 12
-    assert "bedspace_label_similarity" in adata.obsm and "bedspace_connectivities" in adata.obsp
+    assert "bedspace_label_similarity" in adata.obsm and "bedspace_neighbors_connectivities" in adata.obsp
 
 
 def test_distances_adds_sets_the_model_has_not_seen(pipeline, hg19, hg19_folder):
@@ -125,6 +125,11 @@ def test_distances_adds_sets_the_model_has_not_seen(pipeline, hg19, hg19_folder)
         "search", "-t", "l2r", "-d", "plus.h5ad", "-q", "organ=blood", "-n", "13", "--format", "json", cwd=pipeline
     )
     assert held_back.name in [h["name"] for h in json.loads(out.stdout)]
+    # every search type is answered from that file, r2l of a new BED file too
+    out = bedspace("search", "-t", "r2l", "-d", "plus.h5ad", "-q", held_back, "--format", "json", cwd=pipeline)
+    assert {h["field"] for h in json.loads(out.stdout)} == {"assay", "organ"}
+    out = bedspace("search", "-t", "r2r", "-d", "plus.h5ad", "-q", held_back.name, "--format", "json", cwd=pipeline)
+    assert held_back.name not in [h["name"] for h in json.loads(out.stdout)]
 
 
 def test_search_r2l_with_a_file_never_seen(pipeline, hg19_folder):
@@ -150,12 +155,41 @@ def test_search_l2r_and_r2r(pipeline, hg19_folder):
     lines = table.strip().splitlines()
     assert lines[0].split()[:3] == ["rank", "name", "score"] and len(lines) == 4
     assert "DNase-seq" in lines[1]
-    # a set of the collection is not its own hit
+    # a set of the collection asked for by name is not its own hit; its file is compared with every set
     own = sorted((folder / "beds").iterdir())[0]
+    out = bedspace(
+        "search", "-t", "r2r", "-d", "distances.pkl", "-q", own.name, "-n", "20", "--format", "json", cwd=pipeline
+    ).stdout
+    assert own.name not in [h["name"] for h in json.loads(out)]
     out = bedspace(
         "search", "-t", "r2r", "-d", "distances.pkl", "-q", own, "-n", "20", "--format", "json", cwd=pipeline
     ).stdout
-    assert own.name not in [h["name"] for h in json.loads(out)]
+    assert json.loads(out)[0]["name"] == own.name
+
+
+def test_train_checks_the_training_file_against_its_companion(pipeline):
+    edited = pipeline / "edited.txt"
+    shutil.copy(pipeline / "preprocessed.txt", edited)
+    shutil.copy(pipeline / "preprocessed.txt.bedspace.h5ad", pipeline / "edited.txt.bedspace.h5ad")
+    with open(edited, "a") as out:
+        out.write("chr1_0_5000 __label__organ=moon\n")
+    result = bedspace("train", "-i", "edited.txt", "-o", "m_edited/", "--epochs", "1", cwd=pipeline, check=False)
+    assert result.returncode == 1 and not (pipeline / "m_edited").exists()
+    assert "edited.txt is not the training file that edited.txt.bedspace.h5ad describes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_distances_refuses_to_overwrite_its_inputs(pipeline, hg19, hg19_folder):
+    folder, _ = hg19_folder
+    shutil.copy(folder / "labels.csv", pipeline / "meta.csv")
+    before = (pipeline / "meta.csv").read_bytes()
+    result = bedspace("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["tiles_5kb"],
+                      "-o", "meta.csv", cwd=pipeline, check=False)  # fmt: skip
+    assert result.returncode == 1 and "same file as --metadata" in result.stderr
+    assert (pipeline / "meta.csv").read_bytes() == before
+    result = bedspace("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["consensus"],
+                      "-o", "d2.h5ad", cwd=pipeline, check=False)  # fmt: skip
+    assert result.returncode == 1 and "is not on the universe" in result.stderr
 
 
 def test_every_command_has_help_with_examples():
@@ -171,7 +205,7 @@ def test_every_command_has_help_with_examples():
         (["search", "-t", "l2r", "-d", "missing.pkl", "-q", "x"], "distances file not found"),
         (
             ["search", "-t", "r2l", "-d", "distances.pkl", "-q", "nowhere.bed"],
-            "neither a region set of the collection nor a BED file",
+            "neither a BED file nor a region set of the collection",
         ),
         (["search", "-t", "r2x", "-d", "distances.pkl", "-q", "x"], "invalid choice: 'r2x'"),
         (["train", "--input", "preprocessed.txt", "--output", "m/", "--dim", "ten"], "invalid int value: 'ten'"),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,8 +14,25 @@ import bedspace as bs
 def trained():
     data = bs.datasets.insulators()
     adata = bs.pp.tokenize(data.beds, data.universe, metadata=data.metadata, chrom_sizes=data.chrom_sizes)
-    bs.tl.train(adata, labels=["target", "cell_type"], dim=16, epochs=5)
+    adata.obs["replicate"] = np.arange(adata.n_obs, dtype=np.int16)  # a numeric column, kept as such
+    adata.obs["control"] = adata.obs["cell_type"] == "Kc"  # a boolean column
+    bs.tl.train(adata, labels=["target", "cell_type"], dim=16, epochs=5, n_threads=1)
     return data, adata
+
+
+def assert_same_model(a: bs.BEDSpaceModel, b: bs.BEDSpaceModel) -> None:
+    assert a.universe.same_as(b.universe) and a.universe.name == b.universe.name
+    assert a.universe.chrom_sizes == b.universe.chrom_sizes
+    assert a.universe.names.equals(b.universe.names)
+    assert a.label_table == b.label_table
+    np.testing.assert_array_equal(a.region_vectors, b.region_vectors)
+    np.testing.assert_array_equal(a.label_vectors, b.label_vectors)
+    assert a.params == b.params
+    np.testing.assert_array_equal(a.loss, b.loss)
+    assert (a.reference is None) == (b.reference is None)
+    if a.reference is not None:
+        pd.testing.assert_frame_equal(a.set_metadata, b.set_metadata)
+        np.testing.assert_array_equal(a.set_vectors, b.set_vectors)
 
 
 def test_from_anndata(trained):
@@ -23,23 +41,48 @@ def test_from_anndata(trained):
     assert model.dim == 16
     assert model.labels.index.tolist() == adata.uns["bedspace"]["labels"].index.tolist()
     np.testing.assert_array_equal(model.label_vectors, adata.uns["bedspace"]["label_vectors"])
-    assert model.universe.index.equals(adata.var_names) or len(model.universe) == adata.n_vars
+    assert model.universe.names.equals(adata.var_names)
     assert model.chrom_sizes["chr2L"] > 0
     assert "labels in ['cell_type', 'target']" in repr(model)
 
 
-def test_save_load_embed_round_trip(trained, tmp_path):
+@pytest.mark.parametrize("key", ["bedspace", "run2"])
+def test_anndata_and_model_are_exact_inverses(trained, key, tmp_path):
+    """from_anndata(to_anndata(m)) == m and to_anndata(from_anndata(a)) holds what a held, for any key."""
+    _, adata = trained
+    adata = adata.copy()
+    if key != "bedspace":
+        bs.tl.train(adata, labels=["target"], dim=8, epochs=2, key_added=key, n_threads=1)
+    model = bs.BEDSpaceModel.from_anndata(adata, key=key)
+    assert model.universe.name == "dm3_insulators_tiles_5kb.bed" and model.chrom_sizes is not None
+    again = model.to_anndata(key=key)
+    assert_same_model(bs.BEDSpaceModel.from_anndata(again, key=key), model)
+    pd.testing.assert_frame_equal(again.obs, adata.obs)
+    assert again.obs["cell_type"].dtype == "category" and again.obs["replicate"].dtype == np.int16
+    pd.testing.assert_frame_equal(again.var[["chrom", "start", "end"]], adata.var[["chrom", "start", "end"]])
+    np.testing.assert_array_equal(again.obsm[f"X_{key}"], adata.obsm[f"X_{key}"])
+    np.testing.assert_array_equal(again.varm[key], adata.varm[key])
+    for name in ("params", "loss", "label_vectors", "universe"):
+        assert str(again.uns[key][name]) == str(adata.uns[key][name]), name
+    pd.testing.assert_frame_equal(again.uns[key]["labels"], adata.uns[key]["labels"])
+    # and through .h5ad
+    again.write_h5ad(tmp_path / "again.h5ad")
+    assert_same_model(bs.BEDSpaceModel.from_anndata(ad.read_h5ad(tmp_path / "again.h5ad"), key=key), model)
+
+
+def test_save_load_keeps_every_part(trained, tmp_path):
     data, adata = trained
     model = bs.BEDSpaceModel.from_anndata(adata)
     folder = model.save(tmp_path / "model")
     manifest = json.loads((folder / "model.json").read_text())
-    assert manifest["format"] == "bedspace-model" and manifest["params"]["epochs"] == 5
+    assert manifest["format"] == "bedspace-model" and manifest["format_version"] == 2
+    assert manifest["params"]["epochs"] == 5
+    assert set(manifest["files"]) == {"universe", "region_vectors", "labels", "label_vectors", "reference"}
+    assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
     loaded = bs.BEDSpaceModel.load(folder)
-    np.testing.assert_array_equal(loaded.region_vectors, model.region_vectors)
-    np.testing.assert_array_equal(loaded.label_vectors, model.label_vectors)
-    pd.testing.assert_frame_equal(loaded.labels, model.labels)
-    np.testing.assert_array_equal(loaded.universe["start"], adata.var["start"])
-    np.testing.assert_array_equal(loaded.loss, adata.uns["bedspace"]["loss"])
+    assert_same_model(loaded, model)
+    assert loaded.set_metadata["cell_type"].dtype == "category"  # categoricals stay categoricals
+    assert loaded.set_metadata["control"].dtype == bool
     # embedding BED files, a tokenized AnnData and a frame all agree with training
     np.testing.assert_allclose(loaded.embed(data.files[:3]), adata.obsm["X_bedspace"][:3], atol=1e-6)
     np.testing.assert_allclose(loaded.embed(adata), adata.obsm["X_bedspace"], atol=1e-6)
@@ -53,6 +96,11 @@ def test_save_refuses_to_overwrite_and_is_atomic(trained, tmp_path, monkeypatch)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         model.save(folder)
     model.save(folder, overwrite=True)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.txt").write_text("years of work")
+    with pytest.raises((ValueError, FileExistsError, PermissionError), match="notes"):
+        model.save(tmp_path / "notes", overwrite=True)  # never deletes a folder that is not a model
+    assert (tmp_path / "notes" / "thesis.txt").read_text() == "years of work"
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
@@ -62,25 +110,118 @@ def test_save_refuses_to_overwrite_and_is_atomic(trained, tmp_path, monkeypatch)
         model.save(tmp_path / "other")
     with pytest.raises(OSError, match="disk full"):
         model.save(folder, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["model", "notes"]
     monkeypatch.undo()
     bs.BEDSpaceModel.load(folder)  # the earlier model is intact
 
 
-def test_load_errors(trained, tmp_path):
+@pytest.fixture
+def saved(trained, tmp_path):
+    return bs.BEDSpaceModel.from_anndata(trained[1]).save(tmp_path / "model")
+
+
+def _edit_manifest(folder, **changes):
+    manifest = json.loads((folder / "model.json").read_text())
+    manifest.update(changes)
+    (folder / "model.json").write_text(json.dumps(manifest))
+
+
+def test_load_errors(saved, tmp_path):
     with pytest.raises(FileNotFoundError, match="not a bedspace model folder"):
         bs.BEDSpaceModel.load(tmp_path)
-    folder = bs.BEDSpaceModel.from_anndata(trained[1]).save(tmp_path / "model")
-    manifest = json.loads((folder / "model.json").read_text())
-    manifest["format_version"] = 99
-    (folder / "model.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="format 99.*upgrade bedspace"):
-        bs.BEDSpaceModel.load(folder)
-    manifest["format_version"] = 1
-    (folder / "model.json").write_text(json.dumps(manifest))
-    (folder / "label_vectors.npy").unlink()
-    with pytest.raises(FileNotFoundError, match="incomplete.*label_vectors.npy"):
-        bs.BEDSpaceModel.load(folder)
+    _edit_manifest(saved, format_version=99)
+    with pytest.raises(ValueError, match="format 99.*reads formats 1 to 2: upgrade bedspace"):
+        bs.BEDSpaceModel.load(saved)
+    _edit_manifest(saved, format_version="1")
+    with pytest.raises(ValueError, match="format_version must be a whole number >= 1, got '1'"):
+        bs.BEDSpaceModel.load(saved)
+    _edit_manifest(saved, format_version=2)
+    (saved / "label_vectors.npy").unlink()
+    with pytest.raises(FileNotFoundError, match="incomplete, missing label_vectors.npy"):
+        bs.BEDSpaceModel.load(saved)
+    (saved / "model.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="model.json: expected a JSON object, got a list"):
+        bs.BEDSpaceModel.load(saved)
+
+
+@pytest.mark.parametrize(
+    ("file", "tamper"),
+    [
+        ("universe.bed.gz", "shift"),
+        ("labels.tsv", "swap"),
+        ("label_vectors.npy", "nan"),
+        ("region_vectors.npy", "truncate"),
+        ("reference.h5ad", "truncate"),
+    ],
+)
+def test_a_tampered_file_is_refused_by_name(saved, file, tamper):
+    path = saved / file
+    if tamper == "shift":
+        import gzip
+
+        lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+        shifted = ["\t".join([c, str(int(s) + 2500), str(int(e) + 2500)]) for c, s, e in (x.split("\t") for x in lines)]
+        path.write_bytes(gzip.compress(("\n".join(shifted) + "\n").encode()))
+    elif tamper == "swap":
+        lines = path.read_text().splitlines()
+        lines[1], lines[2] = lines[2], lines[1]
+        path.write_text("\n".join(lines) + "\n")
+    elif tamper == "nan":
+        vectors = np.load(path)
+        vectors[0, 0] = np.nan
+        np.save(path, vectors)
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=rf"{file} does not match the checksum in model.json"):
+        bs.BEDSpaceModel.load(saved)
+
+
+def test_damaged_contents_are_refused_even_with_matching_checksums(saved):
+    """A folder whose manifest was rewritten to match damaged files still fails, naming the file."""
+    from bedspace._model import _fingerprint
+
+    def reseal():
+        manifest = json.loads((saved / "model.json").read_text())
+        for entry in manifest["files"].values():
+            entry.update(_fingerprint(saved / entry["name"]))
+        (saved / "model.json").write_text(json.dumps(manifest))
+
+    sets = np.load(saved / "region_vectors.npy")
+    np.save(saved / "region_vectors.npy", sets[:, :8])
+    reseal()
+    with pytest.raises(ValueError, match=r"region_vectors.npy: shape \(\d+, 8\), expected"):
+        bs.BEDSpaceModel.load(saved)
+    np.save(saved / "region_vectors.npy", sets)
+    labels = np.load(saved / "label_vectors.npy")
+    labels[1, 3] = np.inf
+    np.save(saved / "label_vectors.npy", labels)
+    reseal()
+    with pytest.raises(ValueError, match="label vectors hold 1 non-finite value"):
+        bs.BEDSpaceModel.load(saved)
+
+
+def test_a_model_saved_by_bedspace_0_1_still_loads(trained, tmp_path):
+    """Format 1 folders (sets as CSV, no checksums) are read."""
+    from bedspace._formats.bed import write_bed
+
+    _, adata = trained
+    model = bs.BEDSpaceModel.from_anndata(adata)
+    folder = tmp_path / "old"
+    folder.mkdir()
+    write_bed(model.universe.regions[["chrom", "start", "end"]], folder / "universe.bed.gz")
+    np.save(folder / "region_vectors.npy", model.region_vectors)
+    model.labels.to_csv(folder / "labels.tsv", sep="\t", index=False)
+    np.save(folder / "label_vectors.npy", model.label_vectors)
+    model.set_metadata.to_csv(folder / "sets.csv.gz", index_label="name")
+    np.save(folder / "set_vectors.npy", model.set_vectors)
+    files = {"universe": "universe.bed.gz", "regions": "region_vectors.npy", "labels": "labels.tsv",
+             "label_vectors": "label_vectors.npy", "sets": "sets.csv.gz", "set_vectors": "set_vectors.npy"}  # fmt: skip
+    (folder / "model.json").write_text(
+        json.dumps({"format": "bedspace-model", "format_version": 1, "dim": 16, "files": files, "params": {}})
+    )
+    old = bs.BEDSpaceModel.load(folder)
+    np.testing.assert_array_equal(old.region_vectors, model.region_vectors)
+    assert old.set_names.tolist() == model.set_names.tolist()
 
 
 def test_from_anndata_needs_training():
@@ -116,6 +257,9 @@ def test_from_starspace_plain_labels_and_errors(trained, tmp_path):
     tsv.write_text(f"{region}\t0.1\tabc\n")
     with pytest.raises(ValueError, match="line 1: vector values"):
         bs.BEDSpaceModel.from_starspace(tsv, universe=data.universe)
+    tsv.write_text(f"{region}\t0.1\tnan\n")
+    with pytest.raises(ValueError, match="line 1: .*non-finite"):
+        bs.BEDSpaceModel.from_starspace(tsv, universe=data.universe)
 
 
 def test_embed_unknown_set_warns(trained):
@@ -126,18 +270,27 @@ def test_embed_unknown_set_warns(trained):
     assert not vector.any()
 
 
-def test_to_anndata_round_trip_and_scanpy_tools(trained, tmp_path):
+def test_to_anndata_works_with_the_tools(trained, tmp_path):
     _, adata = trained
     model = bs.BEDSpaceModel.load(bs.BEDSpaceModel.from_anndata(adata).save(tmp_path / "m"))
     again = model.to_anndata()
-    assert again.obs_names.equals(adata.obs_names) and again.n_vars == adata.n_vars
-    np.testing.assert_array_equal(again.obsm["X_bedspace"], adata.obsm["X_bedspace"])
-    back = bs.BEDSpaceModel.from_anndata(again)
-    np.testing.assert_array_equal(back.region_vectors, model.region_vectors)
-    np.testing.assert_array_equal(back.label_vectors, model.label_vectors)
     bs.tl.distances(again)
     assert again.obsm["bedspace_label_similarity"].shape == (8, 6)
     again.write_h5ad(tmp_path / "again.h5ad")
-    bare = bs.BEDSpaceModel(model.universe, model.region_vectors, model.labels, model.label_vectors)
+    bare = model.with_reference(None)
     with pytest.raises(ValueError, match="carries no region sets"):
         bare.to_anndata()
+    with pytest.raises(ValueError, match="carries no region sets to search"):
+        bare.search("target=CTCF", search_type="l2r")
+
+
+def test_constructor_checks(trained):
+    model = bs.BEDSpaceModel.from_anndata(trained[1])
+    with pytest.raises(ValueError, match="region vectors for"):
+        bs.BEDSpaceModel(model.universe, model.region_vectors[:-1], model.label_table, model.label_vectors)
+    with pytest.raises(ValueError, match="dimension"):
+        bs.BEDSpaceModel(model.universe, model.region_vectors, model.label_table, model.label_vectors[:, :3])
+    broken = model.region_vectors.copy()
+    broken[5, 2] = np.nan
+    with pytest.raises(ValueError, match="region vectors hold 1 non-finite value.*row 5"):
+        bs.BEDSpaceModel(model.universe, broken, model.label_table, model.label_vectors)

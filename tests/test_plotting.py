@@ -9,8 +9,25 @@ import pytest  # noqa: E402
 import bedspace as bs  # noqa: E402
 
 
-def test_label_similarity_heatmap(hg19_trained, tmp_path):
+@pytest.fixture(scope="module")
+def laid_out(hg19_trained):
+    """The trained collection with what bs.pl draws: similarities and the neighbour graph, and both layouts."""
+    adata = bs.tl.distances(hg19_trained[0], copy=True)
+    bs.tl.layout(adata)
+    bs.tl.layout(adata, basis="pca")
+    return adata
+
+
+def test_plots_draw_what_tools_wrote(hg19_trained):
     train, _ = hg19_trained
+    with pytest.raises(KeyError, match=r"run bs.tl.distances\(adata\) first"):
+        bs.pl.label_similarity(train, show=False)
+    with pytest.raises(KeyError, match=r"run bs.tl.layout\(adata, basis='umap'\) first"):
+        bs.pl.embedding(train, show=False)
+
+
+def test_label_similarity_heatmap(laid_out, tmp_path):
+    train = laid_out
     path = tmp_path / "heat.png"
     ax = bs.pl.label_similarity(train, field="organ", groupby="organ", show=False, save=path)
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -27,8 +44,8 @@ def test_label_similarity_heatmap(hg19_trained, tmp_path):
     plt.close(ax.figure)
 
 
-def test_label_similarity_into_given_axes_and_errors(hg19_trained):
-    train, _ = hg19_trained
+def test_label_similarity_into_given_axes_and_errors(laid_out):
+    train = laid_out
     fig, axes = plt.subplots(1, 2)
     assert bs.pl.label_similarity(train, field="assay", ax=axes[1], show=False) is axes[1]
     with pytest.raises(KeyError, match="no labels of field 'tissue'"):
@@ -38,8 +55,8 @@ def test_label_similarity_into_given_axes_and_errors(hg19_trained):
     plt.close(fig)
 
 
-def test_joint_embedding_has_sets_and_labels(hg19_trained, tmp_path):
-    train, _ = hg19_trained
+def test_joint_embedding_has_sets_and_labels(laid_out, tmp_path):
+    train = laid_out
     ax = bs.pl.embedding(train, color="assay", labels="organ", show=False, save=tmp_path / "joint.png")
     assert (tmp_path / "joint.png").stat().st_size > 10_000
     set_points = sum(len(c.get_offsets()) for c in ax.collections[:-1])

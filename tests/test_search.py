@@ -7,7 +7,7 @@ import pytest
 import scanpy as sc
 
 import bedspace as bs
-from bedspace._search import resolve_label
+from bedspace._labels import LabelTable
 from bedspace._similarity import top_k
 
 
@@ -43,14 +43,48 @@ def test_l2r_for_assay_returns_that_assay_first(hg19_trained):
         assert {"organ", "cell_class", "n_regions"} <= set(hits.columns)
 
 
-def test_r2r_excludes_the_query_itself(hg19, hg19_trained):
+def test_r2r_excludes_a_stored_set_asked_for_by_name(hg19, hg19_trained):
     train, _ = hg19_trained
     name = train.obs_names[5]
-    for query in (name, hg19.beds / name):
-        hits = bs.tl.search(train, query, search_type="r2r", top_k=train.n_obs)
-        assert name not in hits["name"].tolist()
-        assert len(hits) == train.n_obs - 1
-        assert hits["rank"].tolist() == list(range(1, train.n_obs))
+    hits = bs.tl.search(train, name, search_type="r2r", top_k=train.n_obs)
+    assert name not in hits["name"].tolist()
+    assert len(hits) == train.n_obs - 1
+    assert hits["rank"].tolist() == list(range(1, train.n_obs))
+    # a BED file is compared with every set: the stored set with its name is a hit (its best), not hidden
+    hits = bs.tl.search(train, hg19.beds / name, search_type="r2r", top_k=train.n_obs)
+    assert len(hits) == train.n_obs and hits["name"].iloc[0] == name
+    assert hits["score"].iloc[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_path_means_the_file_even_when_a_set_has_its_name(hg19, hg19_trained, tmp_path, monkeypatch):
+    train, test = hg19_trained
+    name = train.obs_names[0]
+    other = hg19.beds / test.obs_names[test.obs["assay"] != train.obs["assay"].iloc[0]][0]
+    (tmp_path / name).write_bytes(other.read_bytes())  # a file in the working folder named like a stored set
+    monkeypatch.chdir(tmp_path)
+    from_file = bs.tl.search(train, name, search_type="r2l", field="assay", top_k=1)
+    monkeypatch.chdir(hg19.beds.parent)
+    stored = bs.tl.search(train, name, search_type="r2l", field="assay", top_k=1)
+    assert from_file["value"].iloc[0] == test.obs.loc[other.name, "assay"]
+    assert stored["value"].iloc[0] == train.obs["assay"].iloc[0]
+
+
+def test_a_query_with_nothing_to_rank_is_an_error(hg19_trained, tmp_path):
+    train, _ = hg19_trained
+    (tmp_path / "empty.bed").write_text("")
+    (tmp_path / "fly.bed").write_text("chr2L\t100\t5000\n")
+    for name in ("empty.bed", "fly.bed"):
+        with pytest.raises(ValueError, match=f"nothing to rank: the query '{name}' overlap"):
+            with pytest.warns(bs.BEDSpaceWarning):
+                bs.tl.search(train, tmp_path / name, search_type="r2l")
+    frame = pd.DataFrame({"Chromosome": ["chr1"], "Start": [1], "End": [2]})
+    with pytest.warns(bs.BEDSpaceWarning) as record:
+        hits = bs.tl.search(train, [tmp_path / "fly.bed", train.obs_names[0]], search_type="r2l", top_k=1)
+    assert any("queries overlap no region the model knows" in str(w.message) for w in record)
+    assert any("share no chromosome name" in str(w.message) for w in record)
+    assert hits["query"].tolist() == [train.obs_names[0]]
+    with pytest.raises(ValueError, match="nothing to rank"), pytest.warns(bs.BEDSpaceWarning):
+        bs.tl.search(train, frame, search_type="r2r")
 
 
 def test_r2r_from_held_out_set_finds_same_assay(hg19, hg19_trained):
@@ -77,35 +111,28 @@ def test_anndata_query(hg19, hg19_trained):
     assert (hits["value"].to_numpy() == test.obs["assay"].iloc[:2].astype(str).to_numpy()).all()
 
 
-@pytest.fixture
-def labels_table():
-    table = pd.DataFrame(
-        {"field": ["organ", "organ", "cell_class", "cell_class", "assay"],
-         "value": ["blood", "skin", "T cell", "blood", "DNase-seq"]}
-    )  # fmt: skip
-    table.index = (table["field"] + "=" + table["value"]).tolist()
-    return table
-
-
-def test_label_parsing(labels_table):
-    assert resolve_label(labels_table, "organ=skin") == 1
-    assert resolve_label(labels_table, "skin") == 1
-    assert resolve_label(labels_table, "T_cell") == 2  # the command line's spelling of "T cell"
-    assert resolve_label(labels_table, "dnase-seq") == 4
-    assert resolve_label(labels_table, "blood", field="cell_class") == 3
+def test_label_parsing():
+    labels = LabelTable(
+        ["organ", "organ", "cell_class", "cell_class", "assay"], ["blood", "skin", "T cell", "blood", "DNase-seq"]
+    )
+    assert labels.resolve("organ=skin") == 1
+    assert labels.resolve("skin") == 1
+    assert labels.resolve("T_cell") == 2  # the command line's spelling of "T cell"
+    assert labels.resolve("dnase-seq") == 4
+    assert labels.resolve("blood", field="cell_class") == 3
     with pytest.raises(ValueError, match=r"ambiguous.*'organ=blood', 'cell_class=blood'"):
-        resolve_label(labels_table, "blood")
+        labels.resolve("blood")
     with pytest.raises(KeyError, match="unknown label 'skn'.*close matches: 'skin'"):
-        resolve_label(labels_table, "skn")
+        labels.resolve("skn")
     with pytest.raises(KeyError, match="no label field 'tissue'"):
-        resolve_label(labels_table, "blood", field="tissue")
+        labels.resolve("blood", field="tissue")
 
 
 def test_search_errors(hg19_trained, tmp_path):
     train, _ = hg19_trained
     with pytest.raises(ValueError, match="search_type must be one of"):
         bs.tl.search(train, "x", search_type="r2x")
-    with pytest.raises(FileNotFoundError, match="neither a region set of the collection nor a BED file"):
+    with pytest.raises(FileNotFoundError, match="neither a BED file nor a region set of the collection"):
         bs.tl.search(train, str(tmp_path / "nope.bed"), search_type="r2l")
     with pytest.raises(KeyError, match="unknown label"):
         bs.tl.search(train, "organ=moon", search_type="l2r")
@@ -148,9 +175,9 @@ def test_distances_layout_and_scanpy(hg19_trained, tmp_path):
     np.testing.assert_allclose(similarity.to_numpy(), expected, atol=1e-5)  # raw cosine, not rescaled
     n = adata.n_obs
     assert adata.uns["bedspace_neighbors"]["params"]["all_pairs"]
-    assert adata.obsp["bedspace_distances"].shape == (n, n)
-    assert adata.obsp["bedspace_distances"].getnnz(axis=1).min() == n - 1  # every other set
-    d = adata.obsp["bedspace_distances"].toarray()
+    assert adata.obsp["bedspace_neighbors_distances"].shape == (n, n)
+    assert adata.obsp["bedspace_neighbors_distances"].getnnz(axis=1).min() == n - 1  # every other set
+    d = adata.obsp["bedspace_neighbors_distances"].toarray()
     cos = adata.obsm["X_bedspace"] @ adata.obsm["X_bedspace"].T
     off = ~np.eye(n, dtype=bool)
     np.testing.assert_allclose(d[off], 1 - cos[off], atol=1e-4)
@@ -158,8 +185,8 @@ def test_distances_layout_and_scanpy(hg19_trained, tmp_path):
     adata.write_h5ad(tmp_path / "d.h5ad")
     back = ad.read_h5ad(tmp_path / "d.h5ad")
     pd.testing.assert_frame_equal(back.obsm["bedspace_label_similarity"], similarity)
-    assert (back.obsp["bedspace_connectivities"] != adata.obsp["bedspace_connectivities"]).nnz == 0
-    assert back.uns["bedspace_neighbors"]["distances_key"] == "bedspace_distances"
+    assert (back.obsp["bedspace_neighbors_connectivities"] != adata.obsp["bedspace_neighbors_connectivities"]).nnz == 0
+    assert back.uns["bedspace_neighbors"]["distances_key"] == "bedspace_neighbors_distances"
 
     sc.tl.umap(back, neighbors_key="bedspace_neighbors", random_state=0)
     sc.tl.leiden(back, neighbors_key="bedspace_neighbors", flavor="igraph", n_iterations=2, random_state=0)
@@ -173,7 +200,7 @@ def test_distances_layout_and_scanpy(hg19_trained, tmp_path):
 def test_distances_knn_graph(hg19_trained):
     train, _ = hg19_trained
     adata = bs.tl.distances(train, n_neighbors=6, copy=True)
-    assert adata.obsp["bedspace_distances"].getnnz(axis=1).max() == 5
+    assert adata.obsp["bedspace_neighbors_distances"].getnnz(axis=1).max() == 5
     assert not adata.uns["bedspace_neighbors"]["params"]["all_pairs"]
     with pytest.raises(ValueError, match="n_neighbors"):
         bs.tl.distances(train, n_neighbors=1, copy=True)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import bedspace as bs
-from bedspace._labels import parse_label_token
+from bedspace._formats.starspace import parse_label_token
 
 FIELDS = ["organ", "cell_class", "assay"]
 
@@ -162,7 +162,7 @@ def test_bad_input(insulators_adata):
         bs.tl.train(adata, labels=["empty"])
     with pytest.raises(ValueError, match="backend"):
         bs.tl.train(adata, labels=["target"], backend="gpu")
-    with pytest.raises(ValueError, match="dim must be >= 1"):
+    with pytest.raises(ValueError, match="dim must be a whole number >= 1, got 0"):
         bs.tl.train(adata, labels=["target"], dim=0)
     with pytest.raises(FileNotFoundError, match="StarSpace binary not found.*backend='native'"):
         bs.tl.train(adata, labels=["target"], backend="starspace", starspace="/nonexistent/starspace")
@@ -247,9 +247,24 @@ def test_starspace_backend_with_stand_in(insulators_adata, stand_in):
     assert adata.obsm["X_bedspace"].shape == (8, 12)
 
 
-def test_starspace_backend_needs_starspace_semantics(insulators_adata, stand_in):
-    with pytest.raises(ValueError, match="exclude_positives=False"):
-        bs.tl.train(insulators_adata, labels="target", backend="starspace", starspace=stand_in({}))
+def test_plain_starspace_call_works_and_assigns_labels_once(insulators_adata, stand_in):
+    """The default works with both backends; the StarSpace path builds its training examples once (one warning)."""
+    adata = insulators_adata.copy()
+    adata.obs["target"] = adata.obs["target"].astype(object)
+    adata.obs.loc[adata.obs_names[0], "target"] = np.nan
+    with pytest.warns(bs.BEDSpaceWarning, match="have no value") as record:
+        bs.tl.train(adata, labels="target", dim=4, epochs=1, backend="starspace", starspace=stand_in({}))
+    assert sum("have no value" in str(w.message) for w in record) == 1
+    assert adata.uns["bedspace"]["params"]["exclude_positives"] is False
+    with pytest.raises(ValueError, match="cannot exclude all"):
+        bs.tl.train(adata, labels="target", backend="starspace", starspace=stand_in({}), exclude_positives=True)
+
+
+def test_starspace_nan_vectors_are_an_error(insulators_adata, stand_in, tmp_path):
+    binary = stand_in({})
+    binary.write_text(binary.read_text().replace("str(round(0.001 * (i + 1) * (k + 1), 6))", '"nan"'))
+    with pytest.raises(ValueError, match=r"model.tsv, line 1: .*non-finite"):
+        bs.tl.train(insulators_adata, labels="target", dim=4, epochs=1, backend="starspace", starspace=binary)
 
 
 def test_starspace_failure_shows_its_output(insulators_adata, stand_in):

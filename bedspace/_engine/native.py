@@ -1,6 +1,6 @@
 """The built-in training engine: StarSpace trainMode 0 in numba.
 
-The algorithm is that of ``shared/reference/starspace_trainmode0.md`` (StarSpace's own): a set's vector is the
+The algorithm is StarSpace's own: a set's vector is the
 L2-normalised sum of its region rows; a label's vector is its row, normalised; the positive label of a visit
 is one of the set's labels drawn at random; negatives are shared by a batch, each a random label of a random
 training set; hinge (or sampled softmax) loss on cosine similarities; updates that treat the normalised vectors
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 from numba import prange
+
+from .._params import TrainParams
 
 _EPS = 1e-6
 _DECAY_STEP = 1000  # StarSpace lowers the rate every 1000 examples
@@ -38,24 +40,6 @@ class TrainingData:
     def n_examples(self) -> int:
         """Number of training examples (labelled sets with at least one region)."""
         return int(self.indptr.size - 1)
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Options of the engine (StarSpace's names in comments)."""
-
-    dim: int = 100  # -dim
-    epochs: int = 50  # -epoch
-    lr: float = 0.05  # -lr
-    neg_search_limit: int = 5  # -negSearchLimit
-    max_neg_samples: int = 10  # -maxNegSamples
-    margin: float = 0.05  # -margin
-    batch_size: int = 5  # -batchSize
-    loss: str = "hinge"  # -loss hinge|softmax
-    max_norm: float = 1.0  # -norm
-    init_std: float = 0.001  # -initRandSd
-    exclude_positives: bool = True  # StarSpace: False (only the drawn positive is never a negative)
-    dropout: float = 0.0  # -dropoutLHS: share of a set's regions left out at each visit
 
 
 @numba.njit(inline="always")
@@ -309,7 +293,7 @@ def set_vectors(regions, indptr, indices):
 
 def train(
     data: TrainingData,
-    params: Hyperparameters,
+    params: TrainParams,
     *,
     n_threads: int,
     random_state: int,

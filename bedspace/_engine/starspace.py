@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from .native import Hyperparameters
+from .._params import TrainParams
 
 ENV_VAR = "BEDSPACE_STARSPACE"
 _EPOCH_LINE = re.compile(r"Epoch\s+(\d+)\s+Train error\s*:\s*([0-9.eE+-]+|nan|inf)")
@@ -40,10 +40,10 @@ def find_binary(starspace: str | os.PathLike | None) -> Path:
         path = Path(found)
     if not os.access(path, os.X_OK):
         raise PermissionError(f"StarSpace binary is not executable: {path}")
-    return path
+    return path.resolve()  # StarSpace runs in a temporary folder: a relative path would point nowhere there
 
 
-def train_arguments(train_file: Path, model: Path, params: Hyperparameters, n_threads: int) -> list[str]:
+def train_arguments(train_file: Path, model: Path, params: TrainParams, n_threads: int) -> list[str]:
     """Every flag explicit, so StarSpace's defaults and an old model never decide anything (no -initModel)."""
     return [
         "train",
@@ -83,7 +83,7 @@ def run_training(
     binary: Path,
     train_file: Path,
     workdir: Path,
-    params: Hyperparameters,
+    params: TrainParams,
     *,
     n_threads: int,
     progress: Callable[[int, float], None] | None = None,

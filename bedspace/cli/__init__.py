@@ -10,7 +10,37 @@ from collections.abc import Sequence
 from .._version import __version__
 from . import _demo, _pipeline
 
-USER_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, ValueError, KeyError, TypeError)
+USER_ERRORS = (OSError, ValueError, KeyError, TypeError)
+
+
+def _whole_number(minimum: int):
+    """An argparse type: a whole number >= ``minimum`` (``--threads 0`` is refused, not recorded)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _number(text: str) -> float:
+    """An argparse type: a finite number (``--lr inf`` and ``nan`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+positive = _whole_number(1)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-u", "--universe", required=True, help="universe BED file (the vocabulary of regions)")
     p.add_argument("-l", "--labels", required=True, help='comma-separated label columns, e.g. "cell_type,tissue"')
     p.add_argument("-o", "--output", required=True, help="training file to write")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel threads (default: all cores)")
+    p.add_argument("-j", "--jobs", type=positive, default=None, help="parallel threads (default: all cores)")
     p.set_defaults(func=_pipeline.preprocess)
 
     p = _command(
@@ -65,13 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--input", required=True, help="training file written by preprocess")
     p.add_argument("-o", "--output", required=True, help="model folder to write")
     p.add_argument("-s", "--path-to-starspace", default=None, help="the StarSpace binary or its folder")
-    p.add_argument("--dim", type=int, default=100, help="embedding dimension (default: 100)")
-    p.add_argument("--epochs", type=int, default=50, help="passes over the data (default: 50)")
-    p.add_argument("--lr", type=float, default=0.05, help="initial learning rate (default: 0.05)")
-    p.add_argument("--neg-search-limit", type=int, default=5, help="negatives sampled per batch (default: 5)")
+    p.add_argument("--dim", type=positive, default=100, help="embedding dimension (default: 100)")
+    p.add_argument("--epochs", type=positive, default=50, help="passes over the data (default: 50)")
+    p.add_argument("--lr", type=_number, default=0.05, help="initial learning rate (default: 0.05)")
+    p.add_argument("--neg-search-limit", type=positive, default=5, help="negatives sampled per batch (default: 5)")
     p.add_argument("--loss", choices=["hinge", "softmax"], default="hinge", help="loss (default: hinge)")
-    p.add_argument("--dropout", type=float, default=0.0, help="share of regions left out per visit (default: 0)")
-    p.add_argument("--threads", type=int, default=None, help="training threads (default: all cores)")
+    p.add_argument("--dropout", type=_number, default=0.0, help="share of regions left out per visit (default: 0)")
+    p.add_argument("--threads", type=positive, default=None, help="training threads (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the built-in engine (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     p.set_defaults(func=_pipeline.train)
@@ -88,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-u", "--universe", required=True, help="the universe BED file the model was trained on")
     p.add_argument("-o", "--output", required=True, help="file to write (.h5ad format)")
     p.add_argument("--beds", default=None, help="folder of BED files for sets the model has not seen")
-    p.add_argument("--n-neighbors", type=int, default=None, help="neighbours per set (default: all pairs ≤ 2000 sets)")
+    p.add_argument(
+        "--n-neighbors", type=_whole_number(2), default=None, help="neighbours per set (default: all pairs ≤ 2000 sets)"
+    )
     p.set_defaults(func=_pipeline.distances)
 
     p = _command(
@@ -102,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--type", required=True, choices=["r2l", "l2r", "r2r"], help="kind of search")
     p.add_argument("-d", "--distances", required=True, help="file written by distances")
     p.add_argument("-q", "--query", required=True, help="a BED file (r2l, r2r), or a label such as T_cell (l2r)")
-    p.add_argument("-n", type=int, default=10, help="number of results (default: 10)")
+    p.add_argument("-n", type=positive, default=10, help="number of results (default: 10)")
     p.add_argument("-f", "--field", default=None, help="only labels of this field (r2l)")
     p.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format")
     p.set_defaults(func=_pipeline.search)
@@ -119,12 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metadata", help="CSV with a file_name column (with --data)")
     p.add_argument("--universe", help="universe BED file (with --data)")
     p.add_argument("--labels", default="cell_type", help="comma-separated label columns (with --data)")
-    p.add_argument("--dim", type=int, default=50, help="embedding dimension (default: 50)")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
+    p.add_argument("--dim", type=positive, default=50, help="embedding dimension (default: 50)")
+    p.add_argument("--epochs", type=positive, default=30, help="training epochs (default: 30)")
     p.add_argument(
         "--figure", default="bedspace_demo.png", help="where to write the figure (default: bedspace_demo.png)"
     )
-    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel threads (default: all cores)")
+    p.add_argument("-j", "--jobs", type=positive, default=None, help="parallel threads (default: all cores)")
     p.set_defaults(func=_demo.demo)
     return parser
 
@@ -135,22 +167,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")
+            _show_only_bedspace_warnings(args.command, debug=args.debug)
             args.func(args)
-    except USER_ERRORS as err:
+    except KeyboardInterrupt:
+        print(f"bedspace {args.command}: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+    except Exception as err:
         if args.debug:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"bedspace {args.command}: error: {message}", file=sys.stderr)
-        return 1
-    except Exception as err:
         from .._engine.starspace import StarSpaceError
 
-        if args.debug or not isinstance(err, StarSpaceError):
-            raise
-        print(f"bedspace {args.command}: error: {err}", file=sys.stderr)
+        if isinstance(err, (*USER_ERRORS, StarSpaceError)):
+            message = err.args[0] if isinstance(err, KeyError) and err.args else err
+            print(f"bedspace {args.command}: error: {_one_line(message)}", file=sys.stderr)
+        else:  # a bug of bedspace's: say so in one line, and how to see it whole
+            print(
+                f"bedspace {args.command}: internal error ({type(err).__name__}: {_one_line(err)}); run again with "
+                "--debug for the traceback and report it",
+                file=sys.stderr,
+            )
         return 1
     return 0
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split())
+
+
+def _show_only_bedspace_warnings(command: str, *, debug: bool) -> None:
+    """Bedspace's own warnings as one line each on stderr; other packages' deprecation chatter is not shown."""
+    from .._warnings import BEDSpaceWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"bedspace {command}: warning: {_one_line(message)}", file=sys.stderr)
+
+    if debug:
+        warnings.simplefilter("default")
+        return
+    warnings.simplefilter("ignore")
+    warnings.simplefilter("default", BEDSpaceWarning)
+    warnings.showwarning = show
 
 
 if __name__ == "__main__":

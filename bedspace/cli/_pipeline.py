@@ -1,15 +1,21 @@
-"""The four commands users know: ``preprocess``, ``train``, ``distances``, ``search`` (thin over the Python API)."""
+"""The four commands users know: ``preprocess``, ``train``, ``distances``, ``search`` (thin over the Python API).
+
+What the steps pass to each other lives in the files they write: ``preprocess`` writes the StarSpace training
+file and, beside it, a companion ``.bedspace.h5ad`` (universe, metadata, tokens, labels and the sha256 of the
+training file); ``train`` checks that the training file is the one its companion describes; ``distances``
+writes an ``.h5ad`` holding the model and the sets, from which ``search`` answers every search type.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 COMPANION_SUFFIX = ".bedspace.h5ad"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -20,31 +26,56 @@ def companion_of(training_file: Path) -> Path:
     return training_file.with_name(training_file.name + COMPANION_SUFFIX)
 
 
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def read_h5ad_checked(path: Path, what: str):
     """Read an .h5ad bedspace wrote; anything else (a pickle, a text file) is refused before it is opened."""
     import anndata as ad
 
     if not path.exists():
         raise FileNotFoundError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} must be a file, {path} is a folder")
     with open(path, "rb") as handle:
         if handle.read(8) != HDF5_MAGIC:
             raise ValueError(f"{path} is not a {what} written by bedspace (expected an HDF5/.h5ad file)")
-    return ad.read_h5ad(path)
+    try:
+        return ad.read_h5ad(path)
+    except Exception as err:  # h5py raises many kinds for a damaged file; the user needs its name
+        raise ValueError(f"{path}: damaged or incomplete {what} ({type(err).__name__}: {err})") from None
 
 
 def write_h5ad_atomic(adata, path: Path) -> None:
+    """Write ``adata`` to ``path`` atomically (never half a file, never a pickle)."""
     from .._atomic import atomic_path
 
     with atomic_path(path) as tmp:
         adata.write_h5ad(tmp)
 
 
+def refuse_overwriting_inputs(output: Path, inputs: dict[str, str | Path | None]) -> None:
+    """An output must not be one of the command's own inputs (``-o meta.csv`` would destroy the metadata)."""
+    if output.exists() and output.is_dir():
+        raise IsADirectoryError(f"--output {output} is a folder; give a file name")
+    for option, value in inputs.items():
+        if value is not None and Path(value).exists() and Path(value).resolve() == output.resolve():
+            raise ValueError(f"--output {output} is the same file as {option}: it would overwrite its own input")
+
+
 def preprocess(args: argparse.Namespace) -> None:
     import bedspace as bs
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
-    adata = bs.pp.tokenize(args.input, args.universe, metadata=args.metadata, n_jobs=args.jobs)
     output = Path(args.output)
+    refuse_overwriting_inputs(output, {"--metadata": args.metadata, "--universe": args.universe})
+    adata = bs.pp.tokenize(args.input, args.universe, metadata=args.metadata, n_jobs=args.jobs)
     bs.io.write_starspace(adata, output, labels=labels)
     adata.uns["bedspace"]["preprocess"] = {
         "labels": labels,
@@ -52,7 +83,10 @@ def preprocess(args: argparse.Namespace) -> None:
         "metadata": str(Path(args.metadata).resolve()),
         "universe": str(Path(args.universe).resolve()),
         "training_file": output.name,
+        "training_file_sha256": sha256_of(output),
     }
+    # the companion goes second: a crash between the two writes leaves a training file its companion does not
+    # describe, which train refuses (the checksum differs) rather than training on stale tokens
     write_h5ad_atomic(adata, companion_of(output))
     print(
         f"wrote {output} ({int((adata.obs['n_tokens'] > 0).sum())} training lines, labels {labels}) and "
@@ -70,17 +104,26 @@ def train(args: argparse.Namespace) -> None:
     companion = companion_of(training_file)
     if not companion.exists():
         raise FileNotFoundError(
-            f"{companion.name} is missing beside {training_file}: run `bedspace preprocess ... --output {training_file}` first"
+            f"{companion.name} is missing beside {training_file}: run `bedspace preprocess ... --output "
+            f"{training_file}` first"
         )
     output = Path(args.output)
     if output.exists() and not args.overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it (an old model is never continued)")
     adata = read_h5ad_checked(companion, "preprocessed collection")
-    labels = list(adata.uns["bedspace"]["preprocess"]["labels"])
+    record = adata.uns.get("bedspace", {}).get("preprocess", {})
+    if "labels" not in record:
+        raise ValueError(f"{companion} was not written by bedspace preprocess (no preprocess record)")
+    expected = record.get("training_file_sha256")
+    if expected is None or sha256_of(training_file) != expected:
+        raise ValueError(
+            f"{training_file} is not the training file that {companion.name} describes (it was changed after "
+            "preprocess, or preprocess was interrupted): run bedspace preprocess again"
+        )
     starspace = args.path_to_starspace
     bs.tl.train(
         adata,
-        labels=labels,
+        labels=[str(label) for label in np.atleast_1d(record["labels"])],
         dim=args.dim,
         epochs=args.epochs,
         lr=args.lr,
@@ -89,48 +132,50 @@ def train(args: argparse.Namespace) -> None:
         dropout=args.dropout,
         backend="starspace" if starspace else "native",
         starspace=starspace,
-        exclude_positives=not starspace,
         n_threads=args.threads,
         random_state=args.seed,
     )
     bs.BEDSpaceModel.from_anndata(adata).save(output, overwrite=args.overwrite)
     loss = adata.uns["bedspace"]["loss"]
     engine = "the StarSpace binary" if starspace else "the built-in engine"
-    print(f"trained with {engine}: loss {loss[0]:.4f} -> {loss[-1]:.4f}; model written to {output}", file=sys.stderr)
+    print(
+        f"checked {training_file.name} against {companion.name}; trained with {engine}: loss {loss[0]:.4f} -> "
+        f"{loss[-1]:.4f}; model written to {output}",
+        file=sys.stderr,
+    )
 
 
 def distances(args: argparse.Namespace) -> None:
-    import anndata as ad
-
     import bedspace as bs
     from bedspace._metadata import match_metadata, read_metadata
-    from bedspace._regions import load_universe
+    from bedspace._reference import ReferenceSets
+    from bedspace._universe import Universe
 
+    output = Path(args.output)
+    refuse_overwriting_inputs(output, {"--metadata": args.metadata, "--universe": args.universe, "--input": args.input})
     model = bs.BEDSpaceModel.load(args.input)
-    universe = load_universe(args.universe)
-    if not model.has_universe(universe.var):
-        raise ValueError(
-            f"{args.universe} is not the universe the model was trained on ({len(universe.var):,} vs "
-            f"{len(model.universe):,} regions)"
-        )
+    model.universe.check_same(Universe.load(args.universe), what=f"--universe {args.universe}")
     table = read_metadata(args.metadata)
     names = table["file_name"].tolist()
-    collection = model.to_anndata()
-    missing = [n for n in names if n not in collection.obs_names]
+    known = model.reference
+    missing = [n for n in names if known is None or known.position(n) is None]
+    if missing and args.beds is None:
+        raise ValueError(
+            f"{len(missing)} set(s) of {args.metadata} are not in the model (give their folder with --beds): "
+            f"{missing[:10]}"
+        )
+    vectors = np.zeros((len(names), model.dim), np.float32)
+    for i, name in enumerate(names):
+        if name not in missing:
+            vectors[i] = known.vectors[known.position(name)]
     if missing:
-        if args.beds is None:
-            raise ValueError(
-                f"{len(missing)} set(s) of {args.metadata} are not in the model (give their folder with --beds): "
-                f"{missing[:10]}"
-            )
-        unseen = model.tokenize([Path(args.beds) / n for n in missing])
-        unseen.obsm["X_bedspace"] = model.embed(unseen)
-        unseen.X = sp.csr_matrix(unseen.shape, dtype=np.float32)
-        collection = ad.concat([collection, unseen], join="outer", uns_merge="first", merge="first")
-    adata = collection[names].copy()
-    adata.obs = match_metadata(table, names)
+        unseen = model.embed([Path(args.beds) / n for n in missing], n_jobs=None)
+        rows = [names.index(n) for n in missing]
+        vectors[rows] = unseen
+    reference = ReferenceSets(match_metadata(table, names), vectors)
+    adata = model.with_reference(reference).to_anndata()
     bs.tl.distances(adata, n_neighbors=args.n_neighbors)
-    write_h5ad_atomic(adata, Path(args.output))
+    write_h5ad_atomic(adata, output)
     print(
         f"wrote {args.output}: {len(names)} sets × {len(model.labels)} labels and the set–set graph, with the model "
         "(an .h5ad file, whatever its name)",

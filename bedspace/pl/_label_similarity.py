@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .._model import BEDSpaceModel
+from .._keys import Keys
 from ._utils import finish, new_axes
 
 
@@ -27,13 +27,12 @@ def label_similarity(
 ) -> Axes:
     """Heatmap of every set's cosine similarity to every label.
 
-    Uses ``adata.obsm[key + "_label_similarity"]`` (from :func:`bedspace.tl.distances`) when present, otherwise
-    computes it from the trained vectors (nothing is written).
+    Draws ``adata.obsm[key + "_label_similarity"]``, written by :func:`bedspace.tl.distances`: run it first.
 
     Parameters
     ----------
     adata
-        A collection trained with :func:`bedspace.tl.train`.
+        A collection on which :func:`bedspace.tl.distances` ran.
     field
         Only the labels of this field (e.g. ``"organ"``); default all.
     groupby
@@ -53,12 +52,12 @@ def label_similarity(
     -------
     The Axes.
     """
-    similarity = adata.obsm.get(key + "_label_similarity")
-    if similarity is None:
-        model = BEDSpaceModel.from_anndata(adata, key=key)
-        similarity = pd.DataFrame(
-            model.unit_set_vectors @ model.unit_label_vectors.T, index=adata.obs_names, columns=model.labels.index
-        )
+    name = Keys(key).label_similarity
+    if name not in adata.obsm:
+        raise KeyError(f"no set × label similarities under adata.obsm[{name!r}]: run bs.tl.distances(adata) first")
+    similarity = adata.obsm[name]
+    if not isinstance(similarity, pd.DataFrame):
+        raise TypeError(f"adata.obsm[{name!r}] must be the DataFrame bs.tl.distances writes")
     if field is not None:
         columns = [c for c in similarity.columns if c.split("=", 1)[0] == field]
         if not columns:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .._model import BEDSpaceModel
+from .._keys import Keys
 from ._utils import finish, new_axes
 
 
@@ -31,30 +31,27 @@ def embedding(
     labels: bool | str = True,
     basis: Literal["umap", "pca"] = "umap",
     key: str = "bedspace",
-    random_state: int = 0,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | os.PathLike | None = None,
 ) -> Axes:
     """The joint picture: region sets and labels in one 2-D map of the shared space.
 
-    Set vectors and (normalised) label vectors are laid out together — UMAP on their cosine neighbour graph
-    (scanpy), or PCA — so a label sits among the sets that carry it.
+    Draws what :func:`bedspace.tl.layout` computed (``.obsm["X_" + key + "_" + basis]`` for the sets and
+    ``.uns[key + "_" + basis]`` for the labels): run it first.
 
     Parameters
     ----------
     adata
-        A collection trained with :func:`bedspace.tl.train`.
+        A collection laid out with :func:`bedspace.tl.layout`.
     color
         ``.obs`` column to colour the sets by (categorical: a legend; numeric: a colour bar).
     labels
         ``True``: every label, marked and named; a field name: only that field's labels; ``False``: none.
     basis
-        ``"umap"`` or ``"pca"``.
+        ``"umap"`` or ``"pca"``: which layout to draw.
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
-    random_state
-        Seed of the layout.
     ax, show, save
         Draw into ``ax``; show (default: in an interactive session); save to this path.
 
@@ -62,31 +59,22 @@ def embedding(
     -------
     The Axes.
     """
-    import scanpy as sc
-
-    model = BEDSpaceModel.from_anndata(adata, key=key)
-    keep = np.ones(len(model.labels), bool)
+    name = Keys(key).layout(basis)
+    placed = adata.uns.get(name.removeprefix("X_"))
+    if name not in adata.obsm or placed is None:
+        raise KeyError(f"no {basis} layout under key {key!r}: run bs.tl.layout(adata, basis={basis!r}) first")
+    sets_xy = np.asarray(adata.obsm[name])
+    names = pd.Index(np.asarray(placed["labels"]).astype(str))
+    labels_xy = np.asarray(placed["label_coordinates"]).reshape(len(names), 2)
+    fields = np.array([n.split("=", 1)[0] for n in names])
+    keep = np.ones(len(names), bool)
     if isinstance(labels, str):
-        keep = (model.labels["field"] == labels).to_numpy()
+        keep = fields == labels
         if not keep.any():
-            raise KeyError(f"no labels of field {labels!r}; fields are {sorted(set(model.labels['field']))}")
+            raise KeyError(f"no labels of field {labels!r}; fields are {sorted(set(fields))}")
     elif not labels:
         keep[:] = False
-    keep = keep & np.any(model.label_vectors != 0, axis=1)
-    points = np.vstack([model.unit_set_vectors, model.unit_label_vectors[keep]])
-    if basis == "umap":
-        joint = ad.AnnData(obs=pd.DataFrame(index=[f"p{i}" for i in range(len(points))]), obsm={"X": points})
-        sc.pp.neighbors(
-            joint, n_neighbors=min(15, len(points) - 1), use_rep="X", metric="cosine", random_state=random_state
-        )
-        sc.tl.umap(joint, random_state=random_state)
-        xy = joint.obsm["X_umap"]
-    elif basis == "pca":
-        centred = points - points.mean(axis=0)
-        xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
-    else:
-        raise ValueError(f"basis must be 'umap' or 'pca', got {basis!r}")
-    sets_xy, labels_xy = xy[: adata.n_obs], xy[adata.n_obs :]
+    names, labels_xy = names[keep], labels_xy[keep]
 
     fig, ax = new_axes(ax, size=(7, 6))
     if color is None:
@@ -105,11 +93,10 @@ def embedding(
             mask = (values == category).to_numpy()
             ax.scatter(*sets_xy[mask].T, s=18, color=colours[category], label=str(category), linewidths=0)
         ax.legend(title=color, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
-    names = model.labels.index[keep]
     if len(names):
         ax.scatter(*labels_xy.T, s=60, marker="D", c="black", edgecolors="white", linewidths=0.8, zorder=3)
-        for (x, y), name in zip(labels_xy, names, strict=True):
-            ax.annotate(name, (x, y), xytext=(4, 4), textcoords="offset points", fontsize="x-small", zorder=4)
+        for (x, y), label in zip(labels_xy, names, strict=True):
+            ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize="x-small", zorder=4)
     ax.set_xlabel(f"{basis.upper()} 1")
     ax.set_ylabel(f"{basis.upper()} 2")
     ax.set_xticks([])

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import os
-import warnings
 from concurrent.futures import Executor
-from dataclasses import dataclass
 
 import anndata as ad
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .. import _logging as logg
+from .._keys import TOKENIZE
 from .._metadata import match_metadata, read_metadata
-from .._overlap import SetTokens, UniverseIndex
-from .._parallel import parallel_map
-from .._regions import ChromSizes, Universe, UniverseLike, load_universe
-from .._sources import RegionSets, Source, load_source, resolve_sets
-from .._version import __version__
-from .._warnings import BEDSpaceWarning
+from .._sources import RegionSets, resolve_sets
+from .._universe import ChromSizes, Universe, UniverseLike
 
 QC_COLUMNS = ("n_regions", "n_tokens", "frac_regions_in_universe")
-
-
-@dataclass(frozen=True)
-class _TokenizeOne:
-    """Read one region set and overlap it with the universe (a picklable callable for any executor)."""
-
-    index: UniverseIndex
-
-    def __call__(self, item: tuple[str, Source]) -> SetTokens:
-        return self.index.tokenize(load_source(*item))
 
 
 def tokenize(
@@ -107,119 +90,20 @@ def tokenize(
     8
     """
     named = resolve_sets(sets)
-    uni = load_universe(universe, chrom_sizes=chrom_sizes)
-    obs = pd.DataFrame(index=pd.Index([name for name, _ in named]))
+    uni = Universe.load(universe, chrom_sizes=chrom_sizes)
+    obs = None
     if metadata is not None:
-        obs = match_metadata(read_metadata(metadata), obs.index.tolist())
-
-    index = universe_index(uni)
+        obs = match_metadata(read_metadata(metadata), [name for name, _ in named])
     params = {
         "sets": str(sets) if isinstance(sets, str | os.PathLike) else f"{len(named)} sets",
         "metadata": str(metadata) if isinstance(metadata, str | os.PathLike) else metadata is not None,
     }
-    return tokenize_onto(named, uni, index, obs=obs, n_jobs=n_jobs, params=params)
-
-
-def universe_index(uni: Universe) -> UniverseIndex:
-    """The overlap index of a universe (build once, reuse for every batch of queries)."""
-    return UniverseIndex(uni.var["chrom"].array, uni.var["start"].to_numpy(), uni.var["end"].to_numpy())
-
-
-def tokenize_onto(
-    named: list[tuple[str, Source]],
-    uni: Universe,
-    index: UniverseIndex,
-    *,
-    obs: pd.DataFrame | None = None,
-    n_jobs: int | Executor | None = None,
-    params: dict | None = None,
-) -> ad.AnnData:
-    """Tokenize named sources onto a prepared universe (the work of :func:`tokenize`)."""
-    if obs is None:
-        obs = pd.DataFrame(index=pd.Index([name for name, _ in named]))
-    results = parallel_map(_TokenizeOne(index), named, n_jobs=n_jobs, desc="tokenizing")
-    _warn_about(named, results, uni.var)
-
-    lengths = np.array([r.tokens.size for r in results], dtype=np.int64)
-    n_regions = np.array([r.n_regions for r in results], dtype=np.int64)
-    hit = np.array([r.n_regions_in_universe for r in results], dtype=np.float64)
-    indptr = np.concatenate([[0], np.cumsum(lengths)])
-    indices = np.concatenate([r.tokens for r in results]).astype(np.int32, copy=False)
-    del results[:]  # the per-set arrays are copied into `indices`; free them before building X
-    index_dtype = np.int32 if indptr[-1] < np.iinfo(np.int32).max else np.int64
-    X = sp.csr_matrix(
-        (
-            np.ones(indices.size, np.float32),
-            indices.astype(index_dtype, copy=False),
-            indptr.astype(index_dtype),
-        ),
-        shape=(len(named), len(uni.var)),
-    )
-    X.has_sorted_indices = True
-
-    qc = pd.DataFrame(
-        {
-            "n_regions": n_regions,
-            "n_tokens": lengths,
-            "frac_regions_in_universe": np.divide(hit, n_regions, out=np.full(hit.size, np.nan), where=n_regions > 0),
-        },
-        index=obs.index,
-    )
-    obs = _add_qc(obs, qc)
-    var = uni.var.copy()
-    var["n_sets"] = np.bincount(indices, minlength=len(var)).astype(np.int64)
-
-    universe_info: dict = {"name": uni.name, "n_regions": len(var), "non_overlapping": index.non_overlapping}
-    if uni.chrom_sizes is not None:
-        universe_info["chrom_sizes"] = uni.chrom_sizes
-    adata = ad.AnnData(X=X, obs=obs, var=var)
-    adata.uns["bedspace"] = {
-        "universe": universe_info,
-        "tokenize": {"params": {**(params or {}), "overlap": "bedtools intersect -u (half-open, >= 1 bp)"}},
-        "version": __version__,
-    }
+    tokenized = uni.tokenize(named, n_jobs=n_jobs)
+    adata = tokenized.to_anndata(uni, obs=obs, params=params)
     logg.info(
-        f"tokenized {adata.n_obs} region sets onto {adata.n_vars} universe regions "
-        f"({int(lengths.sum())} tokens, {'sorted' if index.non_overlapping else 'overlapping'} universe)"
+        f"tokenized {adata.n_obs} region sets onto {adata.n_vars} universe regions ({int(adata.X.nnz)} tokens, "
+        f"{'sorted' if uni.index.non_overlapping else 'overlapping'} universe)"
     )
     logg.added("X", "sets × universe regions, 0/1", "X")
-    logg.added("bedspace", "universe and tokenization parameters", "uns")
+    logg.added(TOKENIZE, "universe and tokenization parameters", "uns")
     return adata
-
-
-def _add_qc(obs: pd.DataFrame, qc: pd.DataFrame) -> pd.DataFrame:
-    """Join QC columns; a metadata column of the same name is kept (renamed) unless it holds the same values."""
-    obs = obs.copy()
-    for column in qc.columns:
-        if column in obs.columns:
-            same = np.array_equal(pd.to_numeric(obs[column], errors="coerce").to_numpy(), qc[column].to_numpy())
-            if not same:
-                warnings.warn(
-                    f"metadata column {column!r} differs from the value bedspace computes; "
-                    f"the metadata's is kept as {column + '_metadata'!r}",
-                    BEDSpaceWarning,
-                    stacklevel=3,
-                )
-                obs[column + "_metadata"] = obs[column]
-            obs = obs.drop(columns=column)
-        obs[column] = qc[column]
-    return obs
-
-
-def _warn_about(named: list[tuple[str, Source]], results: list[SetTokens], var: pd.DataFrame) -> None:
-    empty = [name for (name, _), r in zip(named, results, strict=True) if r.n_regions == 0]
-    if empty:
-        warnings.warn(
-            f"{len(empty)} region set(s) have no intervals and get no tokens: {empty[:10]}",
-            BEDSpaceWarning,
-            stacklevel=3,
-        )
-    foreign = [name for (name, _), r in zip(named, results, strict=True) if not r.chromosomes_shared]
-    if foreign:
-        universe_chroms = list(var["chrom"].cat.categories[:5])
-        warnings.warn(
-            f"{len(foreign)} region set(s) share no chromosome name with the universe (universe has "
-            f"{universe_chroms}...; is it 'chr1' in one and '1' in the other?): {foreign[:10]}",
-            BEDSpaceWarning,
-            stacklevel=3,
-        )

@@ -9,8 +9,8 @@ import pandas as pd
 import pyranges1 as pr
 
 from .._parallel import parallel_map
-from .._regions import ChromSizes, read_chrom_sizes
 from .._sources import RegionSets, load_source, resolve_sets
+from .._universe import ChromSizes, read_chrom_sizes
 
 
 def tile_universe(chrom_sizes: ChromSizes, size: int) -> pr.PyRanges:

@@ -1,8 +1,20 @@
-"""Tools: training the joint embedding, distances, search and evaluation."""
+"""Tools: training the joint embedding, embedding new collections, distances, layout, search and evaluation."""
 
 from ._distances import distances
-from ._evaluate import evaluate
+from ._embed import embed
+from ._evaluate import STARSPACE_COMPATIBLE, RepeatedEvaluation, evaluate, evaluate_repeated
+from ._layout import layout
 from ._search import search
 from ._train import train
 
-__all__ = ["distances", "evaluate", "search", "train"]
+__all__ = [
+    "STARSPACE_COMPATIBLE",
+    "RepeatedEvaluation",
+    "distances",
+    "embed",
+    "evaluate",
+    "evaluate_repeated",
+    "layout",
+    "search",
+    "train",
+]

@@ -6,8 +6,9 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .. import _logging as logg
-from .._model import BEDSpaceModel
+from .._keys import Keys, store
+from .._labels import LabelTable
+from .._similarity import unit_rows
 
 #: Up to this many sets, ``n_neighbors=None`` connects every pair (an exact, dense-as-sparse graph).
 ALL_PAIRS_MAX_SETS = 2000
@@ -16,66 +17,74 @@ DEFAULT_NEIGHBORS = 15
 
 
 def distances(
-    adata: ad.AnnData, *, key: str = "bedspace", n_neighbors: int | None = None, copy: bool = False
+    adata: ad.AnnData,
+    *,
+    key: str = "bedspace",
+    n_neighbors: int | None = None,
+    key_added: str | None = None,
+    copy: bool = False,
 ) -> ad.AnnData | None:
     """Similarities of every set to every label, and the set–set neighbour graph scanpy uses.
+
+    Reads the set vectors (``.obsm["X_" + key]``) and the labels (``.uns[key]``) that :func:`bedspace.tl.train`
+    or :func:`bedspace.tl.embed` wrote; the graph is built by :func:`scanpy.pp.neighbors` itself.
 
     Parameters
     ----------
     adata
-        A collection trained with :func:`bedspace.tl.train`.
+        A collection trained with :func:`bedspace.tl.train` or embedded with :func:`bedspace.tl.embed`.
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
     n_neighbors
         Neighbours per set (the set itself included, as in scanpy). ``None``: every pair when the collection
         has at most 2,000 sets (exact all-pairs), else 15 — never a dense sets × sets matrix for a large
-        collection. Small graphs are exact; above 4,096 sets scanpy's approximate search (pynndescent) is used.
+        collection. Above 4,096 sets scanpy's approximate search (pynndescent) is used.
+    key_added
+        Prefix of the keys written (default: ``key``).
     copy
         Return a copy instead of writing into ``adata``.
 
     Returns
     -------
-    ``None``, or the copy when ``copy=True``. Writes:
+    ``None``, or the copy when ``copy=True``. Writes (``k`` = ``key_added`` or ``key``):
 
-    ``adata.obsm[key + "_label_similarity"]``
+    ``adata.obsm[k + "_label_similarity"]``
         DataFrame, sets × labels, raw cosine similarity; columns ``field=value`` (never rescaled, so scores are
         comparable across sets, labels and collections).
-    ``adata.obsp[key + "_distances"]``
+    ``adata.obsp[k + "_neighbors_distances"]``
         Cosine distance (1 − similarity) to each set's neighbours, sparse.
-    ``adata.obsp[key + "_connectivities"]``
+    ``adata.obsp[k + "_neighbors_connectivities"]``
         UMAP connectivities of that graph (scanpy's weights), sparse.
-    ``adata.uns[key + "_neighbors"]``
-        ``{"distances_key", "connectivities_key", "params"}``: pass ``neighbors_key=key + "_neighbors"`` to
-        ``sc.tl.umap``, ``sc.tl.leiden`` and friends.
+    ``adata.uns[k + "_neighbors"]``
+        ``{"distances_key", "connectivities_key", "params"}`` as :func:`scanpy.pp.neighbors` writes them: pass
+        ``neighbors_key=k + "_neighbors"`` to ``sc.tl.umap``, ``sc.tl.leiden`` and friends.
     """
     import scanpy as sc
 
-    adata = adata.copy() if copy else adata
-    model = BEDSpaceModel.from_anndata(adata, key=key)
-    sets = model.unit_set_vectors
-    adata.obsm[key + "_label_similarity"] = pd.DataFrame(
-        sets @ model.unit_label_vectors.T, index=adata.obs_names, columns=model.labels.index
-    )
-
+    keys = Keys(key)
+    keys.needs_training(adata, region_vectors=False)
+    written = Keys(key_added or key)
     if n_neighbors is None:
         n_neighbors = adata.n_obs if adata.n_obs <= ALL_PAIRS_MAX_SETS else DEFAULT_NEIGHBORS
-    n_neighbors = int(n_neighbors)
+    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer):
+        raise ValueError(f"n_neighbors must be a whole number, got {n_neighbors!r}")
     if not 2 <= n_neighbors <= adata.n_obs:
         raise ValueError(f"n_neighbors must be between 2 and the number of sets ({adata.n_obs}), got {n_neighbors}")
-    graph = ad.AnnData(obs=pd.DataFrame(index=adata.obs_names), obsm={"X": np.asarray(sets, dtype=np.float32)})
-    sc.pp.neighbors(graph, n_neighbors=n_neighbors, use_rep="X", metric="cosine", random_state=0)
-    neighbors_key = key + "_neighbors"
-    adata.obsp[key + "_distances"] = graph.obsp["distances"]
-    adata.obsp[key + "_connectivities"] = graph.obsp["connectivities"]
-    params = dict(graph.uns["neighbors"]["params"])
-    params.update(use_rep="X_" + key, n_neighbors=n_neighbors, all_pairs=n_neighbors == adata.n_obs)
-    adata.uns[neighbors_key] = {
-        "distances_key": key + "_distances",
-        "connectivities_key": key + "_connectivities",
-        "params": params,
-    }
-    logg.added(key + "_label_similarity", "set × label cosine similarity", "obsm")
-    logg.added(key + "_distances", "set–set cosine distances", "obsp")
-    logg.added(key + "_connectivities", "set–set connectivities", "obsp")
-    logg.added(neighbors_key, "neighbour graph keys and parameters", "uns")
+    adata = adata.copy() if copy else adata
+    record = adata.uns[keys.record]
+    labels = LabelTable.from_frame(pd.DataFrame(record["labels"]))
+    sets = unit_rows(np.asarray(adata.obsm[keys.set_vectors]))
+    similarity = pd.DataFrame(
+        sets @ unit_rows(np.asarray(record["label_vectors"])).T, index=adata.obs_names, columns=labels.names
+    )
+    store(adata, "obsm", written.label_similarity, similarity, "set × label cosine similarity")
+    sc.pp.neighbors(
+        adata,
+        n_neighbors=int(n_neighbors),
+        use_rep=keys.set_vectors,
+        metric="cosine",
+        random_state=0,
+        key_added=written.neighbors,
+    )
+    adata.uns[written.neighbors]["params"]["all_pairs"] = bool(n_neighbors == adata.n_obs)
     return adata if copy else None

@@ -7,8 +7,7 @@ from typing import Literal
 import anndata as ad
 import pandas as pd
 
-from .._model import BEDSpaceModel
-from .._search import run_search
+from .._model import searchable
 
 
 def search(
@@ -29,7 +28,8 @@ def search(
     query
         For ``"r2l"`` and ``"r2r"``: a BED file path (never seen in training is the main case: it is tokenized
         onto the collection's universe), a folder or list of BED paths, a DataFrame/PyRanges of intervals, the
-        name of a set of the collection, or an AnnData of sets tokenized on the same universe.
+        name of a set of the collection, or an AnnData of sets tokenized on the same universe. A path that
+        exists is always read as a file, even when a set of the collection has the same name.
         For ``"l2r"``: a label, ``"cell_class=T cell"`` or a bare value ``"T cell"`` (an error if that value
         exists in several fields; a near miss such as ``"T_cell"`` is accepted when unambiguous), or a list.
     search_type
@@ -45,14 +45,18 @@ def search(
     -------
     A tidy DataFrame ranked by ``score`` (raw cosine similarity, comparable across queries and searches):
     ``rank``, ``name`` (a label ``field=value`` or a set name), ``score``; for labels ``field`` and ``value``;
-    for sets their ``.obs`` metadata. With several queries, a ``query`` column comes first. In ``"r2r"`` a query
-    that is a set of the collection is never its own hit.
+    for sets their ``.obs`` metadata. With several queries, a ``query`` column comes first. In ``"r2r"`` a set of
+    the collection asked for by name is never its own hit (a BED file is compared with every set).
+
+    Raises
+    ------
+    ValueError
+        The query overlaps no region the model knows (nothing to rank); with several queries such queries are
+        left out with a warning instead.
 
     Examples
     --------
     >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2l", field="organ")  # doctest: +SKIP
     >>> bs.tl.search(adata, "organ=blood", search_type="l2r", top_k=5)  # doctest: +SKIP
     """
-    return run_search(
-        BEDSpaceModel.from_anndata(adata, key=key), query, search_type=search_type, top_k=top_k, field=field
-    )
+    return searchable(adata, key).search(query, search_type=search_type, top_k=top_k, field=field)

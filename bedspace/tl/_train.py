@@ -9,31 +9,34 @@ from typing import Literal
 
 import anndata as ad
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .. import _logging as logg
 from .._engine import native
 from .._engine import starspace as starspace_engine
+from .._formats.starspace import place_symbols, read_starspace_tsv, write_training_file
+from .._keys import Keys, store
+from .._model import BEDSpaceModel
 from .._parallel import available_cores
-from .._formats.starspace import read_starspace_tsv, training_examples, vectors_from_symbols, write_starspace
+from .._params import BACKENDS, DEFAULTS, TrainParams, check_threads
+from .._training import TrainingExamples, collection_matrix, training_examples
+from .._universe import Universe
 
 
 def train(
     adata: ad.AnnData,
     *,
     labels: list[str] | str,
-    dim: int = 100,
-    epochs: int = 50,
-    lr: float = 0.05,
-    neg_search_limit: int = 5,
-    max_neg_samples: int = 10,
-    margin: float = 0.05,
-    batch_size: int = 5,
-    loss: Literal["hinge", "softmax"] = "hinge",
-    exclude_positives: bool = True,
-    dropout: float = 0.0,
+    dim: int = DEFAULTS.dim,
+    epochs: int = DEFAULTS.epochs,
+    lr: float = DEFAULTS.lr,
+    neg_search_limit: int = DEFAULTS.neg_search_limit,
+    max_neg_samples: int = DEFAULTS.max_neg_samples,
+    margin: float = DEFAULTS.margin,
+    batch_size: int = DEFAULTS.batch_size,
+    loss: Literal["hinge", "softmax"] = DEFAULTS.loss,
+    exclude_positives: bool | None = None,
+    dropout: float = DEFAULTS.dropout,
     backend: Literal["native", "starspace"] = "native",
     starspace: str | os.PathLike | None = None,
     n_threads: int | None = None,
@@ -57,24 +60,24 @@ def train(
         so the same value in two columns stays two labels; any value is fine (spaces, ``+``, ``/``, ``:``).
         Missing values are skipped; a set with no label is left out of training with a warning.
     dim, epochs, lr
-        Embedding dimension, passes over the data, initial learning rate (decays linearly towards 0).
+        Embedding dimension, passes over the data, initial learning rate (finite, > 0; decays linearly to 0).
     neg_search_limit
         Negative labels sampled per batch (StarSpace ``-negSearchLimit``; BEDspace used 5).
     max_neg_samples
         At most this many margin-violating negatives are used per example (``-maxNegSamples``).
     margin
-        Hinge-loss margin on cosine similarity.
+        Hinge-loss margin on cosine similarity (finite, >= 0).
     batch_size
-        Examples per batch; a batch shares its negatives.
+        Examples per batch (>= 1); a batch shares its negatives.
     loss
         ``"hinge"`` (StarSpace's default) or ``"softmax"`` (sampled softmax over the positive and negatives).
     exclude_positives
-        Never use any of an example's own labels as its negative. StarSpace only excludes the label drawn as
-        positive (``False`` reproduces it), so a set labelled ``organ=blood`` and ``cell_class=T cell`` may be
-        pushed away from ``cell_class=T cell`` while learning ``organ=blood``.
+        Never use any of an example's own labels as its negative. ``None`` (default): ``True`` with the built-in
+        engine and ``False`` with StarSpace, which only excludes the label drawn as positive (so a set labelled
+        ``organ=blood`` and ``cell_class=T cell`` may be pushed away from ``cell_class=T cell`` while learning
+        ``organ=blood``). ``False`` with the built-in engine reproduces StarSpace.
     dropout
-        Share of a set's regions left out, afresh, at every visit (StarSpace ``-dropoutLHS``): the set is seen
-        as many random subsets of itself, as an unseen experiment of the same kind would be.
+        Share of a set's regions left out, afresh, at every visit (StarSpace ``-dropoutLHS``), in [0, 1).
     backend
         ``"native"``: the built-in numba engine, nothing to install. ``"starspace"``: the real StarSpace binary.
     starspace
@@ -100,44 +103,44 @@ def train(
     ``adata.obs[key_added + "_in_training"]``
         Whether the set was a training example.
     ``adata.uns[key_added]``
-        ``params`` (every option above), ``labels`` (DataFrame ``field``, ``value``, indexed ``field=value``),
-        ``label_vectors`` (labels × ``dim``, rows aligned with ``labels``) and ``loss`` (per epoch); with the
-        default key, next to what :func:`bedspace.pp.tokenize` recorded there.
+        ``params`` (every option above, the label columns, backend, threads, seed, number of examples),
+        ``labels`` (DataFrame ``field``, ``value``, indexed ``field=value``), ``label_vectors`` (labels × ``dim``,
+        rows aligned with ``labels``), ``loss`` (per epoch) and ``universe`` (name, size, chromosome sizes); with
+        the default key, next to what :func:`bedspace.pp.tokenize` recorded there.
+
+    Raises
+    ------
+    ValueError
+        An option out of range (named), nothing to train on, or a training that diverged (non-finite vectors).
     """
-    adata = adata.copy() if copy else adata
-    if not sp.issparse(adata.X):
-        raise TypeError("adata.X must be the sparse sets × regions matrix of bs.pp.tokenize")
-    if backend not in ("native", "starspace"):
-        raise ValueError(f"backend must be 'native' or 'starspace', got {backend!r}")
-    if loss not in ("hinge", "softmax"):
-        raise ValueError(f"loss must be 'hinge' or 'softmax', got {loss!r}")
-    for name, value in (("dim", dim), ("epochs", epochs), ("neg_search_limit", neg_search_limit)):
-        if int(value) < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
-    if not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    binary = starspace_engine.find_binary(starspace) if backend == "starspace" else None
-    labels = [labels] if isinstance(labels, str) else list(labels)
-    params = native.Hyperparameters(
-        dim=int(dim),
-        epochs=int(epochs),
-        lr=float(lr),
-        neg_search_limit=int(neg_search_limit),
-        max_neg_samples=int(max_neg_samples),
-        margin=float(margin),
-        batch_size=int(batch_size),
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if exclude_positives is None:
+        exclude_positives = backend == "native"
+    elif exclude_positives and backend == "starspace":
+        raise ValueError(
+            "exclude_positives=True: the StarSpace binary cannot exclude all of an example's labels from its "
+            "negatives; leave it out (None) or use the built-in engine"
+        )
+    params = TrainParams.from_options(
+        dim=dim,
+        epochs=epochs,
+        lr=lr,
+        neg_search_limit=neg_search_limit,
+        max_neg_samples=max_neg_samples,
+        margin=margin,
+        batch_size=batch_size,
         loss=loss,
-        exclude_positives=bool(exclude_positives),
-        dropout=float(dropout),
+        exclude_positives=exclude_positives,
+        dropout=dropout,
     )
-    threads = int(n_threads) if n_threads is not None else available_cores()
-    X = adata.X.tocsr()
-    X.sort_indices()
-    assignment, rows = training_examples(adata, labels)
-    train_X = X[rows]
-    train_label_idx = np.concatenate([assignment.idx[assignment.ptr[r] : assignment.ptr[r + 1]] for r in rows])
+    threads = check_threads(n_threads) or available_cores()
+    keys = Keys(key_added)
+    binary = starspace_engine.find_binary(starspace) if backend == "starspace" else None
+    adata = adata.copy() if copy else adata
+    universe = Universe.from_anndata(adata)
+    labels = [labels] if isinstance(labels, str) else list(labels)
+    examples = training_examples(adata, labels)
 
     bar = tqdm(total=params.epochs, desc=f"training ({backend})", unit="epoch")
 
@@ -147,66 +150,75 @@ def train(
 
     try:
         if backend == "native":
-            data = native.TrainingData(
-                indptr=train_X.indptr.astype(np.int64),
-                indices=train_X.indices.astype(np.int32, copy=False),
-                label_ptr=np.concatenate([[0], np.cumsum(assignment.counts()[rows])]).astype(np.int64),
-                label_idx=train_label_idx,
-                n_regions=adata.n_vars,
-                n_labels=len(assignment.table),
-            )
             region_vectors, label_vectors, losses = native.train(
-                data, params, n_threads=threads, random_state=random_state, progress=progress
+                native.TrainingData(
+                    indptr=examples.indptr,
+                    indices=examples.indices,
+                    label_ptr=examples.assignment.ptr,
+                    label_idx=examples.assignment.idx,
+                    n_regions=examples.n_regions,
+                    n_labels=len(examples.labels),
+                ),
+                params,
+                n_threads=threads,
+                random_state=random_state,
+                progress=progress,
             )
         else:
-            if params.exclude_positives:
-                raise ValueError("the StarSpace binary cannot exclude all true labels: pass exclude_positives=False")
             region_vectors, label_vectors, losses = _train_starspace(
-                adata, labels, assignment.table, binary, params, threads, progress
+                universe, examples, binary, params, threads, progress
             )
     finally:
         bar.close()
 
     # as in StarSpace, a region or label that no training example has is not in the model
-    region_vectors[np.bincount(train_X.indices, minlength=adata.n_vars) == 0] = 0
-    label_vectors[np.bincount(train_label_idx, minlength=len(assignment.table)) == 0] = 0
-
-    adata.varm[key_added] = region_vectors
-    adata.obsm["X_" + key_added] = native.set_vectors(region_vectors, X.indptr.astype(np.int64), X.indices)
+    region_vectors[examples.region_counts() == 0] = 0
+    label_vectors[examples.label_counts() == 0] = 0
+    record = {
+        "labels": labels,
+        **params.record(),
+        "backend": backend,
+        "n_threads": threads,
+        "random_state": int(random_state),
+        "n_examples": examples.n_examples,
+    }
+    # the model checks every vector is finite: a diverged run is an error here, not NaN scores later
+    model = BEDSpaceModel(universe, region_vectors, examples.labels, label_vectors, params=record, loss=losses)
+    X = collection_matrix(adata)
     in_training = np.zeros(adata.n_obs, bool)
-    in_training[rows] = True
-    adata.obs[key_added + "_in_training"] = in_training
-    record = dict(adata.uns.get(key_added, {}))
-    record.update(
-        params={
-            "labels": labels,
-            **{k: v for k, v in vars(params).items() if k not in ("max_norm", "init_std")},
-            "backend": backend,
-            "n_threads": threads,
-            "random_state": int(random_state),
-            "n_examples": int(rows.size),
-        },
-        labels=assignment.table.copy(),
-        label_vectors=label_vectors,
-        loss=np.asarray(losses, dtype=np.float64),
+    in_training[examples.rows] = True
+
+    logg.info(
+        f"trained {adata.n_vars} regions and {len(examples.labels)} labels on {examples.n_examples} sets ({backend})"
     )
-    adata.uns[key_added] = record
-    logg.info(f"trained {adata.n_vars} regions and {len(assignment.table)} labels on {rows.size} sets ({backend})")
-    logg.added(key_added, "region vectors", "varm")
-    logg.added("X_" + key_added, "set vectors", "obsm")
-    logg.added(key_added + "_in_training", "training examples", "obs")
-    logg.added(key_added, "params, labels, label_vectors, loss", "uns")
+    model.write_into(adata, key_added)
+    logg.added(keys.region_vectors, "region vectors", "varm")
+    store(adata, "obsm", keys.set_vectors, model.embed_rows(X.indptr, X.indices), "set vectors")
+    store(adata, "obs", keys.in_training, in_training, "training examples")
+    logg.added(keys.record, "params, labels, label_vectors, loss, universe", "uns")
     return adata if copy else None
 
 
-def _train_starspace(adata, labels, table: pd.DataFrame, binary, params, threads, progress):
+def _train_starspace(universe: Universe, examples: TrainingExamples, binary, params: TrainParams, threads, progress):
     """Run the StarSpace binary in a fresh folder and read its ``.tsv`` back into our row order."""
     with tempfile.TemporaryDirectory(prefix="bedspace-starspace-") as folder:
         workdir = Path(folder)
-        train_file = write_starspace(adata, workdir / "train.txt", labels=labels)
+        write_training_file(
+            workdir / "train.txt",
+            region_tokens=universe.region_tokens,
+            label_tokens=examples.labels.tokens(),
+            indptr=examples.indptr,
+            indices=examples.indices,
+            label_ptr=examples.assignment.ptr,
+            label_idx=examples.assignment.idx,
+        )
         tsv, losses = starspace_engine.run_training(
-            binary, train_file, workdir, params, n_threads=threads, progress=progress
+            binary, workdir / "train.txt", workdir, params, n_threads=threads, progress=progress
         )
         symbols, vectors = read_starspace_tsv(tsv)
-    region_vectors, label_vectors = vectors_from_symbols(symbols, vectors, adata.var, table)
+    region_vectors, label_keys, found = place_symbols(symbols, vectors, universe.region_tokens)
+    label_vectors = np.zeros((len(examples.labels), vectors.shape[1]), np.float32)
+    row_of = {key: i for i, key in enumerate(zip(examples.labels.field_of, examples.labels.values, strict=True))}
+    for key, vector in zip(label_keys, found, strict=True):
+        label_vectors[row_of[key]] = vector
     return region_vectors, label_vectors, losses

@@ -1,0 +1,414 @@
+"""The universe: the reference regions every region set is mapped onto. The only place that knows what one is.
+
+A :class:`Universe` holds the regions (named ``chr1:100-200``), the chromosome sizes when known and a name;
+it is built from any accepted source (a BED path, a DataFrame/PyRanges, the ``.var`` of a tokenized AnnData),
+compares itself with another (:meth:`Universe.same_as`), owns its overlap index (built once, on first use) and
+tokenizes region sets into region rows without building an AnnData.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ._cache import PerObject
+from ._formats.bed import Intervals, read_intervals
+from ._formats.starspace import region_token
+from ._overlap import SetTokens, UniverseIndex
+from ._parallel import parallel_map
+from ._sources import Source, load_source
+from ._version import __version__
+from ._warnings import BEDSpaceWarning
+
+ChromSizes = str | os.PathLike | Mapping[str, int] | pd.Series
+#: Where :func:`bedspace.pp.tokenize` records the universe of a collection.
+UNS_KEY = "bedspace"
+
+
+@dataclass(frozen=True)
+class TokenizedSets:
+    """Region sets as rows of universe regions (CSR arrays), with per-set QC counts."""
+
+    names: list[str]
+    indptr: np.ndarray  # int64, n_sets + 1
+    indices: np.ndarray  # int32 universe rows, sorted within each set
+    n_regions: np.ndarray  # intervals in each set
+    n_in_universe: np.ndarray  # intervals overlapping at least one universe region
+
+    @property
+    def n_tokens(self) -> np.ndarray:
+        """Universe regions each set overlaps."""
+        return np.diff(self.indptr)
+
+    def qc(self) -> pd.DataFrame:
+        """Per set: ``n_regions``, ``n_tokens`` and ``frac_regions_in_universe`` (NaN for an empty set)."""
+        hit = self.n_in_universe.astype(np.float64)
+        fraction = np.divide(hit, self.n_regions, out=np.full(hit.size, np.nan), where=self.n_regions > 0)
+        return pd.DataFrame(
+            {"n_regions": self.n_regions, "n_tokens": self.n_tokens, "frac_regions_in_universe": fraction},
+            index=pd.Index(self.names),
+        )
+
+    def to_anndata(
+        self, universe: Universe, *, obs: pd.DataFrame | None = None, params: Mapping | None = None
+    ) -> ad.AnnData:
+        """The collection as an AnnData: sets × universe regions (0/1), QC in ``.obs``, the universe in ``.var``."""
+        index_dtype = np.int32 if self.indptr[-1] < np.iinfo(np.int32).max else np.int64
+        X = sp.csr_matrix(
+            (
+                np.ones(self.indices.size, np.float32),
+                self.indices.astype(index_dtype, copy=False),
+                self.indptr.astype(index_dtype),
+            ),
+            shape=(len(self.names), len(universe)),
+        )
+        X.has_sorted_indices = True
+        obs = pd.DataFrame(index=pd.Index(self.names)) if obs is None else obs
+        var = universe.to_var()
+        var["n_sets"] = np.bincount(self.indices, minlength=len(var)).astype(np.int64)
+        adata = ad.AnnData(X=X, obs=_with_qc(obs, self.qc()), var=var)
+        adata.uns[UNS_KEY] = {
+            "universe": {**universe.record(), "non_overlapping": universe.index.non_overlapping},
+            "tokenize": {"params": {**(params or {}), "overlap": "bedtools intersect -u (half-open, >= 1 bp)"}},
+            "version": __version__,
+        }
+        return adata
+
+
+class Universe:
+    """Reference regions: ``chrom`` (categorical), ``start``, ``end`` (int64), named ``chr1:100-200``.
+
+    Parameters
+    ----------
+    regions
+        A frame with ``chrom``, ``start`` and ``end`` columns; regions are named from them, whatever its index.
+    name
+        A name for the universe (recorded with results).
+    chrom_sizes
+        Chromosome sizes, when known.
+    """
+
+    def __init__(self, regions: pd.DataFrame, *, name: str = "universe", chrom_sizes: Mapping[str, int] | None = None):
+        missing = [c for c in ("chrom", "start", "end") if c not in regions.columns]
+        if missing:
+            raise ValueError(f"universe {name!r}: no {missing} column(s); columns are {list(regions.columns)}")
+        if len(regions) == 0:
+            raise ValueError(f"universe {name!r} has no regions")
+        chrom = regions["chrom"]
+        chrom = chrom if isinstance(chrom.dtype, pd.CategoricalDtype) else chrom.astype(str).astype("category")
+        starts = _integers(regions["start"], f"universe {name!r}, column start")
+        ends = _integers(regions["end"], f"universe {name!r}, column end")
+        self._regions = pd.DataFrame(
+            {"chrom": chrom.to_numpy(), "start": starts, "end": ends}, index=region_names(chrom, starts, ends)
+        )
+        self._regions["chrom"] = self._regions["chrom"].astype(chrom.dtype)
+        self.name = str(name)
+        self.chrom_sizes = None if chrom_sizes is None else {str(k): int(v) for k, v in dict(chrom_sizes).items()}
+
+    # -- building ---------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, universe: UniverseLike, *, chrom_sizes: ChromSizes | None = None) -> Universe:
+        """A universe from a BED path, a DataFrame/PyRanges, an AnnData (its ``.var``), or a Universe."""
+        sizes = read_chrom_sizes(chrom_sizes) if chrom_sizes is not None else None
+        if isinstance(universe, Universe):
+            return universe if sizes is None else universe.with_chrom_sizes(sizes)
+        if isinstance(universe, ad.AnnData):
+            found = cls.from_anndata(universe)
+            return found if sizes is None else found.with_chrom_sizes(sizes)
+        if isinstance(universe, pd.DataFrame):
+            intervals = Intervals.from_frame(universe, source="universe")
+            name = str(universe.attrs.get("name", "universe"))
+            if sizes is None and universe.attrs.get("chrom_sizes") is not None:
+                sizes = read_chrom_sizes(universe.attrs["chrom_sizes"])
+        elif isinstance(universe, str | os.PathLike):
+            intervals = read_intervals(universe)
+            name = Path(universe).name
+        else:
+            raise TypeError(
+                f"universe must be a BED path, a DataFrame/PyRanges or an AnnData; got {type(universe).__name__}"
+            )
+        return cls.from_intervals(intervals, name=name, chrom_sizes=sizes)
+
+    @classmethod
+    def from_intervals(cls, intervals: Intervals, *, name: str, chrom_sizes=None) -> Universe:
+        """From parsed intervals; exact duplicate regions are kept once, with a warning."""
+        if len(intervals) == 0:
+            raise ValueError(f"{name}: the universe has no regions")
+        codes, categories = intervals.chrom_codes()
+        duplicated = _duplicated(codes, intervals.starts, intervals.ends)
+        if duplicated.any():
+            warnings.warn(
+                f"{name}: {int(duplicated.sum())} universe regions are exact duplicates of earlier ones; "
+                "each distinct region is kept once",
+                BEDSpaceWarning,
+                stacklevel=3,
+            )
+        keep = ~duplicated
+        chrom = pd.Categorical.from_codes(codes[keep], categories=categories)
+        starts, ends = intervals.starts[keep].astype(np.int64), intervals.ends[keep].astype(np.int64)
+        frame = pd.DataFrame({"chrom": chrom, "start": starts, "end": ends}, index=region_names(chrom, starts, ends))
+        return cls(frame, name=name, chrom_sizes=chrom_sizes)
+
+    @classmethod
+    def from_anndata(cls, adata: ad.AnnData, *, record: Mapping | None = None) -> Universe:
+        """The universe of a tokenized collection: its ``.var``, named and sized as ``record`` (or ``.uns``) says.
+
+        The result is remembered for this AnnData (while ``.var`` stays the same), so the overlap index of a
+        large universe is built once however many queries follow.
+        """
+        info = record if record is not None else adata.uns.get(UNS_KEY, {}).get("universe", {})
+        name = str(info.get("name", "universe"))
+        sizes = info.get("chrom_sizes")
+        sizes = None if sizes is None else {str(k): int(v) for k, v in dict(sizes).items()}
+        cached = _ANNDATA_UNIVERSES.get(adata)
+        if cached is not None and (cached.name, cached.chrom_sizes) == (name, sizes) and cached.same_as(adata.var):
+            return cached
+        missing = [c for c in ("chrom", "start", "end") if c not in adata.var.columns]
+        if missing:
+            raise ValueError(
+                f"this AnnData has no {missing} column(s) in .var, so it is not a tokenized collection; make one "
+                "with bs.pp.tokenize"
+            )
+        universe = cls(adata.var, name=name, chrom_sizes=sizes)
+        _ANNDATA_UNIVERSES.set(adata, universe)
+        return universe
+
+    def with_chrom_sizes(self, chrom_sizes: Mapping[str, int]) -> Universe:
+        """The same regions with these chromosome sizes."""
+        return Universe(self._regions, name=self.name, chrom_sizes=chrom_sizes)
+
+    # -- what it holds ----------------------------------------------------------------------------------------
+    @property
+    def regions(self) -> pd.DataFrame:
+        """``chrom``, ``start``, ``end``, indexed ``chr1:100-200`` (do not modify in place)."""
+        return self._regions
+
+    @property
+    def names(self) -> pd.Index:
+        """Region names, ``chr1:100-200``."""
+        return self._regions.index
+
+    def __len__(self) -> int:
+        return len(self._regions)
+
+    def __repr__(self) -> str:
+        return f"Universe({self.name!r}, {len(self):,} regions on {self._regions['chrom'].nunique()} chromosomes)"
+
+    def to_var(self) -> pd.DataFrame:
+        """A copy of the regions, ready to be an AnnData's ``.var``."""
+        return self._regions.copy()
+
+    def record(self) -> dict:
+        """What results record about the universe (plain values that survive ``.h5ad`` and JSON)."""
+        info: dict = {"name": self.name, "n_regions": len(self)}
+        if self.chrom_sizes is not None:
+            info["chrom_sizes"] = dict(self.chrom_sizes)
+        return info
+
+    @cached_property
+    def region_tokens(self) -> list[str]:
+        """StarSpace tokens of the regions (``chr1_100_200``), in order."""
+        return [
+            region_token(c, s, e)
+            for c, s, e in zip(
+                self._regions["chrom"].astype(str), self._regions["start"].tolist(), self._regions["end"].tolist(),
+                strict=True,
+            )
+        ]  # fmt: skip
+
+    # -- comparing --------------------------------------------------------------------------------------------
+    def same_as(self, other: Universe | pd.DataFrame) -> bool:
+        """Whether ``other`` has the same regions in the same order: chromosome, start and end."""
+        return self.difference(other) is None
+
+    def difference(self, other: Universe | pd.DataFrame) -> str | None:
+        """How ``other`` differs from this universe (the first difference, in words), or ``None``."""
+        theirs = other.regions if isinstance(other, Universe) else other
+        if len(theirs) != len(self):
+            return f"{len(theirs):,} regions instead of {len(self):,}"
+        for column in ("start", "end"):
+            mismatch = np.flatnonzero(theirs[column].to_numpy() != self._regions[column].to_numpy())
+            if mismatch.size:
+                return self._describe(theirs, int(mismatch[0]), f"{column} differs")
+        mismatch = np.flatnonzero(_chrom_codes(theirs["chrom"], self._regions["chrom"]) != self._chrom_codes)
+        if mismatch.size:
+            return self._describe(theirs, int(mismatch[0]), "chromosome differs")
+        return None
+
+    def check_same(self, other: Universe | pd.DataFrame, *, what: str) -> None:
+        """Raise a ValueError naming ``what`` unless ``other`` is this universe."""
+        difference = self.difference(other)
+        if difference is not None:
+            raise ValueError(f"{what} is not on the universe {self.name!r} ({difference})")
+
+    def _describe(self, theirs: pd.DataFrame, row: int, how: str) -> str:
+        mine = self._regions.iloc[row]
+        other = theirs.iloc[row]
+        return (
+            f"{how} at region {row}: {other['chrom']}:{other['start']}-{other['end']} instead of "
+            f"{mine['chrom']}:{mine['start']}-{mine['end']}"
+        )
+
+    @cached_property
+    def _chrom_codes(self) -> np.ndarray:
+        return np.asarray(self._regions["chrom"].cat.codes, dtype=np.int64)
+
+    # -- tokenizing -------------------------------------------------------------------------------------------
+    @cached_property
+    def index(self) -> UniverseIndex:
+        """The overlap index (built on first use, then kept)."""
+        return UniverseIndex(
+            self._regions["chrom"].array, self._regions["start"].to_numpy(), self._regions["end"].to_numpy()
+        )
+
+    def tokenize_one(self, intervals: Intervals) -> SetTokens:
+        """The universe rows one region set overlaps (bedtools ``intersect -u`` semantics)."""
+        return self.index.tokenize(intervals)
+
+    def tokenize(
+        self, named: Sequence[tuple[str, Source]], *, n_jobs: int | Executor | None = None, warn: bool = True
+    ) -> TokenizedSets:
+        """Read and tokenize named region sets (in parallel); warns about empty and foreign sets."""
+        index = self.index
+        results = parallel_map(_TokenizeOne(index), list(named), n_jobs=n_jobs, desc="tokenizing")
+        names = [name for name, _ in named]
+        if warn:
+            self._warn_about(names, results)
+        lengths = np.fromiter((r.tokens.size for r in results), dtype=np.int64, count=len(results))
+        indptr = np.zeros(len(results) + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        indices = (
+            np.concatenate([r.tokens for r in results]).astype(np.int32, copy=False)
+            if results
+            else np.zeros(0, np.int32)
+        )
+        n_regions = np.array([r.n_regions for r in results], dtype=np.int64)
+        hit = np.array([r.n_regions_in_universe for r in results], dtype=np.int64)
+        return TokenizedSets(names, indptr, indices, n_regions, hit)
+
+    def _warn_about(self, names: list[str], results: list[SetTokens]) -> None:
+        empty = [name for name, r in zip(names, results, strict=True) if r.n_regions == 0]
+        if empty:
+            warnings.warn(
+                f"{len(empty)} region set(s) have no intervals and get no tokens: {empty[:10]}",
+                BEDSpaceWarning,
+                stacklevel=4,
+            )
+        foreign = [name for name, r in zip(names, results, strict=True) if not r.chromosomes_shared]
+        if foreign:
+            warnings.warn(
+                f"{len(foreign)} region set(s) share no chromosome name with the universe {self.name!r} (it has "
+                f"{list(self._regions['chrom'].cat.categories[:5])}...; is it 'chr1' in one and '1' in the "
+                f"other, or another genome?): {foreign[:10]}",
+                BEDSpaceWarning,
+                stacklevel=4,
+            )
+
+
+#: What functions accept as a universe.
+UniverseLike = Universe | str | os.PathLike | pd.DataFrame | ad.AnnData
+
+# A universe made from an AnnData's .var, remembered per AnnData (weakly) and reused while .var is the same object.
+_ANNDATA_UNIVERSES = PerObject()
+
+
+@dataclass(frozen=True)
+class _TokenizeOne:
+    """Read one region set and overlap it with the universe (a picklable callable for any executor)."""
+
+    index: UniverseIndex
+
+    def __call__(self, item: tuple[str, Source]) -> SetTokens:
+        return self.index.tokenize(load_source(*item))
+
+
+def region_names(chrom, start: np.ndarray, end: np.ndarray) -> pd.Index:
+    """``chr1:100-200`` names (the SnapATAC2 convention)."""
+    chrom = pd.Series(np.asarray(chrom, dtype=object)).astype(str)
+    return pd.Index((chrom + ":" + pd.Series(start).astype(str) + "-" + pd.Series(end).astype(str)).tolist())
+
+
+def read_chrom_sizes(chrom_sizes: ChromSizes) -> dict[str, int]:
+    """Chromosome sizes from a two-column ``chrom<TAB>size`` file, a mapping or a Series."""
+    if isinstance(chrom_sizes, str | os.PathLike):
+        path = Path(chrom_sizes)
+        if not path.exists():
+            raise FileNotFoundError(f"chromosome sizes file not found: {path}")
+        sizes: dict[str, int] = {}
+        with open(path) as handle:
+            for line_no, line in enumerate(handle, start=1):
+                fields = line.split()
+                if not fields or fields[0].startswith("#"):
+                    continue
+                if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) == 0:
+                    raise ValueError(f"{path}, line {line_no}: expected 'chromosome<TAB>size', got {line.rstrip()!r}")
+                sizes[fields[0]] = int(fields[1])
+        return sizes
+    sizes = {str(k): int(v) for k, v in chrom_sizes.items()}
+    bad = [k for k, v in sizes.items() if v <= 0]
+    if bad:
+        raise ValueError(f"chromosome sizes must be positive; not so for {bad[:5]}")
+    return sizes
+
+
+def _integers(column: pd.Series, what: str) -> np.ndarray:
+    values = column.to_numpy()
+    if values.dtype.kind in "iu":
+        return values.astype(np.int64, copy=False)
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(numbers) | (numbers != np.round(numbers)))
+    if bad.size:
+        raise ValueError(f"{what}, row {int(bad[0])}: not an integer ({values[bad[0]]!r})")
+    return numbers.astype(np.int64)
+
+
+def _chrom_codes(theirs: pd.Series, mine: pd.Series) -> np.ndarray:
+    """``theirs``' chromosomes as codes into ``mine``'s categories (-1 where unknown), compared as text."""
+    categories = pd.Index(mine.cat.categories.astype(str))
+    if isinstance(theirs.dtype, pd.CategoricalDtype):
+        mapping = categories.get_indexer(theirs.cat.categories.astype(str))
+        codes = np.asarray(theirs.cat.codes, dtype=np.int64)
+        return np.where(codes >= 0, mapping[codes], -1)
+    return categories.get_indexer(theirs.astype(str))
+
+
+def _duplicated(*keys: np.ndarray) -> np.ndarray:
+    """Rows equal to an earlier row on all keys (like ``DataFrame.duplicated``, without hashing objects)."""
+    order = np.lexsort(keys[::-1])
+    same_as_previous = np.ones(order.size, bool)
+    same_as_previous[0] = False
+    for key in keys:
+        sorted_key = key[order]
+        same_as_previous[1:] &= sorted_key[1:] == sorted_key[:-1]
+    duplicated = np.zeros(order.size, bool)
+    duplicated[order] = same_as_previous  # lexsort is stable: the first occurrence keeps the lowest row
+    return duplicated
+
+
+def _with_qc(obs: pd.DataFrame, qc: pd.DataFrame) -> pd.DataFrame:
+    """Join QC columns; a metadata column of the same name is kept (renamed) unless it holds the same values."""
+    obs = obs.copy()
+    for column in qc.columns:
+        if column in obs.columns:
+            same = np.array_equal(pd.to_numeric(obs[column], errors="coerce").to_numpy(), qc[column].to_numpy())
+            if not same:
+                warnings.warn(
+                    f"metadata column {column!r} differs from the value bedspace computes; "
+                    f"the metadata's is kept as {column + '_metadata'!r}",
+                    BEDSpaceWarning,
+                    stacklevel=4,
+                )
+                obs[column + "_metadata"] = obs[column]
+            obs = obs.drop(columns=column)
+        obs[column] = qc[column].to_numpy()
+    return obs

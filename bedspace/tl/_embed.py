@@ -1,0 +1,67 @@
+"""``bs.tl.embed``: put a query collection into a reference's trained space (like ``sc.tl.ingest``)."""
+
+from __future__ import annotations
+
+import anndata as ad
+
+from .._keys import Keys, store
+from .._model import searchable
+from .._training import collection_matrix
+
+
+def embed(
+    adata: ad.AnnData,
+    reference: ad.AnnData,
+    *,
+    key: str = "bedspace",
+    key_added: str | None = None,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """Embed the sets of ``adata`` with the embedding trained into ``reference``.
+
+    ``adata`` must be tokenized on the reference's universe (``bs.pp.tokenize(files, reference)`` does that).
+    Afterwards :func:`bedspace.tl.distances`, :func:`bedspace.pl.label_similarity` and scanpy work on ``adata``
+    as on a trained collection.
+
+    Parameters
+    ----------
+    adata
+        The query collection (sets × the reference's universe regions).
+    reference
+        A collection trained with :func:`bedspace.tl.train`.
+    key
+        The ``key_added`` of :func:`~bedspace.tl.train` in ``reference``.
+    key_added
+        Where results go in ``adata`` (default: ``key``).
+    copy
+        Return a copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or the copy when ``copy=True``. Writes (``k`` = ``key_added`` or ``key``):
+
+    ``adata.obsm["X_" + k]``
+        Set vectors, sets × dim, exactly as the reference's own sets are embedded.
+    ``adata.uns[k]``
+        The reference embedding's ``params``, ``labels``, ``label_vectors``, ``loss`` and ``universe`` (the
+        region vectors stay in the reference), plus ``reference`` (its number of sets and key).
+
+    Raises
+    ------
+    ValueError
+        ``adata`` is not tokenized on the reference's universe (the first differing region is named).
+    """
+    model = searchable(reference, key)
+    model.universe.check_same(adata.var, what="the query AnnData")
+    written = Keys(key_added or key)
+    adata = adata.copy() if copy else adata
+    X = collection_matrix(adata)
+    store(adata, "obsm", written.set_vectors, model.embed_rows(X.indptr, X.indices), "set vectors")
+    trained = reference.uns[Keys(key).record]
+    record = dict(adata.uns.get(written.record, {}))  # keeps what bs.pp.tokenize recorded under the same key
+    record.update(
+        {name: trained[name] for name in ("params", "labels", "label_vectors", "loss", "universe") if name in trained}
+    )
+    record["reference"] = {"key": key, "n_sets": int(reference.n_obs)}
+    store(adata, "uns", written.record, record, "params, labels, label_vectors, loss, universe of the reference")
+    return adata if copy else None
