@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 
 import numpy as np
@@ -64,6 +65,12 @@ def test_encode_hg19_download(hg19, tmp_path, monkeypatch):
         lines = [f"{line}\tpeak\t0\t.\t1.0\t1.0\t1.0\t50" for line in text.splitlines()][::-1]
         lines.insert(7, "chrM\t100\t200\tpeak\t0\t.\t1.0\t1.0\t1.0\t50")
         (mirror / os.path.basename(row.source_path)).write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), 1))
+    # the mirror's originals are made here, so their sha256 are too; their BED3 text must be the collection's
+    expected = _encode._checksums().loc[subset["file_name"]].copy()
+    expected["source_sha256"] = [
+        hashlib.sha256((mirror / os.path.basename(p)).read_bytes()).hexdigest() for p in subset["source_path"]
+    ]
+    monkeypatch.setattr(_encode, "_checksums", lambda: expected)
     sizes = mirror / "hg19.chrom.sizes"
     sizes.write_text("chrM\t16571\nchr6_apd_hap1\t4622290\n" + hg19.chrom_sizes.read_text())
     monkeypatch.setattr(_encode, "SOURCE_URL", f"file://{mirror}/{{name}}")

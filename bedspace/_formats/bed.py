@@ -20,18 +20,27 @@ PathLike = str | os.PathLike
 
 _TAB, _NL, _CR, _SPACE, _MINUS, _HASH = 9, 10, 13, 32, 45, 35
 _ZERO, _NINE = 48, 57
-_MAX_DIGITS = 18  # fits in int64 with room to spare
+_INT64_MAX = 9223372036854775807
+_INT64_MAX_TENTH, _INT64_MAX_LAST = divmod(_INT64_MAX, 10)  # value * 10 + digit overflows past these
+_SAFE_DIGITS = 18  # any 18-digit number fits in int64: no overflow check needed
 
-# Error codes of the parser, turned into messages in Python.
-_OK, _TOO_FEW_COLUMNS, _BAD_START, _BAD_END, _NEGATIVE_START, _END_BEFORE_START, _EMPTY_CHROM = range(7)
-_MESSAGES = {
-    _TOO_FEW_COLUMNS: "fewer than 3 tab-separated columns (chrom, start, end)",
-    _BAD_START: "start (column 2) is not a non-negative integer",
-    _BAD_END: "end (column 3) is not an integer",
-    _NEGATIVE_START: "start (column 2) is negative",
-    _END_BEFORE_START: "end (column 3) is smaller than start (column 2)",
-    _EMPTY_CHROM: "chromosome (column 1) is empty",
-}
+# Error codes of the parser, turned into messages by _describe_error.
+(
+    _OK,
+    _TOO_FEW_COLUMNS,
+    _BAD_START,
+    _BAD_END,
+    _NEGATIVE_START,
+    _END_BEFORE_START,
+    _EMPTY_CHROM,
+    _START_TOO_LARGE,
+    _END_TOO_LARGE,
+    _NEGATIVE_END,
+    _SPACE_IN_CHROM,
+    _CONTROL_IN_CHROM,
+) = range(12)
+# Outcomes of _parse_int.
+_INT_OK, _INT_BAD, _INT_TOO_LARGE = range(3)
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,12 @@ class Intervals:
                 raise ValueError(f"{source}, row {row}: {name} is not an integer ({values[row]!r})")
             if values.dtype.kind not in "iuf":
                 raise ValueError(f"{source}: {name} column must be integers, got dtype {values.dtype}")
+            too_large = _beyond_int64(values)
+            if too_large.any():
+                row = int(np.flatnonzero(too_large)[0])
+                raise ValueError(
+                    f"{source}, row {row}: {name} is too large: {values[row].item()!r} does not fit in a 64-bit integer"
+                )
         starts = starts.astype(np.int64)
         ends = ends.astype(np.int64)
         _check_coordinates(starts, ends, chrom, source=source, unit="row", offset=0)
@@ -103,6 +118,15 @@ class Intervals:
         change = np.flatnonzero(chrom[1:] != chrom[:-1]) + 1
         bounds = np.concatenate([[0], change, [chrom.size]]).astype(np.int64)
         return cls([str(chrom[i]) for i in bounds[:-1]], bounds, starts, ends)
+
+
+def _beyond_int64(values: np.ndarray) -> np.ndarray:
+    """Where ``values`` do not fit in int64; ``astype(np.int64)`` would wrap them around silently."""
+    if values.dtype.kind == "f":
+        return np.abs(values) >= 2.0**63  # 2**63 - 1 is not a float: the bound rounds up to 2**63
+    if values.dtype.kind == "u":
+        return values > _INT64_MAX
+    return np.zeros(values.shape, dtype=bool)
 
 
 def _locate_columns(frame: pd.DataFrame, *, source: str) -> tuple[str, str, str]:
@@ -151,21 +175,102 @@ def _is_header(buf, pos, end):
 
 
 @numba.njit(cache=True, nogil=True)
+def _is_blank(buf, pos, end):
+    for k in range(pos, end):
+        if buf[k] != _SPACE and buf[k] != _TAB:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def _parse_int(buf, pos, end):
-    """Parse a (possibly negative) decimal integer in buf[pos:end]; returns (value, ok)."""
+    """Parse a (possibly negative) decimal integer in buf[pos:end]; returns (value, _INT_* outcome).
+
+    A value is judged by whether it fits in int64, not by its number of digits; a non-digit anywhere wins over an
+    overflow (``99999999999999999999x`` is not an integer at all).
+    """
     negative = False
     if pos < end and buf[pos] == _MINUS:
         negative = True
         pos += 1
-    if pos >= end or end - pos > _MAX_DIGITS:
-        return 0, False
+    if pos >= end:
+        return 0, _INT_BAD
+    if end - pos > _SAFE_DIGITS:
+        return _parse_long_int(buf, pos, end, negative)
     value = 0
     for k in range(pos, end):
         c = buf[k]
         if c < _ZERO or c > _NINE:
-            return 0, False
+            return 0, _INT_BAD
         value = value * 10 + (c - _ZERO)
-    return (-value if negative else value), True
+    return (-value if negative else value), _INT_OK
+
+
+@numba.njit(cache=True, nogil=True)
+def _parse_long_int(buf, pos, end, negative):
+    """:func:`_parse_int` for numbers too long to be sure they fit (rare: kept off the fast path)."""
+    value = 0
+    overflow = False
+    for k in range(pos, end):
+        c = buf[k]
+        if c < _ZERO or c > _NINE:
+            return 0, _INT_BAD
+        digit = c - _ZERO
+        if overflow or value > _INT64_MAX_TENTH or (value == _INT64_MAX_TENTH and digit > _INT64_MAX_LAST):
+            overflow = True
+        else:
+            value = value * 10 + digit
+    if overflow:
+        return 0, _INT_TOO_LARGE
+    return (-value if negative else value), _INT_OK
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_tab(buf, pos, end):
+    while pos < end and buf[pos] != _TAB:
+        pos += 1
+    return pos
+
+
+@numba.njit(cache=True, nogil=True)
+def _parse_line(buf, pos, end):
+    """Parse chrom, start and end of the data line buf[pos:end]; returns (error, chrom_end, start, stop)."""
+    t1 = pos
+    chrom_error = _OK
+    while t1 < end and buf[t1] != _TAB:
+        if buf[t1] <= _SPACE and chrom_error != _SPACE_IN_CHROM:
+            chrom_error = _SPACE_IN_CHROM if buf[t1] == _SPACE else _CONTROL_IN_CHROM
+        t1 += 1
+    if t1 == end:
+        return _TOO_FEW_COLUMNS, t1, 0, 0
+    if t1 == pos:
+        return _EMPTY_CHROM, t1, 0, 0
+    if chrom_error != _OK:
+        return chrom_error, t1, 0, 0
+    t2 = _next_tab(buf, t1 + 1, end)
+    if t2 == end:
+        return _TOO_FEW_COLUMNS, t1, 0, 0
+    start, outcome = _parse_int(buf, t1 + 1, t2)
+    if outcome != _INT_OK:
+        return (_START_TOO_LARGE if outcome == _INT_TOO_LARGE else _BAD_START), t1, 0, 0
+    if start < 0:
+        return _NEGATIVE_START, t1, start, 0
+    stop, outcome = _parse_int(buf, t2 + 1, _next_tab(buf, t2 + 1, end))
+    if outcome != _INT_OK:
+        return (_END_TOO_LARGE if outcome == _INT_TOO_LARGE else _BAD_END), t1, start, 0
+    if stop < 0:
+        return _NEGATIVE_END, t1, start, stop
+    if stop < start:
+        return _END_BEFORE_START, t1, start, stop
+    return _OK, t1, start, stop
+
+
+@numba.njit(cache=True, nogil=True)
+def _same_bytes(buf, a, b, n):
+    for k in range(n):
+        if buf[a + k] != buf[b + k]:
+            return False
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -173,7 +278,9 @@ def _parse_bed3(buf):
     """Parse the first three columns of every data line of a BED text.
 
     Returns starts, ends, run_rows, run_chrom_pos, run_chrom_end, n_rows, n_runs, error, error_line,
-    error_pos. ``run_*`` describe runs of rows with byte-identical chromosome names.
+    error_pos, late_track_line. ``run_*`` describe runs of rows with byte-identical chromosome names. On an
+    error, ``n_rows`` counts the intervals before the bad line. ``late_track_line`` is the first ``track``
+    line after an interval (0 if none).
     """
     n = buf.size
     max_rows = 1
@@ -188,6 +295,7 @@ def _parse_bed3(buf):
     n_rows = 0
     n_runs = 0
     line_no = 0
+    late_track_line = 0
     pos = 0
     prev_pos = -1
     prev_end = -1
@@ -200,44 +308,19 @@ def _parse_bed3(buf):
         end = eol
         while end > pos and (buf[end - 1] == _CR or buf[end - 1] == _SPACE):
             end -= 1
-        if end == pos or _is_header(buf, pos, end):
+        if end == pos or ((buf[pos] == _SPACE or buf[pos] == _TAB) and _is_blank(buf, pos, end)):
             pos = next_pos
             continue
-        # column 1: chromosome
-        t1 = pos
-        while t1 < end and buf[t1] != _TAB:
-            t1 += 1
-        if t1 == end:
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, 0, 0, _TOO_FEW_COLUMNS, line_no, pos
-        if t1 == pos:
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, 0, 0, _EMPTY_CHROM, line_no, pos
-        # column 2: start
-        t2 = t1 + 1
-        while t2 < end and buf[t2] != _TAB:
-            t2 += 1
-        if t2 == end:
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, 0, 0, _TOO_FEW_COLUMNS, line_no, pos
-        start, ok = _parse_int(buf, t1 + 1, t2)
-        if not ok:
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, 0, 0, _BAD_START, line_no, pos
-        if start < 0:
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, 0, 0, _NEGATIVE_START, line_no, pos
-        # column 3: end
-        t3 = t2 + 1
-        while t3 < end and buf[t3] != _TAB:
-            t3 += 1
-        stop, ok = _parse_int(buf, t2 + 1, t3)
-        if not ok:
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, 0, 0, _BAD_END, line_no, pos
-        if stop < start:
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, 0, 0, _END_BEFORE_START, line_no, pos
-        same = prev_pos >= 0 and (t1 - pos) == (prev_end - prev_pos)
-        if same:
-            for k in range(t1 - pos):
-                if buf[pos + k] != buf[prev_pos + k]:
-                    same = False
-                    break
-        if not same:
+        if _is_header(buf, pos, end):
+            if late_track_line == 0 and n_rows > 0 and _starts_with_word(buf, pos, end, _TRACK):
+                late_track_line = line_no
+            pos = next_pos
+            continue
+        error, t1, start, stop = _parse_line(buf, pos, end)
+        if error != _OK:
+            run_rows[n_runs] = n_rows
+            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, n_rows, n_runs, error, line_no, pos, 0
+        if not (prev_pos >= 0 and t1 - pos == prev_end - prev_pos and _same_bytes(buf, pos, prev_pos, t1 - pos)):
             run_rows[n_runs] = n_rows
             run_chrom_pos[n_runs] = pos
             run_chrom_end[n_runs] = t1
@@ -249,33 +332,217 @@ def _parse_bed3(buf):
         n_rows += 1
         pos = next_pos
     run_rows[n_runs] = n_rows
-    return starts, ends, run_rows, run_chrom_pos, run_chrom_end, n_rows, n_runs, _OK, 0, 0
+    return starts, ends, run_rows, run_chrom_pos, run_chrom_end, n_rows, n_runs, _OK, 0, 0, late_track_line
+
+
+# What other files begin with: (magic bytes, what the file is, how to make a gzipped BED file of it).
+_COMPRESSED = (
+    (b"\xfd7zXZ\x00", "xz", "xzcat FILE | gzip > FILE.gz"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "zstdcat FILE | gzip > FILE.gz"),
+    (b"PK\x03\x04", "zip", "unzip -p FILE | gzip > FILE.gz"),
+    (b"PK\x05\x06", "zip (an empty archive)", "unzip -p FILE | gzip > FILE.gz"),
+    (b"7z\xbc\xaf\x27\x1c", "7-Zip", "7z x -so FILE | gzip > FILE.gz"),
+    (b"\x04\x22\x4d\x18", "lz4", "lz4cat FILE | gzip > FILE.gz"),
+)
+_BIGBED = "a bigBed file (binary), not BED text; convert it with UCSC's bigBedToBed"
+_UTF16 = "UTF-16 text, not UTF-8; convert it (`iconv -f UTF-16 -t UTF-8 FILE > FILE.bed`)"
+_NOT_BED = (
+    (b"\xeb\xf2\x89\x87", _BIGBED),
+    (b"\x87\x89\xf2\xeb", _BIGBED),
+    (b"BAM\x01", "a BAM file (aligned reads), not BED text; call peaks, or convert with `bedtools bamtobed`"),
+    (b"CRAM\x02", "a CRAM file (aligned reads), not BED text"),
+    (b"CRAM\x03", "a CRAM file (aligned reads), not BED text"),
+    (b"\x89HDF", "an HDF5 file, not BED text"),
+    (b"\xff\xfe", _UTF16),
+    (b"\xfe\xff", _UTF16),
+)
+_MARKUP = (b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _compression_of(data: bytes) -> tuple[str, str] | None:
+    """The name of a compression other than gzip that ``data`` starts with, and how to recompress it."""
+    # BZh, a block size digit, then a block or end-of-stream signature: no BED line looks like this
+    if data[:3] == b"BZh" and data[3:4] in b"123456789" and data[4:10] in (b"1AY&SY", b"\x17rE8P\x90"):
+        return "bzip2", "bzcat FILE | gzip > FILE.gz"
+    for magic, name, how in _COMPRESSED:
+        if data.startswith(magic):
+            return name, how
+    return None
+
+
+def _check_compression(data: bytes, source: str, *, inside_gzip: bool) -> None:
+    """Refuse files compressed with anything but (one layer of) gzip, saying how to recompress them."""
+    if inside_gzip and data[:2] == b"\x1f\x8b":
+        raise ValueError(f"{source}: gzipped twice; decompress it once (`gunzip -c FILE > FILE.once.gz`)")
+    found = _compression_of(data)
+    if found is not None:
+        where = "inside its gzip layer, " if inside_gzip else ""
+        raise ValueError(
+            f"{source}: {where}compressed with {found[0]}, which bedspace does not read; decompress it and "
+            f"recompress with gzip (`{found[1]}`)"
+        )
+
+
+def _check_text(data: bytes, source: str) -> None:
+    """Refuse content that is not BED text at all (binary formats, web pages, UTF-16, NUL bytes)."""
+    for magic, what in _NOT_BED:
+        if data.startswith(magic):
+            raise ValueError(f"{source}: {what}")
+    if data[257:262] == b"ustar":
+        raise ValueError(f"{source}: a tar archive, not BED text; extract the BED files from it (`tar -xf FILE`)")
+    if data[:256].lstrip().lower().startswith(_MARKUP):
+        first = data.lstrip().split(b"\n", 1)[0][:60].decode("utf-8", "replace")
+        raise ValueError(
+            f"{source}, line 1: an HTML/XML page, not BED text (it starts {first!r}); a download that returned "
+            "an error or login page instead of the file?"
+        )
+    nul = data.find(b"\x00")
+    if nul < 0:
+        return
+    head = data[:200]
+    if len(head) >= 4 and (head[0::2].count(0) == len(head[0::2]) or head[1::2].count(0) == len(head[1::2])):
+        raise ValueError(f"{source}: {_UTF16}")
+    raise ValueError(
+        f"{source}, line {_line_of(data, nul)}: a NUL byte (offset {nul}); the file is binary, or was cut short "
+        "or zero-filled by a crash"
+    )
 
 
 def _read_bytes(path: Path) -> bytes:
     with open(path, "rb") as handle:
         data = handle.read()
+    source = str(path)
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as err:
-            raise ValueError(f"{path}: not a readable gzip file ({err})") from None
+            raise ValueError(
+                f"{source}: not a readable gzip file ({err}); it is probably truncated (an unfinished download "
+                "or copy) or corrupt"
+            ) from None
+        _check_compression(data, source, inside_gzip=True)
+    else:
+        _check_compression(data, source, inside_gzip=False)
     return data
 
 
-def parse_bed_bytes(data: bytes, *, source: str) -> Intervals:
-    """Parse BED text (already decompressed); errors name ``source`` and the line number."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    starts, ends, run_rows, chrom_pos, chrom_end, n_rows, n_runs, error, error_line, error_pos = _parse_bed3(buf)
-    if error != _OK:
-        line_end = data.find(b"\n", error_pos)
-        line = data[error_pos : line_end if line_end >= 0 else len(data)].decode("utf-8", "replace")
-        shown = line if len(line) <= 80 else line[:77] + "..."
-        raise ValueError(f"{source}, line {error_line}: {_MESSAGES[error]}: {shown.rstrip()!r}")
+def _field(line: bytes, column: int) -> str:
+    fields = line.split(b"\t")
+    return fields[column - 1].decode("utf-8", "replace") if len(fields) >= column else ""
+
+
+def _integer_hint(value: str, n_rows: int) -> str:
+    """Why a coordinate did not read as an integer: a sign, a hex number, a decimal, a header line."""
+    if value.startswith("+"):
+        return "; coordinates are written without a '+' sign"
+    if value.lower().startswith(("0x", "-0x")):
+        return "; coordinates are decimal, not hexadecimal"
     try:
-        run_chroms = [data[chrom_pos[i] : chrom_end[i]].decode("utf-8") for i in range(n_runs)]
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{source}: chromosome names must be UTF-8 text ({err})") from None
+        float(value)
+    except ValueError:
+        pass
+    else:
+        return "; coordinates are whole numbers, written without a decimal point or exponent"
+    if any(c.isalpha() for c in value) and not any(c.isdigit() for c in value):
+        where = "" if n_rows == 0 else " in the middle of the file (were files concatenated?)"
+        return f"; is this a header line{where}? A header line must start with '#' or 'track'"
+    return ""
+
+
+def _describe_error(error: int, line: bytes, n_rows: int) -> str:
+    chrom, start, end = _field(line, 1), _field(line, 2), _field(line, 3)
+    if error == _TOO_FEW_COLUMNS:
+        hint = ""
+        if b"\t" not in line and len(line.split()) >= 3:
+            hint = "; the columns are separated by spaces, but BED columns are separated by tabs"
+        return f"fewer than 3 tab-separated columns (chrom, start, end){hint}"
+    if error == _EMPTY_CHROM:
+        return "chromosome (column 1) is empty"
+    if error == _SPACE_IN_CHROM:
+        return (
+            f"chromosome (column 1) {chrom!r} contains a space; chromosome names have no spaces and BED columns "
+            "are separated by tabs"
+        )
+    if error == _CONTROL_IN_CHROM:
+        return f"chromosome (column 1) {chrom!r} contains a control character"
+    if error == _BAD_START:
+        return f"start (column 2) is not a non-negative integer: {start!r}{_integer_hint(start, n_rows)}"
+    if error == _BAD_END:
+        return f"end (column 3) is not an integer: {end!r}{_integer_hint(end, n_rows)}"
+    if error in (_START_TOO_LARGE, _END_TOO_LARGE):
+        name, value = ("start (column 2)", start) if error == _START_TOO_LARGE else ("end (column 3)", end)
+        return f"{name} is too large: {value} does not fit in a 64-bit integer (at most {_INT64_MAX})"
+    if error == _NEGATIVE_START:
+        return f"start (column 2) is negative: {start}"
+    if error == _NEGATIVE_END:
+        return f"end (column 3) is negative: {end}"
+    return f"end (column 3) is smaller than start (column 2): {end} < {start}"
+
+
+def _error_message(data: bytes, source: str, error: int, line_no: int, line_pos: int, n_rows: int) -> str:
+    line_end = data.find(b"\n", line_pos)
+    line = data[line_pos : line_end if line_end >= 0 else len(data)].rstrip(b"\r ")
+    message = _describe_error(error, line, n_rows)
+    if b"\r" in line:
+        message += "; the line holds a carriage return: are lines ended by CR alone (old Mac style)? Use \\n"
+    shown = line.decode("utf-8", "replace")
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return f"{source}, line {line_no}: {message} (the line: {shown!r})"
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _decode_chromosomes(data: bytes, chrom_pos: np.ndarray, chrom_end: np.ndarray, n_runs: int, source: str):
+    names = []
+    for i in range(n_runs):
+        raw = data[chrom_pos[i] : chrom_end[i]]
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{source}, line {_line_of(data, chrom_pos[i])}: chromosome (column 1) {raw!r} is not UTF-8 text; "
+                "save the file as UTF-8"
+            ) from None
+        if "\ufeff" in name:
+            raise ValueError(
+                f"{source}, line {_line_of(data, chrom_pos[i])}: chromosome (column 1) {name!r} holds a byte-order "
+                "mark in the middle of the file; were files with byte-order marks concatenated? Remove the marks"
+            )
+        names.append(name)
+    return names
+
+
+def parse_bed_bytes(data: bytes, *, source: str) -> Intervals:
+    """Parse BED text (already decompressed); errors name ``source`` and the line number.
+
+    A UTF-8 byte-order mark at the start is skipped; binary content, web pages and UTF-16 are refused.
+
+    Warns
+    -----
+    BEDSpaceWarning
+        A ``track`` line after the first interval: UCSC reads such a file as several tracks, bedspace as one
+        region set.
+    """
+    if data.startswith(_UTF8_BOM):
+        data = data[len(_UTF8_BOM) :]
+    _check_text(data, source)
+    buf = np.frombuffer(data, dtype=np.uint8)
+    starts, ends, run_rows, chrom_pos, chrom_end, n_rows, n_runs, error, error_line, error_pos, late_track = (
+        _parse_bed3(buf)
+    )
+    if error != _OK:
+        raise ValueError(_error_message(data, source, error, error_line, error_pos, n_rows))
+    if late_track:
+        warnings.warn(
+            f"{source}, line {late_track}: a 'track' line after intervals; UCSC reads this file as several tracks, "
+            "bedspace reads all its intervals as one region set",
+            BEDSpaceWarning,
+            stacklevel=3,
+        )
+    run_chroms = _decode_chromosomes(data, chrom_pos, chrom_end, n_runs, source)
     return Intervals(run_chroms, run_rows[: n_runs + 1].copy(), starts[:n_rows].copy(), ends[:n_rows].copy())
 
 
@@ -293,13 +560,15 @@ def read_bed(path: PathLike) -> pr.PyRanges:
     """Read a BED file (plain or gzipped) into a :class:`pyranges1.PyRanges`.
 
     Accepts any BED-like text with at least three tab-separated columns: BED3–BED12, narrowPeak, broadPeak.
-    ``track``, ``browser`` and ``#`` lines and blank lines are skipped. Only the interval columns are kept.
+    ``track``, ``browser`` and ``#`` lines and blank (or whitespace-only) lines are skipped, as are a UTF-8
+    byte-order mark and Windows line endings. Only the interval columns are kept. Coordinates may be any
+    non-negative integer that fits in 64 bits.
 
     Parameters
     ----------
     path
-        Path to a ``.bed``, ``.bed.gz``, ``.narrowPeak(.gz)`` or ``.broadPeak(.gz)`` file. Gzip is recognised
-        by content, not by name.
+        Path to a ``.bed``, ``.bed.gz``, ``.narrowPeak(.gz)`` or ``.broadPeak(.gz)`` file. Gzip (also bgzip) is
+        recognised by content, not by name; other compressions are refused with how to recompress the file.
 
     Returns
     -------
@@ -310,14 +579,20 @@ def read_bed(path: PathLike) -> pr.PyRanges:
     ------
     FileNotFoundError
         The file does not exist.
+    IsADirectoryError
+        ``path`` is a folder.
     ValueError
-        A malformed line: fewer than 3 columns, a non-integer coordinate, a negative start or an end before its
-        start. The message names the file and the line number.
+        A malformed line: fewer than 3 tab-separated columns, a chromosome name with a space or a control
+        character or that is not UTF-8, a coordinate that is not a decimal integer or does not fit in 64 bits, a
+        negative coordinate or an end before its start. The message names the file, the line number, the column
+        and the value. Also a file that is not BED text: compressed with something other than gzip, a binary
+        format (bigBed, BAM, tar), a saved HTML page, UTF-16 text, NUL bytes.
 
     Warns
     -----
     BEDSpaceWarning
-        The file holds no intervals (an empty region set is returned).
+        The file holds no intervals (an empty region set is returned), or a ``track`` line follows intervals
+        (UCSC would read several tracks; all intervals are read as one region set).
     """
     intervals = read_intervals(path)
     if len(intervals) == 0:
@@ -339,8 +614,13 @@ def write_bed(ranges: pd.DataFrame, path: PathLike) -> Path:
     -------
     The path written.
     """
-    columns = _locate_columns(ranges, source="intervals")
-    text = ranges[list(columns)].to_csv(sep="\t", header=False, index=False).encode()
+    text = format_bed3(ranges)
     path = Path(path)
     atomic_write_bytes(gzip.compress(text, compresslevel=6, mtime=0) if path.name.endswith(".gz") else text, path)
     return path
+
+
+def format_bed3(ranges: pd.DataFrame) -> bytes:
+    """The BED3 text (``chrom<TAB>start<TAB>end`` lines) that :func:`write_bed` writes, uncompressed."""
+    columns = _locate_columns(ranges, source="intervals")
+    return ranges[list(columns)].to_csv(sep="\t", header=False, index=False).encode()
