@@ -10,6 +10,16 @@ import pytest
 
 import bedspace as bs
 
+#: Fixtures that need the real hg19 collection or bedtools: tests using them (directly or not) are marked ``data``.
+DATA_FIXTURES = {"hg19", "bedtools"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that needs the real data or bedtools, so ``pytest -m "not data"`` runs offline and fast."""
+    for item in items:
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.data)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):

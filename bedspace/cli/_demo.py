@@ -68,6 +68,10 @@ def demo(args: argparse.Namespace) -> None:
         )
 
     test_size = 0.5 if adata.n_obs < 20 else 0.25
+    if adata.obs[labels[0]].value_counts().max() < 2:
+        print(f"\n5. held-out evaluation skipped: every value of {labels[0]!r} has one set, so none can be held out")
+        _figure(adata, labels, args.figure)
+        return
     train, test = bs.pp.split(adata, stratify=labels[0], test_size=test_size, random_state=0)
     bs.tl.train(train, labels=labels, **options)
     table = bs.tl.evaluate(train, test, fields=labels)
@@ -79,5 +83,11 @@ def demo(args: argparse.Namespace) -> None:
     )
     print(summary[["bedspace", "overlap", "random"]].round(3).to_string())
 
-    bs.pl.label_similarity(adata, groupby=labels[0], show=False, save=args.figure)
-    print(f"\n6. figure of the set × label similarities: {args.figure}")
+    _figure(adata, labels, args.figure)
+
+
+def _figure(adata, labels: list[str], path: str) -> None:
+    import bedspace as bs
+
+    bs.pl.label_similarity(adata, groupby=labels[0], show=False, save=path)
+    print(f"\n6. figure of the set × label similarities: {path}")

@@ -121,6 +121,8 @@ def search(
         A DataFrame from :func:`bedspace.tl.search` (one query; filter ``result[result["query"] == q]``).
     color
         Column to colour the bars by (default ``field`` for labels, else none).
+    ax, show, save
+        Draw into ``ax``; show (default: in an interactive session); save to this path.
 
     Returns
     -------
@@ -156,7 +158,16 @@ def loss(
     show: bool | None = None,
     save: str | os.PathLike | None = None,
 ) -> Axes:
-    """Training loss per epoch (``adata.uns[key]["loss"]``).
+    """Training loss per epoch (``adata.uns[key]["loss"]``, written by :func:`bedspace.tl.train`).
+
+    Parameters
+    ----------
+    adata
+        A collection trained with :func:`bedspace.tl.train`.
+    key
+        The ``key_added`` of :func:`~bedspace.tl.train`.
+    ax, show, save
+        Draw into ``ax``; show (default: in an interactive session); save to this path.
 
     Returns
     -------
@@ -190,6 +201,8 @@ def evaluation(
         The DataFrame of :func:`bedspace.tl.evaluate`.
     metrics
         Which metric to show per search; default ``{"r2l": "hit@1", "l2r": "MAP", "r2r": "MAP"}``.
+    ax, show, save
+        Draw into ``ax``; show (default: in an interactive session); save to this path.
 
     Returns
     -------

@@ -27,6 +27,11 @@ def split(
     Returns
     -------
     ``(train, test)``: two new AnnData objects (copies).
+
+    Raises
+    ------
+    ValueError
+        No value of ``stratify`` has two sets (nothing can be held out).
     """
     if stratify not in adata.obs.columns:
         raise KeyError(f"no column {stratify!r} in .obs; available: {list(adata.obs.columns)}")
@@ -40,4 +45,9 @@ def split(
             continue
         n = min(len(rows) - 1, max(1, round(test_size * len(rows))))
         held_out[rng.choice(rows, n, replace=False)] = True
+    if not held_out.any():
+        raise ValueError(
+            f"nothing to hold out: no value of {stratify!r} has two or more sets, and a value's only set stays in "
+            "training"
+        )
     return adata[~held_out].copy(), adata[held_out].copy()

@@ -22,6 +22,7 @@ def layout(
     key: str = "bedspace",
     n_neighbors: int = 15,
     random_state: int = 0,
+    key_added: str | None = None,
     copy: bool = False,
 ) -> ad.AnnData | None:
     """Lay out region sets and labels together in two dimensions, so a label sits among the sets that carry it.
@@ -41,16 +42,18 @@ def layout(
         Neighbours of the UMAP graph (at most the number of points − 1).
     random_state
         Seed of the layout.
+    key_added
+        Prefix of the keys written (default: ``key``).
     copy
         Return a copy instead of writing into ``adata``.
 
     Returns
     -------
-    ``None``, or the copy when ``copy=True``. Writes:
+    ``None``, or the copy when ``copy=True``. Writes (``k`` = ``key_added`` or ``key``):
 
-    ``adata.obsm["X_" + key + "_" + basis]``
-        Coordinates of the sets (sets × 2): ``sc.pl.embedding(adata, basis=key + "_" + basis)`` draws them.
-    ``adata.uns[key + "_" + basis]``
+    ``adata.obsm["X_" + k + "_" + basis]``
+        Coordinates of the sets (sets × 2): ``sc.pl.embedding(adata, basis=k + "_" + basis)`` draws them.
+    ``adata.uns[k + "_" + basis]``
         ``labels`` (names of the placed labels), ``label_coordinates`` (labels × 2) and ``params``.
     """
     import scanpy as sc
@@ -79,7 +82,7 @@ def layout(
     else:
         centred = points - points.mean(axis=0)
         xy = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
-    name = keys.layout(basis)
+    name = Keys(key_added or key).layout(basis)
     store(adata, "obsm", name, xy[: adata.n_obs], f"{basis.upper()} coordinates of the sets")
     store(
         adata,
