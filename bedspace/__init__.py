@@ -1,8 +1,47 @@
-"""bedspace: joint embeddings of genomic region sets and their metadata."""
+"""bedspace: joint embeddings of genomic region sets and their metadata.
 
-from . import datasets, io, pl, pp, tl
-from ._model import BEDSpaceModel
+Submodules and classes load on first use (``bs.pp``, ``bs.BEDSpaceModel``, ...), so that ``import bedspace`` and
+the command line's ``--help`` stay fast; importing has no side effects.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
 from ._warnings import BEDSpaceWarning
 
-__all__ = ["BEDSpaceModel", "BEDSpaceWarning", "__version__", "datasets", "io", "pl", "pp", "tl"]
+if TYPE_CHECKING:
+    from . import datasets, io, pl, pp, tl
+    from ._atomic import NotReplaceableError
+    from ._labels import LabelTable
+    from ._model import BEDSpaceModel
+    from ._reference import ReferenceSets
+    from ._universe import Universe
+
+_SUBMODULES = ("datasets", "io", "pl", "pp", "tl")
+_OBJECTS = {
+    "BEDSpaceModel": "._model",
+    "LabelTable": "._labels",
+    "NotReplaceableError": "._atomic",
+    "ReferenceSets": "._reference",
+    "Universe": "._universe",
+}
+
+__all__ = ["BEDSpaceWarning", "__version__", *_OBJECTS, *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+    elif name in _OBJECTS:
+        module = getattr(importlib.import_module(_OBJECTS[name], __name__), name)
+    else:
+        raise AttributeError(f"module 'bedspace' has no attribute {name!r}")
+    globals()[name] = module  # later lookups skip this function
+    return module
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
