@@ -29,7 +29,20 @@ _OBJECTS = {
     "Universe": "._universe",
 }
 
-__all__ = ["BEDSpaceWarning", "__version__", *_OBJECTS, *_SUBMODULES]
+__all__ = [
+    "BEDSpaceModel",
+    "BEDSpaceWarning",
+    "LabelTable",
+    "NotReplaceableError",
+    "ReferenceSets",
+    "Universe",
+    "__version__",
+    "datasets",
+    "io",
+    "pl",
+    "pp",
+    "tl",
+]
 
 
 def __getattr__(name: str):

@@ -67,8 +67,38 @@ def test_evaluate_on_a_hand_built_case():
     # overlap r2l with 1 neighbour: s0's tokens {1} nearest train s0 {0,1} (J .5) -> a (right); s1 {2} -> train s2
     # {2,3} (J .5) -> b (right); s2 {0,1,2} -> train s0 {0,1} (J 2/3) -> a (wrong)
     assert value["r2l", "hit@1", "overlap"] == pytest.approx(2 / 3)
-    assert set(table["method"]) == {"bedspace", "overlap", "random"}
+    # enrichment (Fisher, universe of 4 regions): s0 {1} vs train s0 {0,1}: p = 1/2, all others p = 1 -> a (right);
+    # s1 {2} -> train s2 {2,3} (p = 1/2) -> b (right); s2 {0,1,2}: train s0 p = 1/2, s1 p = 3/4, s2 and s3 p = 1
+    # -> a (wrong)
+    assert value["r2l", "hit@1", "enrichment"] == pytest.approx(2 / 3)
+    # r2r by p-value, ties (p = 1, odds ratio 0) in training order: s0 ranks a's sets 1, 2 (AP 1); s1 ranks b's
+    # at 1 and 4 (AP 3/4); s2 ranks them 3, 4 (AP (1/3 + 2/4) / 2 = 5/12)
+    assert value["r2r", "MAP", "enrichment"] == pytest.approx((1 + 3 / 4 + 5 / 12) / 3)
+    # l2r: label a puts s0 and s2 (rank 1, p = 1/2, tied: held-out order) first -> AP 1; label b: s1 first, then
+    # s0 and s2 tied (rank 3, p = 1) -> s2 third -> AP (1 + 2/3) / 2
+    assert value["l2r", "MAP", "enrichment"] == pytest.approx((1 + 5 / 6) / 2)
+    assert set(table["method"]) == {"bedspace", "overlap", "enrichment", "random"}
     assert 0 < value["r2l", "hit@1", "random"] < 1
+    assert table["method"].drop_duplicates().tolist() == ["bedspace", "overlap", "enrichment", "random"]
+
+
+def test_evaluate_baselines_can_be_chosen():
+    train, test = _hand_built()
+    only = bs.tl.evaluate(train, test, fields="kind", baselines=())
+    assert set(only["method"]) == {"bedspace"}
+    both = bs.tl.evaluate(train, test, fields="kind", baselines=["enrichment"], n_neighbors=1)
+    assert set(both["method"]) == {"bedspace", "enrichment"}
+    full = bs.tl.evaluate(train, test, fields="kind", n_neighbors=1)
+    pd.testing.assert_frame_equal(
+        both[both["method"] == "enrichment"].reset_index(drop=True),
+        full[full["method"] == "enrichment"].reset_index(drop=True),
+    )
+    with pytest.raises(ValueError, match=r"unknown baseline\(s\) \['lola'\]"):
+        bs.tl.evaluate(train, test, fields="kind", baselines=["lola"])
+    with pytest.raises(ValueError, match="n_neighbors must be >= 1"):
+        bs.tl.evaluate(train, test, fields="kind", n_neighbors=0)
+    with pytest.raises(KeyError, match="tissue"):
+        bs.tl.evaluate(train, test, fields=["kind", "tissue"])
 
 
 def test_evaluate_real_data_beats_random(hg19_trained):
@@ -80,6 +110,10 @@ def test_evaluate_real_data_beats_random(hg19_trained):
     ).all()
     assert wide.loc[("assay", "r2l", "hit@1"), "bedspace"] > 0.8
     assert wide.loc[("organ", "r2r", "MAP"), "bedspace"] > wide.loc[("organ", "r2r", "MAP"), "random"]
+    # the untrained baselines are real competitors, above chance on every search (hit@3 of 3 assays is 1 for all)
+    headline = wide.loc[[(f, s, m) for f in ("organ", "assay") for s, m in (("r2l", "hit@1"), ("l2r", "MAP"))]]
+    for baseline in ("overlap", "enrichment"):
+        assert (wide[baseline] >= wide["random"]).all() and (headline[baseline] > headline["random"]).all()
 
 
 def test_split_is_stratified(hg19_adata):
@@ -98,3 +132,115 @@ def test_split_is_stratified(hg19_adata):
         bs.pp.split(hg19_adata, stratify="tissue")
     with pytest.raises(ValueError, match="test_size"):
         bs.pp.split(hg19_adata, stratify="organ", test_size=1.5)
+
+
+REPEATED = {"dim": 32, "epochs": 10, "n_threads": 1}  # n_threads=1: bit-for-bit reproducible per seed
+
+
+@pytest.fixture(scope="module")
+def repeated(hg19_adata):
+    uns_before = set(hg19_adata.uns)
+    result = bs.tl.evaluate_repeated(
+        hg19_adata,
+        fields=["organ", "assay"],
+        n_splits=2,
+        seeds=(0, 1),
+        configurations={"bedspace": {}, "starspace": bs.tl.STARSPACE_COMPATIBLE},
+        train_kwargs=REPEATED,
+    )
+    assert set(hg19_adata.uns) == uns_before and not hg19_adata.varm  # the collection is left as it was
+    return result
+
+
+def test_repeated_evaluation_runs_every_split_and_seed(repeated):
+    runs = repeated.runs
+    assert list(runs.columns) == ["split", "seed", "field", "search", "metric", "method", "value"]
+    assert runs["method"].drop_duplicates().tolist() == ["bedspace", "starspace", "overlap", "enrichment", "random"]
+    for method in ("bedspace", "starspace"):
+        trained = runs[runs["method"] == method]
+        assert set(zip(trained["split"], trained["seed"], strict=True)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    baseline = runs[runs["method"].isin(["overlap", "enrichment", "random"])]
+    assert baseline["seed"].isna().all() and set(baseline["split"]) == {0, 1}  # once per split: they are not trained
+    # per run, every field × search × metric once
+    per_run = runs.groupby(["split", "seed", "method"], dropna=False).size()
+    assert (per_run == per_run.iloc[0]).all() and per_run.iloc[0] == 2 * (4 + 2 + 3)
+    # the StarSpace-compatible run is a different model, not a copy of the default
+    wide = runs.pivot_table(index=["split", "seed", "field", "search", "metric"], columns="method", values="value")
+    assert not np.allclose(wide["bedspace"], wide["starspace"])
+
+
+def test_repeated_summary_is_the_runs_aggregated(repeated):
+    runs, summary = repeated.runs, repeated.summary
+    keys = ["field", "search", "metric", "method"]
+    expected = runs.groupby(keys)["value"].agg(["mean", "std", "count"])
+    got = summary.set_index(keys)
+    np.testing.assert_allclose(got["mean"], expected.loc[got.index, "mean"])
+    np.testing.assert_allclose(got["sd"], expected.loc[got.index, "std"])
+    assert (got.xs("bedspace", level="method")["n"] == 4).all() and (got.xs("overlap", level="method")["n"] == 2).all()
+    # the seed part: sd between the two seeds of a split, pooled over splits; none for the untrained baselines
+    one = runs[(runs["method"] == "bedspace") & (runs["field"] == "organ") & (runs["metric"] == "hit@1")]
+    seed_var = one.groupby("split")["value"].var().mean()
+    split_sd = one.groupby("split")["value"].mean().std()
+    row = got.loc[("organ", "r2l", "hit@1", "bedspace")]
+    assert row["sd_seed"] == pytest.approx(np.sqrt(seed_var)) and row["sd_split"] == pytest.approx(split_sd)
+    assert got.xs("enrichment", level="method")["sd_seed"].isna().all()
+    # the trained method does at least as well as chance on every number, averaged over runs (hit@3 of 3 assays
+    # is 1 for every method), and better on the headline ones
+    means = summary.pivot_table(index=["field", "search", "metric"], columns="method", values="mean")
+    assert (means["bedspace"] >= means["random"]).all()
+    headline = means.loc[[(f, s, m) for f in ("organ", "assay") for s, m in (("r2l", "hit@1"), ("r2r", "MAP"))]]
+    assert (headline["bedspace"] > headline["random"]).all()
+
+
+def test_a_repeated_run_is_the_single_evaluation_of_that_split_and_seed(repeated, hg19_adata):
+    train, test = bs.pp.split(hg19_adata, stratify="organ", test_size=0.25, random_state=1)
+    bs.tl.train(train, labels=["organ", "assay"], random_state=1, **REPEATED)
+    single = bs.tl.evaluate(train, test, fields=["organ", "assay"], random_state=1)
+    runs = repeated.runs
+    from_repeated = runs[(runs["split"] == 1) & ((runs["seed"] == 1) | runs["seed"].isna())]
+    from_repeated = from_repeated[from_repeated["method"] != "starspace"]
+    pd.testing.assert_frame_equal(
+        from_repeated[["field", "search", "metric", "method", "value"]].reset_index(drop=True),
+        single.reset_index(drop=True),
+    )
+
+
+def test_repeated_table_shows_mean_and_sd(repeated):
+    table = repeated.table({"r2l": "hit@1", "r2r": "MAP"}, digits=2)
+    assert table.index.tolist() == [
+        ("organ", "r2l", "hit@1"),
+        ("organ", "r2r", "MAP"),
+        ("assay", "r2l", "hit@1"),
+        ("assay", "r2r", "MAP"),
+    ]
+    assert table.columns.tolist() == ["bedspace", "starspace", "overlap", "enrichment", "random"]
+    row = repeated.summary.set_index(["field", "search", "metric", "method"]).loc[("assay", "r2l", "hit@1", "bedspace")]
+    assert table.loc[("assay", "r2l", "hit@1"), "bedspace"] == f"{row['mean']:.2f} ± {row['sd']:.2f}"
+    with pytest.raises(ValueError, match="unknown search"):
+        repeated.table({"r2x": "MAP"})
+
+
+def test_repeated_evaluation_checks_its_options(hg19_adata):
+    def run(**options):
+        bs.tl.evaluate_repeated(hg19_adata, **({"fields": ["organ"]} | options))
+
+    with pytest.raises(TypeError, match="seeds must be a sequence"):
+        run(seeds=3)
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        run(seeds=(1, 1))
+    with pytest.raises(ValueError, match="n_splits must be an integer >= 1"):
+        run(n_splits=0)
+    with pytest.raises(ValueError, match=r"\['random_state'\] are set by evaluate_repeated"):
+        run(train_kwargs={"random_state": 3})
+    with pytest.raises(ValueError, match=r"\['labels'\] are set by evaluate_repeated"):
+        run(configurations={"mine": {"labels": ["organ"]}})
+    with pytest.raises(ValueError, match=r"\['overlap'\] are taken by baselines"):
+        run(configurations={"overlap": {}})
+    with pytest.raises(ValueError, match="configurations is empty"):
+        run(configurations={})
+    with pytest.raises(ValueError, match="unknown baseline"):
+        run(baselines=["jaccard"])
+    with pytest.raises(KeyError, match="tissue"):
+        run(fields=["tissue"])
+    with pytest.raises(KeyError, match="tissue"):
+        run(labels=["tissue"])

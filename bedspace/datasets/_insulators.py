@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .._sources import bed_files_in
 from .._formats.bed import read_intervals, write_bed
+from .._sources import bed_files_in
 from ..pp._universe import tile_universe
 from ._collection import RegionSetCollection, cache_dir
 from ._files import write_chrom_sizes
