@@ -9,8 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import anndata as ad
+import numpy as np
+import pandas as pd
 
 from . import _logging as logg
+from ._labels import LabelTable
+from ._similarity import unit_rows
 
 #: ``.uns`` entry of :func:`bedspace.pp.tokenize`: the universe and the tokenization parameters.
 TOKENIZE = "bedspace"
@@ -86,6 +90,14 @@ class Keys:
                 f"no trained embedding under key {self.key!r} ({', '.join(missing)} missing): run "
                 f"bs.tl.train(adata, labels=..., key_added={self.key!r}) or bs.tl.embed(adata, reference)"
             )
+
+
+def trained_labels(adata: ad.AnnData, key: str) -> tuple[LabelTable, np.ndarray]:
+    """The labels trained under ``key`` and their unit vectors (what distances and layouts place sets against)."""
+    keys = Keys(key)
+    keys.needs_training(adata, region_vectors=False)
+    record = adata.uns[keys.record]
+    return LabelTable.from_frame(pd.DataFrame(record["labels"])), unit_rows(np.asarray(record["label_vectors"]))
 
 
 def store(adata: ad.AnnData, attr: str, key: str, value, what: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -42,10 +43,19 @@ def read_metadata(metadata: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
 
 
 def match_metadata(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
-    """Rows of ``table`` in the order of ``names``; an error lists mismatches on both sides."""
+    """Rows of ``table`` in the order of ``names``; an error lists mismatches on both sides.
+
+    Names are compared in Unicode normal form NFC, so ``café.bed`` written by one system (composed) matches the
+    same name written by another (decomposed, as macOS file systems give it).
+    """
     source = table.attrs.get("source", "metadata")
+    table = table.copy()
+    table[KEY_COLUMN] = [unicodedata.normalize("NFC", k) for k in table[KEY_COLUMN]]
+    repeated = table[KEY_COLUMN][table[KEY_COLUMN].duplicated()].unique().tolist()
+    if repeated:
+        raise ValueError(f"{source}: '{KEY_COLUMN}' values must be unique (up to Unicode normalisation): {repeated}")
     keys = pd.Index(table[KEY_COLUMN])
-    wanted = pd.Index(names)
+    wanted = pd.Index([unicodedata.normalize("NFC", n) for n in names])
     no_row = wanted.difference(keys, sort=False).tolist()
     no_file = keys.difference(wanted, sort=False).tolist()
     if no_row or no_file:
@@ -56,6 +66,7 @@ def match_metadata(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
             parts.append(f"{len(no_file)} metadata row(s) have no region set: {_preview(no_file)}")
         raise ValueError(f"{source} does not match the region sets: " + "; ".join(parts))
     obs = table.set_index(KEY_COLUMN).loc[wanted]
+    obs.index = pd.Index(names)  # the sets keep their own names
     obs.index.name = None
     for column in obs.columns:
         if obs[column].dtype == object or pd.api.types.is_string_dtype(obs[column]):

@@ -6,8 +6,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .._keys import Keys, store
-from .._labels import LabelTable
+from .._keys import Keys, store, trained_labels
 from .._similarity import unit_rows
 
 #: Up to this many sets, ``n_neighbors=None`` connects every pair (an exact, dense-as-sparse graph).
@@ -62,7 +61,7 @@ def distances(
     import scanpy as sc
 
     keys = Keys(key)
-    keys.needs_training(adata, region_vectors=False)
+    labels, label_vectors = trained_labels(adata, key)
     written = Keys(key_added or key)
     if n_neighbors is None:
         n_neighbors = adata.n_obs if adata.n_obs <= ALL_PAIRS_MAX_SETS else DEFAULT_NEIGHBORS
@@ -71,12 +70,8 @@ def distances(
     if not 2 <= n_neighbors <= adata.n_obs:
         raise ValueError(f"n_neighbors must be between 2 and the number of sets ({adata.n_obs}), got {n_neighbors}")
     adata = adata.copy() if copy else adata
-    record = adata.uns[keys.record]
-    labels = LabelTable.from_frame(pd.DataFrame(record["labels"]))
     sets = unit_rows(np.asarray(adata.obsm[keys.set_vectors]))
-    similarity = pd.DataFrame(
-        sets @ unit_rows(np.asarray(record["label_vectors"])).T, index=adata.obs_names, columns=labels.names
-    )
+    similarity = pd.DataFrame(sets @ label_vectors.T, index=adata.obs_names, columns=labels.names)
     store(adata, "obsm", written.label_similarity, similarity, "set × label cosine similarity")
     sc.pp.neighbors(
         adata,

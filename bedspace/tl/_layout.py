@@ -8,8 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .._keys import Keys, store
-from .._labels import LabelTable
+from .._keys import Keys, store, trained_labels
 from .._similarity import unit_rows
 
 BASES = ("umap", "pca")
@@ -61,11 +60,8 @@ def layout(
     if basis not in BASES:
         raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
     keys = Keys(key)
-    keys.needs_training(adata, region_vectors=False)
+    labels, label_vectors = trained_labels(adata, key)
     adata = adata.copy() if copy else adata
-    record = adata.uns[keys.record]
-    labels = LabelTable.from_frame(pd.DataFrame(record["labels"]))
-    label_vectors = unit_rows(np.asarray(record["label_vectors"]))
     placed = np.any(label_vectors != 0, axis=1)
     points = np.vstack([unit_rows(np.asarray(adata.obsm[keys.set_vectors])), label_vectors[placed]])
     if basis == "umap":
