@@ -10,6 +10,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from ._quiet import quiet_anndata_io
 from ._similarity import unit_rows
 
 
@@ -63,14 +64,16 @@ class ReferenceSets:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as ``.h5ad`` (keeps every dtype: categoricals, numbers, booleans; never a pickle)."""
-        self.to_anndata().write_h5ad(path)
+        with quiet_anndata_io():
+            self.to_anndata().write_h5ad(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReferenceSets:
         """Read what :meth:`save` wrote; an unreadable file is an error naming it."""
         path = Path(path)
         try:
-            adata = ad.read_h5ad(path)
+            with quiet_anndata_io():
+                adata = ad.read_h5ad(path)
             vectors = np.asarray(adata.obsm["X"])
         except Exception as err:  # h5py and anndata raise many kinds; the user needs the file's name
             raise ValueError(f"{path}: not a readable reference collection ({type(err).__name__}: {err})") from None
