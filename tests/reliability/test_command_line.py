@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import unicodedata
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -172,7 +171,9 @@ def test_distances_refuses_its_own_inputs_and_another_universe(work):
     one_line_error(result, "same file as --metadata")
     assert (work / "meta.csv").read_text() == (work / "labels.csv").read_text()
     lines = (work / "universe.bed").read_text().splitlines()
-    (work / "shifted.bed").write_text("".join(f"{c}\t{int(s) + 1}\t{e}\n" for c, s, e in (x.split("\t") for x in lines)))
+    (work / "shifted.bed").write_text(
+        "".join(f"{c}\t{int(s) + 1}\t{e}\n" for c, s, e in (x.split("\t") for x in lines))
+    )
     result = bedspace("distances", "-i", "model", "-m", "labels.csv", "-u", "shifted.bed", "-o", "x.h5ad", cwd=work,
                       check=False)  # fmt: skip
     one_line_error(result, "is not on the universe", "start differs at region 0")
