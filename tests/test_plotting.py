@@ -106,11 +106,28 @@ def test_loss_and_evaluation_plots(hg19_trained, tmp_path):
     table = bs.tl.evaluate(train, test, fields=["organ", "assay"])
     ax = bs.pl.evaluation(table, show=False, save=tmp_path / "evaluation.png")
     assert (tmp_path / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(ax.patches) == 2 * 3 * 3  # fields × searches × methods
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bedspace", "overlap", "random"]
+    assert len(ax.patches) == 2 * 3 * 4  # fields × searches × methods
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bedspace", "overlap", "enrichment", "random"]
     plt.close(ax.figure)
     with pytest.raises(KeyError, match="run bs.tl.train"):
         bs.pl.loss(test, show=False)
+
+
+def test_evaluation_plot_has_error_bars_over_repeats(hg19_trained, tmp_path):
+    train, _ = hg19_trained
+    small = train[train.obs["assay"] != "ATAC-seq"].copy()
+    repeated = bs.tl.evaluate_repeated(
+        small, fields=["assay"], n_splits=2, seeds=[0], train_kwargs={"epochs": 3, "dim": 16, "n_threads": 1}
+    )
+    ax = bs.pl.evaluation(repeated, show=False, save=tmp_path / "repeated.png")
+    methods = repeated.summary["method"].unique().tolist()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == methods
+    from matplotlib.container import BarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(ax.patches) == 3 * len(methods) and len(bars) == len(methods)
+    assert bars[0].errorbar is not None  # the model's bars carry ± sd
+    plt.close(ax.figure)
 
 
 def test_scanpy_works_on_bedspace_results(hg19_trained, tmp_path):

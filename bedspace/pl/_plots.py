@@ -186,19 +186,20 @@ def loss(
 
 
 def evaluation(
-    table: pd.DataFrame,
+    table,
     *,
     metrics: dict[str, str] | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | os.PathLike | None = None,
 ) -> Axes:
-    """The model beside its baselines: grouped bars per field and search.
+    """The model beside its baselines: grouped bars per field and search, with error bars over repeated runs.
 
     Parameters
     ----------
     table
-        The DataFrame of :func:`bedspace.tl.evaluate`.
+        The DataFrame of :func:`bedspace.tl.evaluate` (one run: bars), or the result of
+        :func:`bedspace.tl.evaluate_repeated` (bars at the mean, error bars ± one sd over splits and seeds).
     metrics
         Which metric to show per search; default ``{"r2l": "hit@1", "l2r": "MAP", "r2r": "MAP"}``.
     ax, show, save
@@ -209,17 +210,29 @@ def evaluation(
     The Axes.
     """
     metrics = metrics or {"r2l": "hit@1", "l2r": "MAP", "r2r": "MAP"}
-    chosen = table[[metrics.get(s) == m for s, m in zip(table["search"], table["metric"], strict=True)]]
+    if hasattr(table, "summary"):  # a repeated evaluation
+        long = table.summary.rename(columns={"mean": "value"})
+    else:
+        long = table.assign(sd=np.nan)
+    chosen = long[[metrics.get(s) == m for s, m in zip(long["search"], long["metric"], strict=True)]]
     if chosen.empty:
         raise ValueError(f"no rows of the table match {metrics}")
     wide = chosen.pivot_table(index=["field", "search"], columns="method", values="value", sort=False)
-    methods = [m for m in ("bedspace", "overlap", "random") if m in wide.columns]
-    fig, ax = new_axes(ax, size=(1.5 + 0.9 * len(wide), 4))
+    spread = chosen.pivot_table(index=["field", "search"], columns="method", values="sd", sort=False, dropna=False)
+    methods = list(dict.fromkeys(chosen["method"]))
+    fig, ax = new_axes(ax, size=(1.5 + 0.3 * len(wide) * len(methods), 4))
     width = 0.8 / len(methods)
     x = np.arange(len(wide))
-    colours = {"bedspace": "tab:blue", "overlap": "tab:orange", "random": "0.7"}
+    fixed = {"bedspace": "tab:blue", "starspace": "tab:cyan", "overlap": "tab:orange", "enrichment": "tab:green"}
+    others = iter(plt.get_cmap("tab10").colors[4:])
     for i, method in enumerate(methods):
-        ax.bar(x + (i - (len(methods) - 1) / 2) * width, wide[method], width, label=method, color=colours[method])
+        colour = "0.7" if method == "random" else fixed.get(method) or next(others)
+        errors = spread[method].reindex(wide.index) if method in spread.columns else None
+        errors = None if errors is None or errors.isna().all() else errors.fillna(0).to_numpy()
+        ax.bar(
+            x + (i - (len(methods) - 1) / 2) * width, wide[method], width, yerr=errors, capsize=2,
+            label=method, color=colour,
+        )  # fmt: skip
     ax.set_xticks(x, [f"{f}\n{s} {metrics[s]}" for f, s in wide.index], fontsize="small")
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("score")
