@@ -1,4 +1,4 @@
-"""Retrieval metrics of ``shared/reference/evaluation.md``, on score matrices (rows: queries, columns: candidates)."""
+"""Retrieval metrics of the BEDspace evaluation protocol, on score matrices (rows: queries, columns: candidates)."""
 
 from __future__ import annotations
 

@@ -181,3 +181,9 @@ def test_no_import_cycles():
     for name in graph:
         if name not in state:
             visit(name, [name])
+
+
+def test_the_package_names_no_file_outside_the_repository():
+    for path in [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "docs").glob("*.md")]:
+        text = path.read_text(encoding="utf-8")
+        assert "shared/" not in text and "/work/" not in text, f"{path} names a file outside the repository"
