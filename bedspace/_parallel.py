@@ -38,7 +38,7 @@ def parallel_map[T, R](
         raise ValueError(f"n_jobs must be >= 1 or None, got {n_jobs}")
     workers = min(workers, len(items))
     if workers <= 1:
-        return [func(item) for item in tqdm(items, desc=desc, unit=unit, disable=len(items) < 2)]
+        return [func(item) for item in tqdm(items, desc=desc, unit=unit, disable=_quiet_bar(items))]
     with ThreadPoolExecutor(max_workers=workers) as executor:
         return _run(executor, func, items, desc, unit)
 
@@ -47,10 +47,15 @@ def _run(executor: Executor, func, items, desc, unit):
     futures = {executor.submit(func, item): i for i, item in enumerate(items)}
     results = [None] * len(items)
     try:
-        for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit=unit, disable=len(items) < 2):
+        for future in tqdm(as_completed(futures), total=len(futures), desc=desc, unit=unit, disable=_quiet_bar(items)):
             results[futures[future]] = future.result()
     except BaseException:
         for future in futures:
             future.cancel()
         raise
     return results
+
+
+def _quiet_bar(items) -> bool:
+    """No bar for a single item, nor where the user turned tqdm's bars off (``TQDM_DISABLE``, tqdm's own setting)."""
+    return len(items) < 2 or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")

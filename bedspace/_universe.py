@@ -73,16 +73,50 @@ class TokenizedSets:
             shape=(len(self.names), len(universe)),
         )
         X.has_sorted_indices = True
+        obs, var, uns = self.annotations(universe, obs=obs, params=params)
+        adata = ad.AnnData(X=X, obs=obs, var=var)
+        adata.uns[UNS_KEY] = uns
+        return adata
+
+    def annotations(
+        self,
+        universe: Universe,
+        *,
+        obs: pd.DataFrame | None = None,
+        params: Mapping | None = None,
+        n_sets: np.ndarray | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+        """What surrounds ``X`` in the collection's AnnData: ``obs`` (with QC), ``var`` and ``uns[UNS_KEY]``.
+
+        ``n_sets`` (sets per universe region) is counted from :attr:`indices` unless given: an out-of-core writer
+        (:mod:`bedspace._ondisk`) counts it chunk by chunk and passes sets that hold no indices.
+        """
         obs = pd.DataFrame(index=pd.Index(self.names)) if obs is None else obs
         var = universe.to_var()
-        var["n_sets"] = np.bincount(self.indices, minlength=len(var)).astype(np.int64)
-        adata = ad.AnnData(X=X, obs=_with_qc(obs, self.qc()), var=var)
-        adata.uns[UNS_KEY] = {
+        var["n_sets"] = (
+            np.bincount(self.indices, minlength=len(var)) if n_sets is None else np.asarray(n_sets)
+        ).astype(np.int64)
+        uns = {
             "universe": {**universe.record(), "non_overlapping": universe.index.non_overlapping},
             "tokenize": {"params": {**(params or {}), "overlap": "bedtools intersect -u (half-open, >= 1 bp)"}},
             "version": __version__,
         }
-        return adata
+        return _with_qc(obs, self.qc(), stacklevel=5), var, uns
+
+    @classmethod
+    def from_results(cls, names: list[str], results: Sequence[SetTokens]) -> TokenizedSets:
+        """Gather the tokens of sets (one :class:`SetTokens` each, in order) into CSR arrays."""
+        lengths = np.fromiter((r.tokens.size for r in results), dtype=np.int64, count=len(results))
+        indptr = np.zeros(len(results) + 1, np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        indices = (
+            np.concatenate([r.tokens for r in results]).astype(np.int32, copy=False)
+            if results
+            else np.zeros(0, np.int32)
+        )
+        n_regions = np.array([r.n_regions for r in results], dtype=np.int64)
+        hit = np.array([r.n_regions_in_universe for r in results], dtype=np.int64)
+        return cls(list(names), indptr, indices, n_regions, hit)
 
 
 class Universe:
@@ -284,35 +318,34 @@ class Universe:
         names = [name for name, _ in named]
         if warn:
             self._warn_about(names, results)
-        lengths = np.fromiter((r.tokens.size for r in results), dtype=np.int64, count=len(results))
-        indptr = np.zeros(len(results) + 1, np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        indices = (
-            np.concatenate([r.tokens for r in results]).astype(np.int32, copy=False)
-            if results
-            else np.zeros(0, np.int32)
-        )
-        n_regions = np.array([r.n_regions for r in results], dtype=np.int64)
-        hit = np.array([r.n_regions_in_universe for r in results], dtype=np.int64)
-        return TokenizedSets(names, indptr, indices, n_regions, hit)
+        return TokenizedSets.from_results(names, results)
 
     def _warn_about(self, names: list[str], results: list[SetTokens]) -> None:
-        empty = [name for name, r in zip(names, results, strict=True) if r.n_regions == 0]
+        self.warn_unusable(*unusable_sets(names, results), stacklevel=5)
+
+    def warn_unusable(self, empty: Sequence[str], foreign: Sequence[str], *, stacklevel: int = 4) -> None:
+        """Warn about sets with no intervals (``empty``) and sets on none of the universe's chromosomes."""
         if empty:
             warnings.warn(
-                f"{len(empty)} region set(s) have no intervals and get no tokens: {empty[:10]}",
+                f"{len(empty)} region set(s) have no intervals and get no tokens: {list(empty[:10])}",
                 BEDSpaceWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
-        foreign = [name for name, r in zip(names, results, strict=True) if not r.chromosomes_shared]
         if foreign:
             warnings.warn(
                 f"{len(foreign)} region set(s) share no chromosome name with the universe {self.name!r} (it has "
                 f"{list(self._regions['chrom'].cat.categories[:5])}...; is it 'chr1' in one and '1' in the "
-                f"other, or another genome?): {foreign[:10]}",
+                f"other, or another genome?): {list(foreign[:10])}",
                 BEDSpaceWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
+
+
+def unusable_sets(names: Sequence[str], results: Sequence[SetTokens]) -> tuple[list[str], list[str]]:
+    """The names of the sets with no intervals, and of those on none of the universe's chromosomes."""
+    empty = [name for name, r in zip(names, results, strict=True) if r.n_regions == 0]
+    foreign = [name for name, r in zip(names, results, strict=True) if not r.chromosomes_shared]
+    return empty, foreign
 
 
 #: What functions accept as a universe.
@@ -395,7 +428,7 @@ def _duplicated(*keys: np.ndarray) -> np.ndarray:
     return duplicated
 
 
-def _with_qc(obs: pd.DataFrame, qc: pd.DataFrame) -> pd.DataFrame:
+def _with_qc(obs: pd.DataFrame, qc: pd.DataFrame, *, stacklevel: int = 4) -> pd.DataFrame:
     """Join QC columns; a metadata column of the same name is kept (renamed) unless it holds the same values."""
     obs = obs.copy()
     for column in qc.columns:
@@ -406,7 +439,7 @@ def _with_qc(obs: pd.DataFrame, qc: pd.DataFrame) -> pd.DataFrame:
                     f"metadata column {column!r} differs from the value bedspace computes; "
                     f"the metadata's is kept as {column + '_metadata'!r}",
                     BEDSpaceWarning,
-                    stacklevel=4,
+                    stacklevel=stacklevel,
                 )
                 obs[column + "_metadata"] = obs[column]
             obs = obs.drop(columns=column)

@@ -99,6 +99,7 @@ LAYERS = {
     "engine": ["_engine", "_formats", "_overlap"],
     "core": [
         "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_sources", "_training", "_universe",
+        "_ondisk",
     ],
     "front": ["pp", "tl", "pl", "io", "datasets", "cli", "__init__", "__main__"],
 }  # fmt: skip

@@ -11,6 +11,7 @@ import pandas as pd
 from .. import _logging as logg
 from .._keys import TOKENIZE
 from .._metadata import match_metadata, read_metadata
+from .._ondisk import DATA_DTYPE, check_target, executor_of, tokenize_to_h5ad
 from .._sources import RegionSets, resolve_sets
 from .._universe import ChromSizes, Universe, UniverseLike
 
@@ -24,6 +25,8 @@ def tokenize(
     metadata: str | os.PathLike | pd.DataFrame | None = None,
     chrom_sizes: ChromSizes | None = None,
     n_jobs: int | Executor | None = None,
+    out: str | os.PathLike | None = None,
+    chunk_size: int = 512,
 ) -> ad.AnnData:
     """Map every region set onto a universe of regions: the collection as sets × regions.
 
@@ -48,7 +51,27 @@ def tokenize(
     n_jobs
         Parallelism over files: ``None`` uses every available core, an int sets the number of threads, and any
         :class:`concurrent.futures.Executor` is used as given (e.g. ``client.get_executor()`` of a
-        ``dask.distributed`` Client to spread a large collection over a cluster).
+        ``dask.distributed`` Client to spread a large collection over a cluster). A ``dask.distributed``
+        :class:`~distributed.Client` itself is accepted too (its executor is used). With ``out``, an executor runs
+        one task per chunk (at most twice as many in flight as it has workers); without, one task per file.
+    out
+        Tokenize out of core: write the collection to this ``.h5ad`` file, ``chunk_size`` sets at a time, and
+        return it opened backed (``anndata.read_h5ad(out, backed="r")``). Memory is bounded by the chunks being
+        tokenized, not by the number of sets. The file holds what :func:`anndata.AnnData.write_h5ad` writes for
+        the in-memory result (same ``obs``, ``var``, ``uns``), except that ``X`` is stored as ``uint8`` (0/1) with
+        ``int64`` ``indptr``; ``anndata.read_h5ad(out)`` reads it into memory. Progress is kept in the folder
+        ``out + ".partial"``: a run that was interrupted (even killed) resumes from the chunks already done
+        when it is started again with the same sets, universe and ``chunk_size``. ``out`` is replaced in one
+        rename when complete, never left half-written.
+
+        To run on a cluster, connect a client to its scheduler and pass it (the BED files must be readable by
+        the workers at the same paths; chunks come back to this process, which writes ``out``)::
+
+            from dask.distributed import Client
+            client = Client("tcp://scheduler-host:8786")  # or Client(LocalCluster(...)) on one machine
+            bs.pp.tokenize(folder, universe, out="collection.h5ad", n_jobs=client)
+    chunk_size
+        Sets per chunk with ``out`` (a positive integer).
 
     Returns
     -------
@@ -56,7 +79,7 @@ def tokenize(
     universe region (in universe order):
 
     ``X``
-        :class:`scipy.sparse.csr_matrix` (float32) of 0/1, sorted indices.
+        :class:`scipy.sparse.csr_matrix` (float32) of 0/1, sorted indices (``uint8`` on disk with ``out``).
     ``obs``
         The metadata rows (text columns categorical) plus QC columns ``n_regions`` (intervals in the file),
         ``n_tokens`` (universe regions overlapped) and ``frac_regions_in_universe`` (fraction of the set's
@@ -74,7 +97,9 @@ def tokenize(
         A BED file, the universe or the metadata file does not exist.
     ValueError
         A malformed BED line (file and line named), or metadata that does not match the sets (the names missing
-        on either side are listed).
+        on either side are listed); ``chunk_size`` not a positive integer, or ``out`` one of the inputs.
+    IsADirectoryError
+        ``out`` is a folder.
 
     Warns
     -----
@@ -90,6 +115,11 @@ def tokenize(
     8
     """
     named = resolve_sets(sets)
+    n_jobs = executor_of(n_jobs)
+    if out is not None:
+        inputs = [src for _, src in named if isinstance(src, os.PathLike)]
+        inputs += [p for p in (universe, metadata, chrom_sizes) if isinstance(p, str | os.PathLike)]
+        out = check_target(out, chunk_size, inputs)
     uni = Universe.load(universe, chrom_sizes=chrom_sizes)
     obs = None
     if metadata is not None:
@@ -98,11 +128,16 @@ def tokenize(
         "sets": str(sets) if isinstance(sets, str | os.PathLike) else f"{len(named)} sets",
         "metadata": str(metadata) if isinstance(metadata, str | os.PathLike) else metadata is not None,
     }
-    tokenized = uni.tokenize(named, n_jobs=n_jobs)
-    adata = tokenized.to_anndata(uni, obs=obs, params=params)
+    if out is not None:
+        tokenize_to_h5ad(uni, named, out, obs=obs, params=params, chunk_size=chunk_size, n_jobs=n_jobs)
+        adata = ad.read_h5ad(out, backed="r")
+        n_tokens, where = int(adata.obs["n_tokens"].sum()), f"{out}, {DATA_DTYPE.__name__} X, backed"
+    else:
+        adata = uni.tokenize(named, n_jobs=n_jobs).to_anndata(uni, obs=obs, params=params)
+        n_tokens, where = int(adata.X.nnz), "in memory"
     logg.info(
-        f"tokenized {adata.n_obs} region sets onto {adata.n_vars} universe regions ({int(adata.X.nnz)} tokens, "
-        f"{'sorted' if uni.index.non_overlapping else 'overlapping'} universe)"
+        f"tokenized {adata.n_obs} region sets onto {adata.n_vars} universe regions ({n_tokens} tokens, "
+        f"{'sorted' if uni.index.non_overlapping else 'overlapping'} universe; {where})"
     )
     logg.added("X", "sets × universe regions, 0/1", "X")
     logg.added(TOKENIZE, "universe and tokenization parameters", "uns")

@@ -1,0 +1,293 @@
+"""Tokenizing a collection out of core: chunks of sets streamed into an on-disk ``.h5ad``, resumable, on any executor.
+
+:func:`tokenize_to_h5ad` is what ``bs.pp.tokenize(..., out=...)`` runs. Memory is bounded by the chunks being
+tokenized (one chunk in this process, or a few per worker of an executor), never by the number of sets:
+
+1. Sets are cut into chunks of ``chunk_size``. Each chunk is tokenized (here, with threads over its files, or as
+   one task of a :class:`concurrent.futures.Executor`, e.g. a ``dask.distributed`` client's) and its CSR arrays
+   and QC counts are saved as ``chunk_NNNNNN.npz`` in the progress folder ``OUT.partial/`` (each file written
+   atomically), beside a ``manifest.json`` that fingerprints the job (set names and sources, universe,
+   ``chunk_size``). A rerun with the same fingerprint keeps the chunks already there: a killed run resumes.
+2. The ``.h5ad`` is assembled under a temporary name: ``obs``, ``var``, ``uns`` written by anndata (built by
+   :meth:`TokenizedSets.annotations`, exactly as in memory), then ``X`` as anndata's CSR group, appended chunk
+   by chunk into resizable datasets. It replaces ``OUT`` in one rename (:func:`~bedspace._atomic.atomic_path`,
+   which also holds a lock on ``OUT`` for the whole run), then the progress folder is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+
+from ._atomic import atomic_path, atomic_write_bytes
+from ._overlap import UniverseIndex
+from ._parallel import parallel_map
+from ._sources import Source
+from ._universe import UNS_KEY, TokenizedSets, Universe, _TokenizeOne, unusable_sets
+
+#: Bump when the chunk files change: a progress folder of another format is started afresh.
+FORMAT = 1
+PARTIAL_SUFFIX = ".partial"
+#: Values of ``X`` on disk: 0/1 need one byte (in memory ``X`` stays float32).
+DATA_DTYPE = np.uint8
+_H5_CHUNK = 1 << 18  # elements per HDF5 chunk of the X datasets
+
+
+def executor_of(n_jobs):
+    """``n_jobs`` as :func:`~bedspace._parallel.parallel_map` takes it.
+
+    A ``dask.distributed.Client`` (anything with ``get_executor``) becomes its executor; ints, ``None`` and
+    executors are returned as they are.
+    """
+    if n_jobs is None or isinstance(n_jobs, int | Executor):
+        return n_jobs
+    if hasattr(n_jobs, "get_executor"):
+        return n_jobs.get_executor()
+    raise TypeError(
+        f"n_jobs must be None, an int, a concurrent.futures.Executor or a dask.distributed Client; "
+        f"got {type(n_jobs).__name__}"
+    )
+
+
+def partial_folder(out: str | os.PathLike) -> Path:
+    """The progress folder of an out-of-core run writing ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + PARTIAL_SUFFIX)
+
+
+def check_target(out: str | os.PathLike, chunk_size, inputs: Sequence[str | os.PathLike]) -> Path:
+    """Refuse a bad ``chunk_size`` or an ``out`` that is a folder or one of the inputs (each error names it)."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer (sets per chunk), got {chunk_size!r}")
+    out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"out={str(out)!r} is a folder; name the .h5ad file to write, e.g. {out / 'x.h5ad'}")
+    resolved = out.resolve()
+    for path in inputs:
+        if Path(path).resolve() == resolved:
+            raise ValueError(f"out={str(out)!r} is one of the inputs ({path}); write the collection elsewhere")
+    return out
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """One chunk tokenized: its CSR arrays and QC counts, and the names of its unusable sets."""
+
+    sets: TokenizedSets
+    empty: list[str]
+    foreign: list[str]
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(
+                handle,
+                names=np.array(self.sets.names, dtype=str),
+                indptr=self.sets.indptr,
+                indices=self.sets.indices,
+                n_regions=self.sets.n_regions,
+                n_in_universe=self.sets.n_in_universe,
+                empty=np.array(self.empty, dtype=str),
+                foreign=np.array(self.foreign, dtype=str),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> _Chunk:
+        with np.load(path, allow_pickle=False) as f:
+            sets = TokenizedSets(f["names"].tolist(), f["indptr"], f["indices"], f["n_regions"], f["n_in_universe"])
+            return cls(sets, f["empty"].tolist(), f["foreign"].tolist())
+
+
+def _gather(chunk: Sequence[tuple[str, Source]], results) -> _Chunk:
+    names = [name for name, _ in chunk]
+    return _Chunk(TokenizedSets.from_results(names, results), *unusable_sets(names, results))
+
+
+def _tokenize_chunk(index: UniverseIndex, chunk: Sequence[tuple[str, Source]], n_jobs: int | None) -> _Chunk:
+    """Tokenize one chunk in this process (threads over its files)."""
+    return _gather(chunk, parallel_map(_TokenizeOne(index), list(chunk), n_jobs=n_jobs, desc="tokenizing"))
+
+
+@dataclass(frozen=True)
+class _TokenizeChunk:
+    """Tokenize one chunk where an executor runs it (a picklable callable: a worker gets the index with it)."""
+
+    index: UniverseIndex
+
+    def __call__(self, chunk: Sequence[tuple[str, Source]]) -> _Chunk:
+        one = _TokenizeOne(self.index)
+        return _gather(chunk, [one(item) for item in chunk])
+
+
+def _fingerprint(universe: Universe, named: Sequence[tuple[str, Source]], chunk_size: int) -> str:
+    """What the chunks depend on: set names and sources (path, size, mtime; frame contents), universe, chunk size."""
+    digest = hashlib.sha256(f"{FORMAT}\n{chunk_size}\n".encode())
+    regions = universe.regions
+    digest.update("\t".join(map(str, regions["chrom"].cat.categories)).encode())
+    for array in (regions["chrom"].cat.codes.to_numpy(), regions["start"].to_numpy(), regions["end"].to_numpy()):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    for name, source in named:
+        if isinstance(source, pd.DataFrame):
+            what = pd.util.hash_pandas_object(source, index=False).to_numpy().tobytes().hex()
+        else:
+            stat = Path(source).stat()
+            what = f"{Path(source).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(f"\n{name}\t{what}".encode())
+    return digest.hexdigest()
+
+
+def _chunks(named: Sequence[tuple[str, Source]], chunk_size: int) -> list[list[tuple[str, Source]]]:
+    return [list(named[i : i + chunk_size]) for i in range(0, len(named), chunk_size)]
+
+
+def _prepare(folder: Path, fingerprint: str, n_chunks: int) -> list[Path]:
+    """The progress folder, emptied unless it belongs to this job; the path of every chunk file."""
+    manifest = folder / "manifest.json"
+    record = {"format": FORMAT, "fingerprint": fingerprint, "n_chunks": n_chunks}
+    if folder.is_dir():
+        try:
+            same = json.loads(manifest.read_text()) == record
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(folder)
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        atomic_write_bytes(json.dumps(record).encode(), manifest)
+    return [folder / f"chunk_{i:06d}.npz" for i in range(n_chunks)]
+
+
+def _done(path: Path, chunk: Sequence[tuple[str, Source]]) -> _Chunk | None:
+    """The chunk saved at ``path`` by an earlier run, if it is there and whole."""
+    if not path.is_file():
+        return None
+    try:
+        saved = _Chunk.load(path)
+    except (OSError, ValueError, KeyError):
+        return None
+    return saved if saved.sets.names == [name for name, _ in chunk] else None
+
+
+def _slots(executor: Executor) -> int:
+    client = getattr(executor, "_client", None)  # dask.distributed's ClientExecutor
+    if client is not None:
+        return max(1, sum(client.nthreads().values()))
+    return max(1, int(getattr(executor, "_max_workers", 1) or 1))
+
+
+def _run_chunks(
+    index: UniverseIndex, todo: list[tuple[int, list]], n_jobs: int | Executor | None
+) -> Iterator[tuple[int, _Chunk]]:
+    """Tokenize the chunks ``todo`` (number, sets); yields each as it is done (any order with an executor)."""
+    if not isinstance(n_jobs, Executor):
+        for number, chunk in todo:
+            yield number, _tokenize_chunk(index, chunk, n_jobs)
+        return
+    task = _TokenizeChunk(index)
+    in_flight = 2 * _slots(n_jobs)  # bounds memory: results wait here only until they are saved
+    pending: dict = {}
+    queue = iter(todo)
+    try:
+        while True:
+            for number, chunk in queue:
+                pending[n_jobs.submit(task, chunk)] = number
+                if len(pending) >= in_flight:
+                    break
+            if not pending:
+                return
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield pending.pop(future), future.result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def tokenize_to_h5ad(
+    universe: Universe,
+    named: Sequence[tuple[str, Source]],
+    out: str | os.PathLike,
+    *,
+    obs: pd.DataFrame | None,
+    params: Mapping | None,
+    chunk_size: int,
+    n_jobs: int | Executor | None,
+) -> None:
+    """Tokenize ``named`` onto ``universe`` chunk by chunk into the ``.h5ad`` file ``out`` (see the module)."""
+    out = Path(out)
+    index = universe.index
+    chunks = _chunks(named, chunk_size)
+    folder = partial_folder(out)
+    with atomic_path(out) as tmp:
+        paths = _prepare(folder, _fingerprint(universe, named, chunk_size), len(chunks))
+        n_sets = np.zeros(len(universe), np.int64)
+        summaries: list[_Chunk | None] = [None] * len(chunks)
+        todo = []
+        for number, (path, chunk) in enumerate(zip(paths, chunks, strict=True)):
+            saved = _done(path, chunk)
+            if saved is None:
+                todo.append((number, chunk))
+            else:
+                summaries[number] = _summary(saved, n_sets)
+        for number, done in _run_chunks(index, todo, n_jobs):
+            done.save(paths[number])
+            summaries[number] = _summary(done, n_sets)
+        whole = TokenizedSets(
+            [name for s in summaries for name in s.sets.names],
+            np.concatenate([[0], np.cumsum(np.concatenate([s.sets.n_tokens for s in summaries]))]).astype(np.int64),
+            np.zeros(0, np.int32),
+            np.concatenate([s.sets.n_regions for s in summaries]),
+            np.concatenate([s.sets.n_in_universe for s in summaries]),
+        )
+        universe.warn_unusable(
+            [n for s in summaries for n in s.empty], [n for s in summaries for n in s.foreign], stacklevel=4
+        )
+        obs, var, uns = whole.annotations(universe, obs=obs, params=params, n_sets=n_sets)
+        ad.AnnData(obs=obs, var=var, uns={UNS_KEY: uns}).write_h5ad(tmp)
+        _write_x(tmp, whole.indptr, paths, len(universe))
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _summary(done: _Chunk, n_sets: np.ndarray) -> _Chunk:
+    """Count the chunk's sets per region into ``n_sets``; keep its per-set counts, drop its indices."""
+    n_sets += np.bincount(done.sets.indices, minlength=n_sets.size)
+    sets = done.sets
+    light = TokenizedSets(sets.names, sets.indptr, np.zeros(0, np.int32), sets.n_regions, sets.n_in_universe)
+    return _Chunk(light, done.empty, done.foreign)
+
+
+def _write_x(path: Path, indptr: np.ndarray, chunk_paths: Sequence[Path], n_regions: int) -> None:
+    """Append ``X`` (anndata's CSR group encoding) to the ``.h5ad`` at ``path``, one chunk file at a time."""
+    nnz = int(indptr[-1])
+    with h5py.File(path, "a") as f:
+        group = f.create_group("X")
+        group.attrs["encoding-type"] = "csr_matrix"
+        group.attrs["encoding-version"] = "0.1.0"
+        group.attrs["shape"] = np.array([indptr.size - 1, n_regions], dtype=np.int64)
+        group.create_dataset("indptr", data=indptr.astype(np.int64), maxshape=(None,))
+        datasets = {
+            name: group.create_dataset(
+                name, shape=(0,), dtype=dtype, maxshape=(None,), chunks=(max(1, min(_H5_CHUNK, nnz)),)
+            )
+            for name, dtype in (("data", DATA_DTYPE), ("indices", np.int32))
+        }
+        start = 0
+        for chunk_path in chunk_paths:
+            indices = _Chunk.load(chunk_path).sets.indices.astype(np.int32, copy=False)
+            stop = start + indices.size
+            for name, values in (("indices", indices), ("data", np.ones(indices.size, DATA_DTYPE))):
+                datasets[name].resize((stop,))
+                datasets[name][start:stop] = values
+            start = stop
+        if start != nnz:
+            raise RuntimeError(f"the chunk files of {path} hold {start} tokens, not the {nnz} counted")
