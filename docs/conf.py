@@ -1,5 +1,6 @@
 """Sphinx configuration of the bedspace documentation."""
 
+import os
 from importlib.metadata import version as _version
 
 project = "bedspace"
@@ -24,11 +25,14 @@ napoleon_use_rtype = True
 typehints_defaults = "comma"
 always_use_bars_union = True
 # The tutorials are executed when the docs are built (on the real data, as in the test run), so the rendered
-# pages always show what the current code does; progress bars on stderr are left out of the pages.
+# pages always show what the current code does. Progress bars are turned off there, and anything else a tutorial
+# prints to stderr — another package's warning, say — is a warning of the build, which -W turns into an error:
+# the tutorials print only bedspace's own words.
+os.environ["TQDM_DISABLE"] = "1"
 nb_execution_mode = "force"
 nb_execution_timeout = 900
 nb_execution_raise_on_error = True
-nb_output_stderr = "remove"
+nb_output_stderr = "warn"
 myst_enable_extensions = ["colon_fence", "deflist"]
 nitpicky = False
 html_theme = "sphinx_book_theme"
