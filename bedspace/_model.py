@@ -15,7 +15,6 @@ import difflib
 import hashlib
 import json
 import os
-import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -38,7 +37,7 @@ from ._similarity import unit_rows
 from ._sources import RegionSets, resolve_sets
 from ._universe import Universe, UniverseLike
 from ._version import __version__
-from ._warnings import BEDSpaceWarning
+from ._warnings import warn
 
 FORMAT = "bedspace-model"
 FORMAT_VERSION = 2
@@ -413,11 +412,7 @@ class BEDSpaceModel:
         vectors = self.embed_rows(indptr, indices)
         unknown = [name for name, known in zip(names, np.any(vectors != 0, axis=1), strict=True) if not known]
         if unknown:
-            warnings.warn(
-                f"{len(unknown)} set(s) overlap no region the model knows and get a zero vector: {unknown[:10]}",
-                BEDSpaceWarning,
-                stacklevel=2,
-            )
+            warn(f"{len(unknown)} set(s) overlap no region the model knows and get a zero vector: {unknown[:10]}")
         return vectors
 
     def embed_rows(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -530,7 +525,7 @@ def _rankable(names, vectors, rows):
     message = "overlap no region the model knows (an empty file, another genome, or another universe?)"
     if empty.all():
         raise ValueError(f"nothing to rank: the query {', '.join(map(repr, lost[:10]))} {message}")
-    warnings.warn(f"{len(lost)} queries {message} and are left out: {lost[:10]}", BEDSpaceWarning, stacklevel=4)
+    warn(f"{len(lost)} queries {message} and are left out: {lost[:10]}")
     keep = ~empty
     return (
         [n for n, k in zip(names, keep, strict=True) if k],

@@ -249,9 +249,7 @@ def tokenize_to_h5ad(
             np.concatenate([s.sets.n_regions for s in summaries]),
             np.concatenate([s.sets.n_in_universe for s in summaries]),
         )
-        universe.warn_unusable(
-            [n for s in summaries for n in s.empty], [n for s in summaries for n in s.foreign], stacklevel=4
-        )
+        universe.warn_unusable([n for s in summaries for n in s.empty], [n for s in summaries for n in s.foreign])
         obs, var, uns = whole.annotations(universe, obs=obs, params=params, n_sets=n_sets)
         ad.AnnData(obs=obs, var=var, uns={UNS_KEY: uns}).write_h5ad(tmp)
         _write_x(tmp, whole.indptr, paths, len(universe))

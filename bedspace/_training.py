@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ._labels import LabelAssignment, LabelTable
-from ._warnings import BEDSpaceWarning
+from ._warnings import warn
 
 
 @dataclass(frozen=True)
@@ -59,19 +58,13 @@ def training_examples(adata: ad.AnnData, fields: Sequence[str] | str) -> Trainin
     has_label = assignment.counts() > 0
     unlabelled = adata.obs_names[~has_label].tolist()
     if unlabelled:
-        warnings.warn(
+        warn(
             f"{len(unlabelled)} set(s) have no value in {fields} and are left out of training (they still get an "
-            f"embedding): {unlabelled[:10]}",
-            BEDSpaceWarning,
-            stacklevel=3,
+            f"embedding): {unlabelled[:10]}"
         )
     empty = adata.obs_names[has_label & (n_tokens == 0)].tolist()
     if empty:
-        warnings.warn(
-            f"{len(empty)} labelled set(s) overlap no universe region and are left out of training: {empty[:10]}",
-            BEDSpaceWarning,
-            stacklevel=3,
-        )
+        warn(f"{len(empty)} labelled set(s) overlap no universe region and are left out of training: {empty[:10]}")
     rows = np.flatnonzero(has_label & (n_tokens > 0))
     if rows.size == 0:
         raise ValueError(f"nothing to train on: no set has both a label in {fields} and a universe region")

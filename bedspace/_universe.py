@@ -9,7 +9,6 @@ tokenizes region sets into region rows without building an AnnData.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from ._overlap import SetTokens, UniverseIndex
 from ._parallel import parallel_map
 from ._sources import Source, load_source
 from ._version import __version__
-from ._warnings import BEDSpaceWarning
+from ._warnings import warn
 
 ChromSizes = str | os.PathLike | Mapping[str, int] | pd.Series
 #: Where :func:`bedspace.pp.tokenize` records the universe of a collection.
@@ -101,7 +100,7 @@ class TokenizedSets:
             "tokenize": {"params": {**(params or {}), "overlap": "bedtools intersect -u (half-open, >= 1 bp)"}},
             "version": __version__,
         }
-        return _with_qc(obs, self.qc(), stacklevel=5), var, uns
+        return _with_qc(obs, self.qc()), var, uns
 
     @classmethod
     def from_results(cls, names: list[str], results: Sequence[SetTokens]) -> TokenizedSets:
@@ -181,11 +180,9 @@ class Universe:
         codes, categories = intervals.chrom_codes()
         duplicated = _duplicated(codes, intervals.starts, intervals.ends)
         if duplicated.any():
-            warnings.warn(
+            warn(
                 f"{name}: {int(duplicated.sum())} universe regions are exact duplicates of earlier ones; "
-                "each distinct region is kept once",
-                BEDSpaceWarning,
-                stacklevel=3,
+                "each distinct region is kept once"
             )
         keep = ~duplicated
         chrom = pd.Categorical.from_codes(codes[keep], categories=categories)
@@ -321,23 +318,17 @@ class Universe:
         return TokenizedSets.from_results(names, results)
 
     def _warn_about(self, names: list[str], results: list[SetTokens]) -> None:
-        self.warn_unusable(*unusable_sets(names, results), stacklevel=5)
+        self.warn_unusable(*unusable_sets(names, results))
 
-    def warn_unusable(self, empty: Sequence[str], foreign: Sequence[str], *, stacklevel: int = 4) -> None:
+    def warn_unusable(self, empty: Sequence[str], foreign: Sequence[str]) -> None:
         """Warn about sets with no intervals (``empty``) and sets on none of the universe's chromosomes."""
         if empty:
-            warnings.warn(
-                f"{len(empty)} region set(s) have no intervals and get no tokens: {list(empty[:10])}",
-                BEDSpaceWarning,
-                stacklevel=stacklevel,
-            )
+            warn(f"{len(empty)} region set(s) have no intervals and get no tokens: {list(empty[:10])}")
         if foreign:
-            warnings.warn(
+            warn(
                 f"{len(foreign)} region set(s) share no chromosome name with the universe {self.name!r} (it has "
                 f"{list(self._regions['chrom'].cat.categories[:5])}...; is it 'chr1' in one and '1' in the "
-                f"other, or another genome?): {list(foreign[:10])}",
-                BEDSpaceWarning,
-                stacklevel=stacklevel,
+                f"other, or another genome?): {list(foreign[:10])}"
             )
 
 
@@ -428,18 +419,16 @@ def _duplicated(*keys: np.ndarray) -> np.ndarray:
     return duplicated
 
 
-def _with_qc(obs: pd.DataFrame, qc: pd.DataFrame, *, stacklevel: int = 4) -> pd.DataFrame:
+def _with_qc(obs: pd.DataFrame, qc: pd.DataFrame) -> pd.DataFrame:
     """Join QC columns; a metadata column of the same name is kept (renamed) unless it holds the same values."""
     obs = obs.copy()
     for column in qc.columns:
         if column in obs.columns:
             same = np.array_equal(pd.to_numeric(obs[column], errors="coerce").to_numpy(), qc[column].to_numpy())
             if not same:
-                warnings.warn(
+                warn(
                     f"metadata column {column!r} differs from the value bedspace computes; "
-                    f"the metadata's is kept as {column + '_metadata'!r}",
-                    BEDSpaceWarning,
-                    stacklevel=stacklevel,
+                    f"the metadata's is kept as {column + '_metadata'!r}"
                 )
                 obs[column + "_metadata"] = obs[column]
             obs = obs.drop(columns=column)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pandas as pd
 import pyranges1 as pr
 
 from .._atomic import atomic_write_bytes
-from .._warnings import BEDSpaceWarning
+from .._warnings import warn
 
 PathLike = str | os.PathLike
 
@@ -536,11 +535,9 @@ def parse_bed_bytes(data: bytes, *, source: str) -> Intervals:
     if error != _OK:
         raise ValueError(_error_message(data, source, error, error_line, error_pos, n_rows))
     if late_track:
-        warnings.warn(
+        warn(
             f"{source}, line {late_track}: a 'track' line after intervals; UCSC reads this file as several tracks, "
-            "bedspace reads all its intervals as one region set",
-            BEDSpaceWarning,
-            stacklevel=3,
+            "bedspace reads all its intervals as one region set"
         )
     run_chroms = _decode_chromosomes(data, chrom_pos, chrom_end, n_runs, source)
     return Intervals(run_chroms, run_rows[: n_runs + 1].copy(), starts[:n_rows].copy(), ends[:n_rows].copy())
@@ -596,7 +593,7 @@ def read_bed(path: PathLike) -> pr.PyRanges:
     """
     intervals = read_intervals(path)
     if len(intervals) == 0:
-        warnings.warn(f"{path}: no intervals in this file; it is an empty region set", BEDSpaceWarning, stacklevel=2)
+        warn(f"{path}: no intervals in this file; it is an empty region set")
     return pr.PyRanges(intervals.to_frame())
 
 
