@@ -52,6 +52,11 @@ def rows(path: Path) -> list[tuple[str, int, int]]:
     return list(zip(np.array(names)[codes].tolist(), regions.starts.tolist(), regions.ends.tolist(), strict=True))
 
 
+def share(rate: float, n: int) -> int:
+    """``round(rate × n)`` with halves rounded up, as documented."""
+    return math.floor(rate * n + 0.5)
+
+
 def only(result: bs.datasets.RegionSetCollection) -> Path:
     files = result.files
     assert len(files) == 1
@@ -87,7 +92,7 @@ def test_zero_rates_on_the_bundled_insulators(tmp_path):
 def test_drop_removes_that_share_of_the_regions(tmp_path, data, dnase):
     source = rows(dnase)
     made = rows(only(run(tmp_path, [dnase], data, drop_rate=0.3)))
-    assert len(made) == len(source) - round(0.3 * len(source))
+    assert len(made) == len(source) - share(0.3, len(source))
     assert abs(1 - len(made) / len(source) - 0.3) < 1e-4
     assert not Counter(made) - Counter(source)  # nothing new, nothing moved
     assert made == sorted(made)
@@ -98,7 +103,7 @@ def test_add_draws_new_regions_from_the_universe(tmp_path, data, dnase, universe
     made = rows(only(run(tmp_path, [dnase], data, add_rate=0.25)))
     added = Counter(made) - Counter(source)
     assert not Counter(source) - Counter(made)  # every source region is kept
-    assert sum(added.values()) == round(0.25 * len(source))
+    assert sum(added.values()) == share(0.25, len(source))
     assert set(added) <= universe_rows
     assert max(added.values()) == 1  # drawn without replacement
     assert made == sorted(made)
@@ -140,7 +145,7 @@ def test_shift_moves_regions_by_the_given_amount(tmp_path, metadata, dnase, isol
     moved = Counter(made) - Counter(source)
     left = Counter(source) - Counter(made)
     assert len(made) == len(source)
-    assert sum(moved.values()) == round(0.5 * len(source))
+    assert sum(moved.values()) == share(0.5, len(source))
     assert Counter({(c, s - 250, e - 250): n for (c, s, e), n in moved.items()}) == left
     assert made == sorted(made)
 
@@ -156,7 +161,7 @@ def test_shift_draws_normal_amounts(tmp_path, metadata, dnase, isolated):
     assert (made["chrom"] == source["chrom"]).all()
     assert ((made["end"] - made["start"]) == (source["end"] - source["start"])).all()  # widths kept
     moves = (made["start"] - source["start"]).to_numpy()
-    k = round(0.5 * len(source))
+    k = share(0.5, len(source))
     # rint(N(40, 150)) is 0 with probability ~0.25%: a few chosen regions do not move
     assert k - 0.01 * k <= np.count_nonzero(moves) <= k
     shifted = moves[moves != 0]
@@ -184,7 +189,7 @@ def test_shift_is_clipped_at_the_chromosome_ends(tmp_path, data, dnase):
 def test_cut_splits_regions_at_their_midpoint(tmp_path, data, dnase):
     source = rows(dnase)
     made = rows(only(run(tmp_path, [dnase], data, cut_rate=0.2)))
-    k = round(0.2 * len(source))
+    k = share(0.2, len(source))
     assert len(made) == len(source) + k
     cut = Counter(source) - Counter(made)
     halves = Counter(made) - Counter(source)
@@ -200,7 +205,7 @@ def test_cut_splits_regions_at_their_midpoint(tmp_path, data, dnase):
 def test_merge_joins_neighbours(tmp_path, data, dnase):
     source = rows(dnase)
     made = rows(only(run(tmp_path, [dnase], data, merge_rate=0.1)))
-    k = round(0.1 * len(source))
+    k = share(0.1, len(source))
     assert len(made) == len(source) - k
     absorbed = Counter(source) - Counter(made)
     joined = Counter(made) - Counter(source)
@@ -264,6 +269,8 @@ def test_a_collection_in_the_default_cache_folder():
     assert {p.name: p.stat().st_mtime_ns for p in again.files} == stamps  # reused, not rewritten
     other = bs.datasets.perturb(data, n_sets=16, drop_rate=0.3)
     assert other.beds != first.beds
+    relabelled = pd.read_csv(data.metadata).assign(target="another")
+    assert bs.datasets.perturb(data, relabelled, n_sets=16, drop_rate=0.3).beds != other.beds
     adata = bs.pp.tokenize(first.beds, data.universe, metadata=first.metadata)
     assert adata.obs["target"].value_counts().to_dict() == {"BEAF-32": 4, "CP190": 4, "CTCF": 4, "Su(Hw)": 4}
     assert (adata.obs["frac_regions_in_universe"] == 1).all()  # shifts stop at the tiled extent

@@ -82,10 +82,10 @@ def perturb(
 ) -> RegionSetCollection:
     """**Synthetic** region sets: copies of real ones with regions shifted, added, cut, merged and dropped.
 
-    The perturbations of bedshift (Gu et al. 2021, *NAR Genomics and Bioinformatics* 3:lqab040), applied in its
-    order — shift, add, cut, merge, drop — to ``n_sets`` copies of the source sets. Each rate is the share of the
-    regions present at that step that the operation touches (``round(rate × n)`` regions, drawn without
-    replacement):
+    The perturbations of bedshift (Gu, Cho & Sheffield 2021, *Genome Biology* 22:238,
+    doi:10.1186/s13059-021-02440-w), applied in its order — shift, add, cut, merge, drop — to ``n_sets`` copies
+    of the source sets. Each rate is the share of the regions present at that step that the operation touches
+    (``round(rate × n)`` regions, halves rounded up, drawn without replacement):
 
     * **shift**: a region moves by an integer drawn from a normal distribution (``shift_mean``, ``shift_sd``);
       a move that would start before 0 (or end past the chromosome, when its size is known) is clipped to stop
@@ -106,7 +106,8 @@ def perturb(
         used unless given), a folder of BED files or a list of BED paths.
     metadata
         CSV/TSV path or DataFrame with a ``file_name`` column naming every source file; its other columns are
-        copied to the synthetic sets made from that file. Rows of other files are ignored.
+        copied to the synthetic sets made from that file (columns named like those ``perturb`` adds are
+        replaced). Rows of other files are ignored.
     universe
         BED path of the universe whose regions ``add`` draws; needed when ``add_rate > 0``. It becomes the
         result's default universe.
@@ -139,10 +140,11 @@ def perturb(
     Returns
     -------
     :class:`RegionSetCollection` with ``beds`` (gzipped BED3 files ``00000_<source>.bed.gz``, ...; sorted by
-    chromosome name, start and end, chromosome names as in the source), ``metadata`` (``file_name``, the
-    source's columns, then ``source_file``, ``synthetic``, ``seed``, every rate and option above and
-    ``n_regions``) and the universes, chromosome sizes and name of the source collection. Pass it on as
-    ``bs.pp.tokenize(result.beds, universe, metadata=result.metadata)``.
+    chromosome name, start and end like ``sort -k1,1 -k2,2n``, chromosome names as in the source), ``metadata``
+    (``file_name``, the source's columns, then ``source_file``, ``synthetic``, ``seed``, the rates,
+    ``shift_mean``, ``shift_sd`` and ``n_regions``), the universes (the source collection's and ``universe``,
+    the default) and the chromosome sizes. Pass it on as
+    ``bs.pp.tokenize(result.beds, result.universe, metadata=result.metadata)``.
 
     Raises
     ------
@@ -201,10 +203,12 @@ def perturb(
     digits = max(MIN_NAME_DIGITS, len(str(n_sets - 1)))
     names = [f"{i:0{digits}d}_{_stem(sources[s].name)}{SUFFIX}" for i, s in enumerate(picks)]
 
+    # what decides the files and the metadata (a universe or chromosome sizes that are not used do not)
     plan = {
         "sources": [[p.name, p.stat().st_size] for p in sources],
-        "universe": [universe_path.name, universe_path.stat().st_size] if universe_path is not None else None,
-        "chrom_sizes": sizes,
+        "labels": hashlib.sha256(labels.to_csv(index=False).encode()).hexdigest(),
+        "universe": [universe_path.name, universe_path.stat().st_size] if rates.add_rate > 0 else None,
+        "chrom_sizes": sizes if rates.shift_rate > 0 else None,
         "options": {**vars(rates), "n_sets": n_sets, "sampling": sampling, "random_state": seed},
     }
     digest = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
@@ -389,7 +393,7 @@ def _claim(folder: Path, plan: dict) -> None:
                 k for k in set(earlier["options"]) | set(plan["options"])
                 if earlier["options"].get(k) != plan["options"].get(k)
             )  # fmt: skip
-            what = f"options {changed}" if changed else "sources, universe or chromosome sizes"
+            what = f"options {changed}" if changed else "sources, metadata, universe or chromosome sizes"
             raise FileExistsError(
                 f"{folder} holds region sets perturbed differently (other {what}); delete it or choose another out_dir"
             )
