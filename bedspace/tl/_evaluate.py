@@ -205,11 +205,7 @@ def _embedding_rows(model: BEDSpaceModel, test: ad.AnnData, coded: list[_Field],
             continue
         truth = field.test[known]
         r2l = test_vectors[known] @ model.unit_label_vectors[field.in_model].T
-        results = {
-            "r2l": annotation_metrics(r2l, truth),
-            "l2r": _l2r(r2l, truth),
-            "r2r": _r2r(test_vectors[known] @ train_vectors.T, truth, field.train),
-        }
+        results = _measure(r2l, test_vectors[known] @ train_vectors.T, truth, field.train)
         rows += _rows(field.name, method, results)
     return rows
 
@@ -234,34 +230,27 @@ def _baseline_rows(
         n_labels = field.values.size
         if "overlap" in baselines:
             r2l = knn_vote(overlap.jaccard[known], field.train, n_labels, int(n_neighbors))
-            results = {
-                "r2l": annotation_metrics(r2l, truth),
-                "l2r": _l2r(r2l, truth),
-                "r2r": _r2r(overlap.jaccard[known], truth, field.train),
-            }
+            results = _measure(r2l, overlap.jaccard[known], truth, field.train)
             rows += _rows(field.name, "overlap", results)
         if "enrichment" in baselines:
             by_label = aggregate_by_label(overlap.log_pvalue[known], overlap.odds_ratio[known], field.train, n_labels)
-            results = {
-                "r2l": annotation_metrics(by_label.scores(), truth),
-                "l2r": _l2r(by_label.scores(), truth),
-                "r2r": _r2r(-overlap.enrichment_ranks[known].astype(np.float64), truth, field.train),
-            }
+            results = _measure(
+                by_label.scores(), -overlap.enrichment_ranks[known].astype(np.float64), truth, field.train
+            )
             rows += _rows(field.name, "enrichment", results)
         if "random" in baselines:
             draws = []
             for _ in range(int(n_random)):
                 r2l = rng.random((truth.size, n_labels))
-                draws.append(
-                    {
-                        "r2l": annotation_metrics(r2l, truth),
-                        "l2r": _l2r(r2l, truth),
-                        "r2r": _r2r(rng.random((truth.size, train.n_obs)), truth, field.train),
-                    }
-                )
+                draws.append(_measure(r2l, rng.random((truth.size, train.n_obs)), truth, field.train))
             mean = {s: {m: float(np.nanmean([d[s][m] for d in draws])) for m in draws[0][s]} for s in draws[0]}
             rows += _rows(field.name, "random", mean)
     return rows
+
+
+def _measure(r2l: np.ndarray, r2r: np.ndarray, truth: np.ndarray, train_codes: np.ndarray) -> dict[str, dict]:
+    """The three searches from one method's scores: set × label (r2l, and l2r transposed) and set × training set."""
+    return {"r2l": annotation_metrics(r2l, truth), "l2r": _l2r(r2l, truth), "r2r": _r2r(r2r, truth, train_codes)}
 
 
 def _l2r(set_label_scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
