@@ -79,7 +79,9 @@ def label_similarity(
     order = np.asarray(order)
     groups = groups[order] if groupby is not None else None
     values = similarity.to_numpy()[order]
-    fig, ax = new_axes(ax, size=(1.5 + 0.45 * values.shape[1], 1.5 + 0.22 * values.shape[0]))
+    # room for the set names on the left and the colour bar on the right, or constrained layout has none left
+    names_width = 0.07 * max((len(str(n)) for n in similarity.index), default=0)
+    fig, ax = new_axes(ax, size=(2.5 + names_width + 0.45 * values.shape[1], 1.5 + 0.22 * values.shape[0]))
     image = ax.imshow(values, cmap=cmap, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(values.shape[1]), [c if field is None else c.split("=", 1)[1] for c in similarity.columns])
     ax.tick_params(axis="x", rotation=90)
