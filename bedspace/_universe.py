@@ -302,10 +302,6 @@ class Universe:
             self._regions["chrom"].array, self._regions["start"].to_numpy(), self._regions["end"].to_numpy()
         )
 
-    def tokenize_one(self, intervals: Intervals) -> SetTokens:
-        """The universe rows one region set overlaps (bedtools ``intersect -u`` semantics)."""
-        return self.index.tokenize(intervals)
-
     def tokenize(
         self, named: Sequence[tuple[str, Source]], *, n_jobs: int | Executor | None = None, warn: bool = True
     ) -> TokenizedSets:

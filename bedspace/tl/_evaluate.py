@@ -66,14 +66,15 @@ class _Field:
 
     @classmethod
     def code(cls, model: BEDSpaceModel, name: str, train_obs: pd.DataFrame, test_obs: pd.DataFrame) -> _Field:
-        in_model = (model.labels["field"] == name).to_numpy()
-        values = model.labels["value"].to_numpy()[in_model]
-        code_of = {v: i for i, v in enumerate(values)}
-
-        def codes(column: pd.Series) -> np.ndarray:
-            return np.array([code_of.get(str(v), -1) if pd.notna(v) else -1 for v in column], dtype=np.int64)
-
-        return cls(name, in_model, values, codes(test_obs[name]), codes(train_obs[name]))
+        labels = model.label_table
+        in_model = labels.in_field(name)
+        return cls(
+            name,
+            in_model,
+            labels.values[in_model],
+            labels.codes(name, test_obs[name]),
+            labels.codes(name, train_obs[name]),
+        )
 
     @property
     def known(self) -> np.ndarray:
