@@ -30,6 +30,8 @@ def test_demo_runs_on_bundled_data(tmp_path):
     assert "trained a 50-dimensional joint embedding" in result.stdout
     assert "target=Su(Hw)" in result.stdout
     assert "Traceback" not in result.stderr
+    noise = [line for line in result.stderr.splitlines() if "Warning" in line or "warn(" in line]
+    assert not noise, noise  # only bedspace's own words
 
 
 def test_demo_on_a_folder(hg19, tmp_path):
