@@ -87,11 +87,16 @@ def reliability_bins(probabilities, truth, *, n_bins: int = 15) -> pd.DataFrame:
     A calibrated predictor has ``accuracy ≈ confidence`` in every bin.
     """
     probabilities, truth = _scores_and_truth(probabilities, truth)
+    return confidence_bins(probabilities.max(axis=1), probabilities.argmax(axis=1) == truth, n_bins=n_bins)
+
+
+def confidence_bins(confidence, correct, *, n_bins: int = 15) -> pd.DataFrame:
+    """:func:`reliability_bins` from each answer's stated confidence and whether it was right (pooled answers)."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct = np.asarray(correct, dtype=bool)
     if int(n_bins) < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     n_bins = int(n_bins)
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == truth
     which = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
     count = np.bincount(which, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -110,7 +115,15 @@ def expected_calibration_error(probabilities, truth, *, n_bins: int = 15) -> flo
     the observed accuracy; an overconfident predictor (says 0.95, right half the time) scores high. With few
     sets, even a calibrated predictor scores above 0: the bins' accuracies are noisy.
     """
-    bins = reliability_bins(probabilities, truth, n_bins=n_bins)
+    return _error(reliability_bins(probabilities, truth, n_bins=n_bins))
+
+
+def confidence_calibration_error(confidence, correct, *, n_bins: int = 15) -> float:
+    """:func:`expected_calibration_error` from each answer's stated confidence and whether it was right."""
+    return _error(confidence_bins(confidence, correct, n_bins=n_bins))
+
+
+def _error(bins: pd.DataFrame) -> float:
     filled = bins["count"] > 0
     if not filled.any():
         raise ValueError("no sets to measure")
@@ -153,6 +166,7 @@ def _isotonic_knots(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.nda
     # A block of ties in x must get one value: average the fit over equal x before keeping block ends.
     unique_x, start = np.unique(x, return_index=True)
     y = np.add.reduceat(fit, start) / np.diff(np.append(start, x.size))
+    y = np.maximum.accumulate(y)  # averaging can round a flat run down by an ulp: keep the map non-decreasing
     keep = np.ones(unique_x.size, bool)
     # Drop knots strictly inside a flat run: np.interp gives the same values with fewer numbers to store.
     keep[1:-1] = ~((y[1:-1] == y[:-2]) & (y[1:-1] == y[2:]))

@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ._annotation import Annotator, annotate
 from ._atomic import atomic_folder
 from ._cache import PerObject
 from ._engine.native import set_vectors
@@ -32,8 +34,8 @@ from ._formats.starspace import place_symbols, read_starspace_tsv, write_starspa
 from ._keys import TOKENIZE, Keys
 from ._labels import LabelTable
 from ._reference import ReferenceSets, check_finite
-from ._search import SEARCH_TYPES, ranked_table
-from ._similarity import unit_rows
+from ._search import SEARCH_TYPES, annotation_table, ranked_table
+from ._similarity import scores_against, unit_rows
 from ._sources import RegionSets, resolve_sets
 from ._universe import Universe, UniverseLike
 from ._version import __version__
@@ -73,7 +75,10 @@ class BEDSpaceModel:
     loss
         Training loss per epoch.
     reference
-        The region sets ``l2r`` and ``r2r`` return (names, metadata, vectors), or ``None``.
+        The region sets ``l2r`` and ``r2r`` return (names, metadata, vectors; tokens for the default
+        annotator), or ``None``.
+    annotator
+        Calibration and domain of the default r2l annotator (fitted by :func:`bedspace.tl.train`), or ``None``.
 
     Examples
     --------
@@ -92,6 +97,7 @@ class BEDSpaceModel:
         params: dict | None = None,
         loss: np.ndarray | None = None,
         reference: ReferenceSets | None = None,
+        annotator: Annotator | None = None,
     ):
         self._universe = Universe.load(universe)
         self._labels = labels if isinstance(labels, LabelTable) else LabelTable.from_frame(labels)
@@ -115,7 +121,13 @@ class BEDSpaceModel:
         self._label_vectors = label_vectors
         self.params = _plain(dict(params or {}))
         self.loss = np.asarray(loss if loss is not None else [], dtype=np.float64)
+        if reference is not None and reference.tokens is not None and reference.tokens.shape[1] != len(self._universe):
+            raise ValueError(
+                f"the reference sets' tokens have {reference.tokens.shape[1]} regions, the universe {len(self._universe)}"
+            )
         self._reference = reference
+        self._annotator = annotator
+        self._stored_annotation = None
 
     # -- what the model holds ---------------------------------------------------------------------------------
     @property
@@ -147,6 +159,11 @@ class BEDSpaceModel:
     def reference(self) -> ReferenceSets | None:
         """The region sets the model returns in ``l2r`` and ``r2r`` (its collection), or ``None``."""
         return self._reference
+
+    @property
+    def annotator(self) -> Annotator | None:
+        """Calibration and domain of the default r2l annotator, or ``None`` (trained with ``calibrate=False``)."""
+        return self._annotator
 
     @property
     def set_names(self) -> pd.Index | None:
@@ -198,6 +215,7 @@ class BEDSpaceModel:
             params=self.params,
             loss=self.loss,
             reference=reference,
+            annotator=self._annotator,
         )
 
     def __repr__(self) -> str:
@@ -212,25 +230,30 @@ class BEDSpaceModel:
     def from_anndata(cls, adata: ad.AnnData, key: str = "bedspace") -> BEDSpaceModel:
         """The model trained by :func:`bedspace.tl.train` into ``adata`` under ``key``, carrying its sets.
 
-        The sets' names, ``.obs`` metadata and vectors (``.obsm["X_" + key]``) come along as the reference
-        collection, so that the model alone answers all three searches.
+        The sets' names, ``.obs`` metadata, vectors (``.obsm["X_" + key]``) and tokens (``X``, unless the AnnData
+        is backed) come along as the reference collection, so that the model alone answers all three searches.
         """
         model = _embedding_of(adata, key)
         keys = Keys(key)
-        return model.with_reference(ReferenceSets(adata.obs.copy(), np.asarray(adata.obsm[keys.set_vectors])))
+        return model.with_reference(
+            ReferenceSets(adata.obs.copy(), np.asarray(adata.obsm[keys.set_vectors]), _tokens_of(adata, copy=True))
+        )
 
     def to_anndata(self, key: str = "bedspace") -> ad.AnnData:
         """The carried region sets as an AnnData laid out as :func:`bedspace.tl.train` leaves one.
 
-        Sets × universe regions with an empty ``X`` (the model keeps vectors, not tokens); ``.obs`` the sets'
+        Sets × universe regions, ``X`` the sets' tokens (empty when the model carries none); ``.obs`` the sets'
         metadata, ``.var`` the universe, ``.obsm["X_" + key]`` the set vectors, ``.varm[key]`` the region
         vectors and ``.uns[key]`` the labels, label vectors, parameters, loss and universe record.
         """
         if self._reference is None:
             raise ValueError("this model carries no region sets; make it with BEDSpaceModel.from_anndata(adata)")
         keys = Keys(key)
+        tokens = self._reference.tokens
         adata = ad.AnnData(
-            X=sp.csr_matrix((len(self._reference), len(self._universe)), dtype=np.float32),
+            X=sp.csr_matrix((len(self._reference), len(self._universe)), dtype=np.float32)
+            if tokens is None
+            else tokens.copy(),
             obs=self._reference.metadata.copy(),
             var=self._universe.to_var(),
         )
@@ -251,6 +274,9 @@ class BEDSpaceModel:
             loss=self.loss,
             universe=self._universe.record(),
         )
+        record.pop("annotator", None)
+        if self._annotator is not None:
+            record["annotator"] = self._annotator.to_dict()
         adata.uns[keys.record] = record
 
     # -- saving and loading -----------------------------------------------------------------------------------
@@ -285,6 +311,7 @@ class BEDSpaceModel:
                 "universe": self._universe.record(),
                 "params": self.params,
                 "loss": self.loss.tolist(),
+                "annotator": None if self._annotator is None else self._annotator.to_dict(),
                 "files": {role: {"name": name, **_fingerprint(tmp / name)} for role, name in files.items()},
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
@@ -350,6 +377,7 @@ class BEDSpaceModel:
             params=manifest.get("params") or {},
             loss=np.asarray(manifest.get("loss") or [], dtype=np.float64),
             reference=reference,
+            annotator=_read_annotator(manifest.get("annotator"), folder / MANIFEST),
         )
 
     # -- StarSpace interoperability ---------------------------------------------------------------------------
@@ -385,39 +413,84 @@ class BEDSpaceModel:
             sets = {"query": sets}
         return self._universe.tokenize(resolve_sets(sets), **kwargs).to_anndata(self._universe)
 
-    def embed(self, sets: RegionSets | pd.DataFrame | ad.AnnData, *, n_jobs=None) -> np.ndarray:
+    def embed(
+        self, sets: RegionSets | pd.DataFrame | ad.AnnData, *, n_jobs=None, chunk_tokens: int = 2**24
+    ) -> np.ndarray:
         """Vectors of region sets: the normalised sum of their region vectors, as in training.
+
+        An AnnData's ``X`` is read a chunk of rows at a time (each chunk's rows times the region vectors), so a
+        collection opened backed (``anndata.read_h5ad(path, backed="r")``, as ``bs.pp.tokenize(..., out=...)``
+        returns it) is embedded without loading its matrix: memory is the region vectors, the result and one
+        chunk.
 
         Parameters
         ----------
         sets
-            An AnnData tokenized on this model's universe, BED path(s), a folder, a dict of interval frames, or
-            one DataFrame/PyRanges of intervals (one set).
+            An AnnData tokenized on this model's universe (in memory or backed), BED path(s), a folder, a dict of
+            interval frames, or one DataFrame/PyRanges of intervals (one set).
         n_jobs
             Parallel reading of BED files (see :func:`bedspace.pp.tokenize`).
+        chunk_tokens
+            With an AnnData: rows are read in chunks of at most this many tokens (a row with more is a chunk by
+            itself); 2²⁴ tokens are about 80 MB of a backed ``.h5ad`` in memory at a time. A positive integer.
 
         Returns
         -------
         sets × dim array (float32), rows in the order of the sets. A set that overlaps no region the model knows
         gets a zero vector and a warning naming it.
         """
+        if isinstance(chunk_tokens, bool) or not isinstance(chunk_tokens, int | np.integer) or chunk_tokens < 1:
+            raise ValueError(f"chunk_tokens must be a positive integer, got {chunk_tokens!r}")
         if isinstance(sets, ad.AnnData):
             self._universe.check_same(sets.var, what="the AnnData to embed")
-            X = sets.X.tocsr() if sp.issparse(sets.X) else sp.csr_matrix(sets.X)
-            names, indptr, indices = sets.obs_names.tolist(), X.indptr.astype(np.int64), X.indices
+            names, X = sets.obs_names.tolist(), sets.X
+            if sets.isbacked and getattr(X, "format", None) == "csr":
+                indptr = np.asarray(X.group["indptr"][...], dtype=np.int64)  # n_sets + 1 numbers, small
+            else:
+                # in memory already (or a backed CSC/dense matrix, which cannot be read by rows): as CSR
+                if sets.isbacked:
+                    X = X.to_memory() if hasattr(X, "to_memory") else np.asarray(X)
+                X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
+                indptr = X.indptr.astype(np.int64, copy=False)
+            vectors = np.zeros((len(names), self.dim), np.float32)
+            start = 0
+            while start < len(names):
+                # the last row whose tokens still fit in the chunk; at least one row, however long
+                stop = int(np.searchsorted(indptr, indptr[start] + chunk_tokens, side="right")) - 1
+                stop = min(max(stop, start + 1), len(names))
+                chunk = X[start:stop]
+                chunk = chunk if sp.issparse(chunk) else sp.csr_matrix(chunk)
+                vectors[start:stop] = self.embed_rows(chunk.indptr, chunk.indices)
+                start = stop
         else:
             named = resolve_sets({"query": sets} if isinstance(sets, pd.DataFrame) else sets)
             tokenized = self._universe.tokenize(named, n_jobs=n_jobs)
-            names, indptr, indices = tokenized.names, tokenized.indptr, tokenized.indices
-        vectors = self.embed_rows(indptr, indices)
+            names = tokenized.names
+            vectors = self.embed_rows(tokenized.indptr, tokenized.indices)
         unknown = [name for name, known in zip(names, np.any(vectors != 0, axis=1), strict=True) if not known]
         if unknown:
             warn(f"{len(unknown)} set(s) overlap no region the model knows and get a zero vector: {unknown[:10]}")
         return vectors
 
     def embed_rows(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-        """Vectors of sets given as CSR rows of universe regions (``indptr``, ``indices``)."""
-        return set_vectors(self._region_vectors, np.asarray(indptr, dtype=np.int64), indices)
+        """Vectors of sets given as CSR rows of universe regions (``indptr``, ``indices``), all in memory.
+
+        The rows times the region vectors (values ignored: a region is in a set or not), each row L2-normalised.
+        :meth:`embed` calls this a chunk of rows at a time, so that a large collection is never read whole.
+        """
+        indptr = np.asarray(indptr, dtype=np.int64)
+        if indptr.size - 1 >= 8:
+            return set_vectors(self._region_vectors, indptr, indices)
+        # A few rows (a query): the kernel spreads rows over threads, so more threads cannot help, and waking them
+        # costs tens of ms on a busy machine. One thread gives the same numbers (each row is summed by one thread).
+        import numba  # numba is loaded already (the kernel is numba); imported here to keep the edit to this method
+
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            return set_vectors(self._region_vectors, indptr, indices)
+        finally:
+            numba.set_num_threads(threads)
 
     # -- searching --------------------------------------------------------------------------------------------
     def search(
@@ -426,37 +499,122 @@ class BEDSpaceModel:
         search_type: Literal["r2l", "l2r", "r2r"] = "l2r",
         top_k: int = 10,
         field: str | None = None,
+        *,
+        method: Literal["hybrid", "embedding"] | None = None,
+        min_probability: float = 0.0,
     ) -> pd.DataFrame:
-        """Search the joint space: see :func:`bedspace.tl.search` for the query forms and the result."""
+        """Search the joint space: see :func:`bedspace.tl.search` for the query forms, the options and the result."""
         if search_type not in SEARCH_TYPES:
             raise ValueError(f"search_type must be one of {SEARCH_TYPES}, got {search_type!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
             raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+        if method not in (None, "hybrid", "embedding"):
+            raise ValueError(f"method must be 'hybrid', 'embedding' or None, got {method!r}")
+        if not (isinstance(min_probability, int | float) and 0 <= min_probability <= 1):
+            raise ValueError(f"min_probability must be a number in [0, 1], got {min_probability!r}")
+        if search_type != "r2l" and min_probability:
+            raise ValueError("min_probability is an option of r2l (annotation) only")
+        if search_type == "r2r" and method is not None:
+            raise ValueError("method is an option of r2l and l2r; r2r compares set vectors")
         if search_type == "l2r":
             reference = self._need_reference()
             queries = [query] if isinstance(query, str) else list(query)
             rows = [self._labels.resolve(str(q), field) for q in queries]
-            scores = self.unit_label_vectors[rows] @ reference.unit_vectors.T
+            if (method or ("hybrid" if self.can_annotate else "embedding")) == "hybrid":
+                scores = self._stored_label_scores(rows)
+            else:
+                scores = scores_against(self.unit_label_vectors[rows], reference.unit_vectors)
             return ranked_table(
                 self._labels.names[rows].tolist(), scores, top_k, reference.names, reference.metadata,
                 several=not isinstance(query, str),
             )  # fmt: skip
-        names, vectors, own_rows = self._query_vectors(query)
-        several = len(names) > 1 or isinstance(query, list | tuple | ad.AnnData)
+        queries = self._queries(query)
+        several = len(queries.names) > 1 or isinstance(query, list | tuple | ad.AnnData)
         if search_type == "r2l":
+            method = method or ("hybrid" if self.can_annotate else "embedding")
+            if method == "hybrid":
+                return self._annotate(queries, field, top_k, min_probability, several)
+            if min_probability:
+                raise ValueError("min_probability needs calibrated probabilities: use method='hybrid'")
             in_field = self._labels.in_field(field)
-            scores = vectors @ self.unit_label_vectors[in_field].T
+            scores = scores_against(queries.vectors, self.unit_label_vectors[in_field])
             return ranked_table(
-                names, scores, top_k, self._labels.names[in_field], self._labels.frame[in_field], several=several
-            )
+                queries.names, scores, top_k, self._labels.names[in_field], self._labels.frame[in_field],
+                several=several,
+            )  # fmt: skip
         reference = self._need_reference()
-        scores = vectors @ reference.unit_vectors.T
-        for i, row in enumerate(own_rows):  # a stored set asked for by name is not its own hit
-            if row is not None:
+        scores = scores_against(queries.vectors, reference.unit_vectors)
+        for i, row in enumerate(queries.own):  # a stored set asked for by name is not its own hit
+            if row >= 0:
                 scores[i, row] = -np.inf
         return ranked_table(
-            names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several
+            queries.names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several
         )
+
+    @property
+    def can_annotate(self) -> bool:
+        """Whether the default (hybrid) annotator can run: the model carries its reference sets' tokens."""
+        return self._reference is not None and self._reference.tokens is not None
+
+    def _stored_label_scores(self, rows: list[int]) -> np.ndarray:
+        """Labels × stored sets: each set's fused score for each label, annotated from the other sets (l2r)."""
+        if not self.can_annotate:
+            raise ValueError(
+                "method='hybrid' compares the sets' regions, and this model carries no tokens of its sets: use "
+                "method='embedding'"
+            )
+        if self._stored_annotation is None:  # every stored set annotated once, leave-one-out, then kept
+            reference = self._reference
+            fields = [f for f in self._labels.fields if f in reference.metadata.columns]
+            codes = {
+                f: (self._labels.codes(f, reference.metadata[f]), int(self._labels.in_field(f).sum())) for f in fields
+            }
+            self._stored_annotation = annotate(
+                reference.tokens, reference.unit_vectors, reference.tokens, reference.unit_vectors, codes, None,
+                own=np.arange(len(reference)),
+            ).scores  # fmt: skip
+        field_of = self._labels.field_of
+        scores = np.empty((len(rows), len(self._reference)))
+        for i, row in enumerate(rows):
+            field = field_of[row]
+            if field not in self._stored_annotation:
+                raise KeyError(f"the stored sets have no metadata column {field!r} to rank them for {field} labels by")
+            column = int(np.flatnonzero(np.flatnonzero(self._labels.in_field(field)) == row)[0])
+            scores[i] = self._stored_annotation[field][:, column]
+        return scores
+
+    def _annotate(self, queries: _Queries, field, top_k, min_probability, several) -> pd.DataFrame:
+        """r2l by the default annotator (:mod:`bedspace._annotation`): per field, labels with probabilities."""
+        if not self.can_annotate:
+            raise ValueError(
+                "method='hybrid' compares the query's regions with the reference sets', and this model carries no "
+                "tokens of its sets (a model from StarSpace, or made from a backed AnnData): use method='embedding'"
+            )
+        if min_probability and self._annotator is None:
+            raise ValueError("min_probability needs calibrated probabilities: train with calibrate=True")
+        reference = self._reference
+        fields = self._labels.fields if field is None else [field]
+        self._labels.in_field(fields[0])  # an unknown field is an error naming the fields
+        missing = [f for f in fields if f not in reference.metadata.columns]
+        if missing:
+            raise KeyError(f"the reference sets have no metadata column(s) {missing} to annotate with")
+        label_frames = {f: self._labels.frame[self._labels.in_field(f)] for f in fields}
+        codes = {f: (self._labels.codes(f, reference.metadata[f]), len(label_frames[f])) for f in fields}
+        result = annotate(
+            queries.tokens, queries.vectors, reference.tokens, reference.unit_vectors, codes, self._annotator,
+            coverage=queries.coverage, own=queries.own,
+        )  # fmt: skip
+        outside = [n for n, inside in zip(queries.names, result.in_domain, strict=True) if not inside]
+        if outside:
+            warn(
+                f"{len(outside)} quer{'y is' if len(outside) == 1 else 'ies are'} unlike every reference set (few of "
+                f"its regions in the universe, or no more shared regions than chance: another genome, assay or a "
+                f"random file?); their labels get the base rates, not a prediction: {outside[:10]}"
+            )
+        return annotation_table(
+            queries.names, result.scores, result.probabilities, result.in_domain, label_frames, top_k,
+            min_probability=min_probability, several=several,
+        )  # fmt: skip
 
     def _need_reference(self) -> ReferenceSets:
         if self._reference is None:
@@ -465,36 +623,29 @@ class BEDSpaceModel:
             )
         return self._reference
 
-    def _query_vectors(self, query) -> tuple[list[str], np.ndarray, list[int | None]]:
-        """Names, unit vectors and (for stored sets asked for by name) reference rows of region-set queries.
+    def _queries(self, query) -> _Queries:
+        """Names, tokens, unit vectors and coverage of region-set queries; own rows for stored sets asked by name.
 
         An existing file is always read as a file, even when a stored set has its name; a string that is not
         a file is a stored set's name. Queries that overlap no known region cannot be ranked: one alone is an
         error, several are left out with a warning.
         """
-        if isinstance(query, ad.AnnData | pd.DataFrame):
-            vectors = self.embed(query)
-            names = query.obs_names.tolist() if isinstance(query, ad.AnnData) else ["query"]
-            return _rankable(names, unit_rows(vectors), [None] * len(names))
+        if isinstance(query, ad.AnnData):
+            self._universe.check_same(query.var, what="the query AnnData")
+            X = query.X.to_memory() if query.isbacked and hasattr(query.X, "to_memory") else query.X
+            tokens = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
+            column = "frac_regions_in_universe"
+            coverage = query.obs[column].to_numpy(np.float64) if column in query.obs else None
+            return self._as_queries(query.obs_names.tolist(), tokens, coverage, None)
+        if isinstance(query, pd.DataFrame):
+            tokenized = self._universe.tokenize(resolve_sets({"query": query}))
+            return self._as_queries(["query"], _csr(tokenized, len(self._universe)), _coverage(tokenized), None)
         items = [query] if isinstance(query, str | os.PathLike) else list(query)
-        names: list[str] = []
-        rows: list[int | None] = []
-        slots: list[np.ndarray | None] = []
-        files: list[tuple[int, Path]] = []
+        named: list[tuple[str, Path | int]] = []
         for item in items:
             path = Path(item)
             if path.exists():
-                if path.is_dir():
-                    for bed in resolve_sets(path):
-                        files.append((len(names), bed[1]))
-                        names.append(bed[0])
-                        rows.append(None)
-                        slots.append(None)
-                    continue
-                files.append((len(names), path))
-                names.append(path.name)
-                rows.append(None)
-                slots.append(None)
+                named += [(name, bed) for name, bed in resolve_sets(path)] if path.is_dir() else [(path.name, path)]
                 continue
             row = self._reference.position(str(item)) if self._reference is not None else None
             if row is None or not isinstance(item, str):
@@ -504,34 +655,84 @@ class BEDSpaceModel:
                 raise FileNotFoundError(
                     f"query {str(item)!r} is neither a BED file nor a region set of the collection{hint}"
                 )
-            names.append(str(item))
-            rows.append(row)
-            slots.append(self._reference.unit_vectors[row])
-        if files:
-            tokenized = self._universe.tokenize([(names[i], p) for i, p in files])
-            embedded = unit_rows(self.embed_rows(tokenized.indptr, tokenized.indices))
-            for (i, _), vector in zip(files, embedded, strict=True):
-                slots[i] = vector
-        vectors = np.vstack(slots) if slots else np.zeros((0, self.dim), np.float32)
-        return _rankable(names, vectors, rows)
+            named.append((str(item), row))
+        files = [(name, source) for name, source in named if isinstance(source, Path)]
+        tokenized = self._universe.tokenize(files) if files else None
+        file_tokens = _csr(tokenized, len(self._universe)) if files else None
+        file_coverage = _coverage(tokenized) if files else None
+        rows, coverage, own, next_file = [], [], [], 0
+        stored = self._reference.tokens if self._reference is not None else None
+        for _, source in named:
+            if isinstance(source, Path):
+                rows.append(file_tokens[next_file])
+                coverage.append(file_coverage[next_file])
+                own.append(-1)
+                next_file += 1
+            else:
+                rows.append(stored[source] if stored is not None else sp.csr_matrix((1, len(self._universe))))
+                coverage.append(np.nan)
+                own.append(source)
+        tokens = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, len(self._universe)))
+        return self._as_queries([name for name, _ in named], tokens, np.asarray(coverage), np.asarray(own))
+
+    def _as_queries(self, names, tokens: sp.csr_matrix, coverage, own) -> _Queries:
+        vectors = unit_rows(self.embed_rows(tokens.indptr, tokens.indices)) if tokens.shape[0] else None
+        if own is not None:  # a stored set asked for by name has the vector it was given
+            for i, row in enumerate(own):
+                if row >= 0:
+                    vectors[i] = self._reference.unit_vectors[row]
+        n = len(names)
+        queries = _Queries(
+            list(names),
+            tokens,
+            np.zeros((0, self.dim), np.float32) if vectors is None else vectors,
+            np.full(n, np.nan) if coverage is None else np.asarray(coverage, dtype=np.float64),
+            np.full(n, -1, np.int64) if own is None else np.asarray(own, dtype=np.int64),
+        )
+        return queries.rankable()
 
 
-def _rankable(names, vectors, rows):
-    """Drop queries with a zero vector (nothing to rank them by): an error for one query, a warning for several."""
-    empty = ~np.any(vectors != 0, axis=1)
-    if not empty.any():
-        return names, vectors, rows
-    lost = [n for n, e in zip(names, empty, strict=True) if e]
-    message = "overlap no region the model knows (an empty file, another genome, or another universe?)"
-    if empty.all():
-        raise ValueError(f"nothing to rank: the query {', '.join(map(repr, lost[:10]))} {message}")
-    warn(f"{len(lost)} queries {message} and are left out: {lost[:10]}")
-    keep = ~empty
-    return (
-        [n for n, k in zip(names, keep, strict=True) if k],
-        vectors[keep],
-        [r for r, k in zip(rows, keep, strict=True) if k],
+@dataclass
+class _Queries:
+    """Region-set queries: names, tokens (CSR), unit vectors, share of regions in the universe, own stored row."""
+
+    names: list[str]
+    tokens: sp.csr_matrix
+    vectors: np.ndarray
+    coverage: np.ndarray
+    own: np.ndarray
+
+    def rankable(self) -> _Queries:
+        """Without queries that overlap no known region: an error for one query, a warning for several."""
+        empty = ~np.any(self.vectors != 0, axis=1)
+        if not empty.any():
+            return self
+        lost = [n for n, e in zip(self.names, empty, strict=True) if e]
+        message = "overlap no region the model knows (an empty file, another genome, or another universe?)"
+        if empty.all():
+            raise ValueError(f"nothing to rank: the query {', '.join(map(repr, lost[:10]))} {message}")
+        warn(f"{len(lost)} queries {message} and are left out: {lost[:10]}")
+        keep = ~empty
+        return _Queries(
+            [n for n, k in zip(self.names, keep, strict=True) if k],
+            self.tokens[keep],
+            self.vectors[keep],
+            self.coverage[keep],
+            self.own[keep],
+        )
+
+
+def _csr(tokenized, n_regions: int) -> sp.csr_matrix:
+    """Tokenized sets as a 0/1 CSR matrix."""
+    return sp.csr_matrix(
+        (np.ones(tokenized.indices.size, np.float32), tokenized.indices, tokenized.indptr),
+        shape=(len(tokenized.names), n_regions),
     )
+
+
+def _coverage(tokenized) -> np.ndarray:
+    """Share of each set's regions that overlap the universe (``nan`` for an empty set)."""
+    return tokenized.qc()["frac_regions_in_universe"].to_numpy(np.float64)
 
 
 # Models made from an AnnData by the tools (search, distances, evaluate), remembered per AnnData and key while its
@@ -548,6 +749,7 @@ def _embedding_of(adata: ad.AnnData, key: str) -> BEDSpaceModel:
         id(adata.varm[keys.region_vectors]),
         id(record["label_vectors"]),
         id(record["labels"]),
+        id(record.get("annotator")),
         id(adata.var),
     )
     cache = _EMBEDDINGS.get(adata)
@@ -565,6 +767,7 @@ def _embedding_of(adata: ad.AnnData, key: str) -> BEDSpaceModel:
         np.asarray(record["label_vectors"]),
         params=_plain(record.get("params", {})),
         loss=np.asarray(record.get("loss", []), dtype=np.float64),
+        annotator=_read_annotator(record.get("annotator"), f"adata.uns[{keys.record!r}]['annotator']"),
     )
     cache[key] = (fingerprint, model)
     return model
@@ -577,11 +780,30 @@ def searchable(adata: ad.AnnData, key: str = "bedspace") -> BEDSpaceModel:
     vectors = adata.obsm[keys.set_vectors]
     cache = _EMBEDDINGS.get(adata)
     entry = cache.get(("reference", key))
-    if entry is not None and entry[0] == (id(vectors), id(adata.obs), adata.obs.shape) and entry[1] is model:
+    state = (id(vectors), id(adata.obs), adata.obs.shape, None if adata.isbacked else id(adata.X))
+    if entry is not None and entry[0] == state and entry[1] is model:
         return entry[2]
-    searchable_model = model.with_reference(ReferenceSets(adata.obs, np.asarray(vectors)))
-    cache[("reference", key)] = ((id(vectors), id(adata.obs), adata.obs.shape), model, searchable_model)
+    searchable_model = model.with_reference(ReferenceSets(adata.obs, np.asarray(vectors), _tokens_of(adata)))
+    cache[("reference", key)] = (state, model, searchable_model)
     return searchable_model
+
+
+def _tokens_of(adata: ad.AnnData, *, copy: bool = False) -> sp.csr_matrix | None:
+    """The collection's tokens for the default annotator: ``X`` when in memory and sparse (a backed one stays on disk)."""
+    if adata.isbacked or not sp.issparse(adata.X):
+        return None
+    X = adata.X.tocsr()
+    return X.copy() if copy and X is adata.X else X
+
+
+def _read_annotator(record, where) -> Annotator | None:
+    """The annotator recorded at ``where`` (``None`` when there is none); a damaged record is an error naming it."""
+    if record is None:
+        return None
+    try:
+        return Annotator.from_dict(dict(record))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{where}: the annotator record is damaged or from another version ({err})") from None
 
 
 def is_model_folder(folder: Path) -> bool:

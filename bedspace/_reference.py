@@ -9,24 +9,37 @@ from pathlib import Path
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ._quiet import quiet_anndata_io
 from ._similarity import unit_rows
 
 
 class ReferenceSets:
-    """Region sets searchable by ``l2r`` and ``r2r``: metadata (index = set names) and one vector per set."""
+    """Region sets searchable by ``l2r`` and ``r2r``: metadata (index = set names) and one vector per set.
 
-    def __init__(self, metadata: pd.DataFrame, vectors: np.ndarray):
+    With ``tokens`` (sets × universe regions, sparse: the collection's ``X``), the default annotator also
+    compares a query's regions with the sets' (overlap and enrichment evidence); without, it has the embedding
+    only.
+    """
+
+    def __init__(self, metadata: pd.DataFrame, vectors: np.ndarray, tokens: sp.spmatrix | None = None):
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or len(metadata) != vectors.shape[0]:
             raise ValueError(f"{vectors.shape[0] if vectors.ndim else 0} set vectors for {len(metadata)} sets")
+        if tokens is not None:
+            if not sp.issparse(tokens) or tokens.shape[0] != len(metadata):
+                raise ValueError(f"tokens must be a sparse matrix with one row per set ({len(metadata)})")
+            tokens = tokens if tokens.format == "csr" else tokens.tocsr()
+            if tokens.nnz == 0:  # an AnnData written without its tokens (an empty X) carries none
+                tokens = None
         check_finite(vectors, "set vectors")
         names = pd.Index(metadata.index.astype(str))
         if names.has_duplicates:
             raise ValueError(f"set names must be unique; repeated: {sorted(set(names[names.duplicated()]))[:10]}")
         self._metadata = metadata.set_axis(names)
         self._vectors = np.ascontiguousarray(vectors)
+        self._tokens = tokens
 
     @property
     def names(self) -> pd.Index:
@@ -42,6 +55,11 @@ class ReferenceSets:
     def vectors(self) -> np.ndarray:
         """Set vectors (sets × dim)."""
         return self._vectors
+
+    @property
+    def tokens(self) -> sp.csr_matrix | None:
+        """Sets × universe regions (nonzero: the set has the region), or ``None`` when not carried."""
+        return self._tokens
 
     @cached_property
     def unit_vectors(self) -> np.ndarray:
@@ -59,8 +77,8 @@ class ReferenceSets:
             return None
 
     def to_anndata(self) -> ad.AnnData:
-        """As an AnnData with no ``X``: ``.obs`` the metadata, ``.obsm["X"]`` the vectors."""
-        return ad.AnnData(obs=self._metadata.copy(), obsm={"X": self._vectors})
+        """As an AnnData: ``X`` the tokens (none when not carried), ``.obs`` the metadata, ``.obsm["X"]`` the vectors."""
+        return ad.AnnData(X=self._tokens, obs=self._metadata.copy(), obsm={"X": self._vectors})
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as ``.h5ad`` (keeps every dtype: categoricals, numbers, booleans; never a pickle)."""
@@ -75,9 +93,10 @@ class ReferenceSets:
             with quiet_anndata_io():
                 adata = ad.read_h5ad(path)
             vectors = np.asarray(adata.obsm["X"])
+            tokens = adata.X if sp.issparse(adata.X) else None
         except Exception as err:  # h5py and anndata raise many kinds; the user needs the file's name
             raise ValueError(f"{path}: not a readable reference collection ({type(err).__name__}: {err})") from None
-        return cls(adata.obs, vectors)
+        return cls(adata.obs, vectors, tokens)
 
 
 def check_finite(values: np.ndarray, what: str) -> None:

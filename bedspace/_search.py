@@ -44,3 +44,53 @@ def ranked_table(
     if not (len(queries) > 1 if several is None else several):
         table = table.drop(columns="query")
     return table
+
+
+def annotation_table(
+    queries: list[str],
+    scores: dict[str, np.ndarray],
+    probabilities: dict[str, np.ndarray],
+    in_domain: np.ndarray,
+    labels: dict[str, pd.DataFrame],
+    top_k: int,
+    *,
+    min_probability: float = 0.0,
+    several: bool,
+) -> pd.DataFrame:
+    """The default annotator's answer, per query and field: ``top_k`` labels by probability (by score without).
+
+    Columns ``query`` (when ``several``), ``field``, ``rank`` (within the query and field), ``name``, ``value``,
+    ``probability`` (when calibrated), ``score`` (fused), ``in_domain``. Labels below ``min_probability`` are
+    left out: a query may get no label in a field (abstention).
+    """
+    parts = []
+    for field, field_scores in scores.items():
+        frame = labels[field]
+        probability = probabilities.get(field)
+        order_by = field_scores if probability is None else probability
+        index, _ = top_k_of(order_by, top_k)
+        n = index.shape[1]
+        flat = index.ravel()
+        rows = np.repeat(np.arange(len(queries)), n)
+        part = pd.DataFrame(
+            {
+                "query": np.asarray(queries, dtype=object)[rows],
+                "field": field,
+                "rank": np.tile(np.arange(1, n + 1), len(queries)),
+                "name": frame.index.to_numpy(dtype=object)[flat],
+                "value": frame["value"].to_numpy(dtype=object)[flat],
+            }
+        )
+        if probability is not None:
+            part["probability"] = np.take_along_axis(probability, index, axis=1).ravel()
+        part["score"] = np.take_along_axis(field_scores, index, axis=1).ravel()
+        part["in_domain"] = np.asarray(in_domain, bool)[rows]
+        part["_query"] = rows
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    table = table.sort_values(["_query"], kind="stable").drop(columns="_query").reset_index(drop=True)
+    if min_probability > 0:
+        table = table[table["probability"] >= min_probability].reset_index(drop=True)
+    if not several:
+        table = table.drop(columns="query")
+    return table

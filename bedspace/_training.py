@@ -68,7 +68,7 @@ def training_examples(adata: ad.AnnData, fields: Sequence[str] | str) -> Trainin
     rows = np.flatnonzero(has_label & (n_tokens > 0))
     if rows.size == 0:
         raise ValueError(f"nothing to train on: no set has both a label in {fields} and a universe region")
-    sub = X[rows]
+    sub = X if rows.size == X.shape[0] else X[rows]  # every set: no copy of the collection's tokens
     return TrainingExamples(
         labels=table,
         rows=rows,

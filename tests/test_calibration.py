@@ -9,6 +9,7 @@ import pytest
 
 from bedspace._calibration import (
     Calibrator,
+    _isotonic_knots,
     expected_calibration_error,
     fit_calibrator,
     fit_temperature,
@@ -176,3 +177,14 @@ def test_calibrating_real_held_out_annotations(hg19_trained):
     assert log_loss(calibrated, truth[held]) < log_loss(raw, truth[held])
     assert expected_calibration_error(calibrated, truth[held]) < expected_calibration_error(raw, truth[held])
     np.testing.assert_array_equal(calibrated.argmax(axis=1), raw.argmax(axis=1))
+
+
+def test_isotonic_knots_never_decrease_with_tied_confidences():
+    """Averaging the fit over tied confidences can round a flat run down by an ulp; the knots must stay monotone
+    (a Calibrator refuses decreasing knots, which once stopped a training's calibration)."""
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        confidence = np.round(rng.random(60), 1)  # many ties
+        x, y = _isotonic_knots(confidence, rng.random(60) < confidence)
+        assert np.all(np.diff(x) > 0) and np.all(np.diff(y) >= 0), seed
+        Calibrator(temperature=1.0, isotonic_x=tuple(x), isotonic_y=tuple(y))

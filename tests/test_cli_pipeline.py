@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -138,9 +139,28 @@ def test_search_r2l_with_a_file_never_seen(pipeline, hg19_folder):
         "search", "-t", "r2l", "-d", "distances.pkl", "-q", held_back, "-n", "10", "--format", "tsv", cwd=pipeline
     ).stdout
     table = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
-    assert list(table.columns[:3]) == ["rank", "name", "score"] and len(table) == 6  # every label of the subset
+    # the default annotator: per field, labels ranked by calibrated probability, with the fused score and the
+    # domain check
+    assert list(table.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain"]
+    assert len(table) == 6 and table["in_domain"].all()  # every label of the subset
     assert table.loc[table["field"] == "assay", "value"].iloc[0] == "DNase-seq"
     assert table.loc[table["field"] == "organ", "value"].iloc[0] == "blood"
+    assert np.allclose(table.groupby("field")["probability"].sum(), 1.0, atol=1e-3)
+    # the label vectors, StarSpace's way, on request; abstention below a probability
+    out = bedspace(
+        "search", "-t", "r2l", "-d", "distances.pkl", "-q", held_back, "--method", "embedding", "--format", "tsv",
+        cwd=pipeline,
+    ).stdout  # fmt: skip
+    assert list(pd.read_csv(pd.io.common.StringIO(out), sep="\t").columns[:3]) == ["rank", "name", "score"]
+    out = bedspace(
+        "search", "-t", "r2l", "-d", "distances.pkl", "-q", held_back, "--min-probability", "0.3", "--format", "tsv",
+        cwd=pipeline,
+    ).stdout  # fmt: skip
+    confident = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
+    assert len(confident) < len(table) and (confident["probability"] >= 0.3).all()
+    result = bedspace("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "--method", "hybrid",
+                      cwd=pipeline, check=False)  # fmt: skip
+    assert result.returncode == 1 and "r2l and -t l2r only" in result.stderr
 
 
 def test_search_l2r_and_r2r(pipeline, hg19_folder):
@@ -150,7 +170,13 @@ def test_search_l2r_and_r2r(pipeline, hg19_folder):
     ).stdout
     hits = json.loads(out)
     assert [h["rank"] for h in hits] == [1, 2, 3, 4]
-    assert all(h["assay"] == "ATAC-seq" for h in hits)
+    # the default ranks sets by their fused annotation: a GM12878 TF ChIP set may look like blood ATAC-seq
+    assert sum(h["assay"] == "ATAC-seq" for h in hits) >= 3
+    out = bedspace(
+        "search", "-t", "l2r", "-d", "distances.pkl", "-q", "ATAC-seq", "-n", "4", "--method", "embedding",
+        "--format", "json", cwd=pipeline,
+    ).stdout  # fmt: skip
+    assert all(h["assay"] == "ATAC-seq" for h in json.loads(out))
     table = bedspace("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "-n", "3", cwd=pipeline).stdout
     lines = table.strip().splitlines()
     assert lines[0].split()[:3] == ["rank", "name", "score"] and len(lines) == 4

@@ -58,12 +58,12 @@ def test_evaluate_on_a_hand_built_case():
     table = bs.tl.evaluate(train, test, fields="kind", n_neighbors=1)
     value = table.set_index(["search", "metric", "method"])["value"]
     # test vectors: s0 ~ (1, .2) -> a; s1 = (0, 1) -> b; s2 = (2, 1.2) -> a (truth b): hit@1 2/3
-    assert value["r2l", "hit@1", "bedspace"] == pytest.approx(2 / 3)
-    assert value["r2l", "hit@3", "bedspace"] == 1.0
-    assert value["r2l", "MRR", "bedspace"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert value["r2l", "hit@1", "bedspace-labels"] == pytest.approx(2 / 3)
+    assert value["r2l", "hit@3", "bedspace-labels"] == 1.0
+    assert value["r2l", "MRR", "bedspace-labels"] == pytest.approx((1 + 1 + 0.5) / 3)
     # l2r label a: scores of s0, s1, s2 on a = (.98, 0, .86); relevant s0 -> AP 1; label b: relevant s1 (rank 1), s2
     # (b scores: .196, 1, .51 -> s2 rank 2): AP 1 -> MAP 1
-    assert value["l2r", "MAP", "bedspace"] == pytest.approx(1.0)
+    assert value["l2r", "MAP", "bedspace-labels"] == pytest.approx(1.0)
     # overlap r2l with 1 neighbour: s0's tokens {1} nearest train s0 {0,1} (J .5) -> a (right); s1 {2} -> train s2
     # {2,3} (J .5) -> b (right); s2 {0,1,2} -> train s0 {0,1} (J 2/3) -> a (wrong)
     assert value["r2l", "hit@1", "overlap"] == pytest.approx(2 / 3)
@@ -77,17 +77,27 @@ def test_evaluate_on_a_hand_built_case():
     # l2r: label a puts s0 and s2 (rank 1, p = 1/2, tied: held-out order) first -> AP 1; label b: s1 first, then
     # s0 and s2 tied (rank 3, p = 1) -> s2 third -> AP (1 + 2/3) / 2
     assert value["l2r", "MAP", "enrichment"] == pytest.approx((1 + 5 / 6) / 2)
-    assert set(table["method"]) == {"bedspace", "overlap", "enrichment", "random"}
+    assert set(table["method"]) == {"bedspace", "bedspace-labels", "overlap", "enrichment", "random"}
+    # the default annotator (no calibration here: scores, not probabilities, and no ECE) fuses enrichment, overlap
+    # and embedding neighbours: s0 and s1 are right by all three; s2 is wrong by enrichment and overlap
+    assert value["r2l", "hit@1", "bedspace"] == pytest.approx(2 / 3)
+    assert ("r2l", "ECE", "bedspace") not in value.index
     assert 0 < value["r2l", "hit@1", "random"] < 1
-    assert table["method"].drop_duplicates().tolist() == ["bedspace", "overlap", "enrichment", "random"]
+    assert table["method"].drop_duplicates().tolist() == [
+        "bedspace",
+        "bedspace-labels",
+        "overlap",
+        "enrichment",
+        "random",
+    ]
 
 
 def test_evaluate_baselines_can_be_chosen():
     train, test = _hand_built()
     only = bs.tl.evaluate(train, test, fields="kind", baselines=())
-    assert set(only["method"]) == {"bedspace"}
+    assert set(only["method"]) == {"bedspace", "bedspace-labels"}
     both = bs.tl.evaluate(train, test, fields="kind", baselines=["enrichment"], n_neighbors=1)
-    assert set(both["method"]) == {"bedspace", "enrichment"}
+    assert set(both["method"]) == {"bedspace", "bedspace-labels", "enrichment"}
     full = bs.tl.evaluate(train, test, fields="kind", n_neighbors=1)
     pd.testing.assert_frame_equal(
         both[both["method"] == "enrichment"].reset_index(drop=True),
@@ -105,6 +115,8 @@ def test_evaluate_real_data_beats_random(hg19_trained):
     train, test = hg19_trained
     table = bs.tl.evaluate(train, test, fields=["organ", "assay"])
     wide = table.pivot_table(index=["field", "search", "metric"], columns="method", values="value")
+    assert wide.loc[("organ", "r2l", "ECE"), "bedspace"] < 0.2  # calibrated probabilities (the fixture calibrates)
+    wide = wide.drop(index="ECE", level="metric")
     assert (wide["bedspace"] > wide["random"]).loc[["organ", "assay"]].all().all() or (
         wide["bedspace"] >= wide["random"]
     ).all()
@@ -135,6 +147,7 @@ def test_split_is_stratified(hg19_adata):
 
 
 REPEATED = {"dim": 32, "epochs": 10, "n_threads": 1}  # n_threads=1: bit-for-bit reproducible per seed
+TRAINED = ["bedspace", "bedspace-labels", "starspace", "starspace-labels"]
 
 
 @pytest.fixture(scope="module")
@@ -155,18 +168,26 @@ def repeated(hg19_adata):
 def test_repeated_evaluation_runs_every_split_and_seed(repeated):
     runs = repeated.runs
     assert list(runs.columns) == ["split", "seed", "field", "search", "metric", "method", "value"]
-    assert runs["method"].drop_duplicates().tolist() == ["bedspace", "starspace", "overlap", "enrichment", "random"]
-    for method in ("bedspace", "starspace"):
+    assert runs["method"].drop_duplicates().tolist() == [*TRAINED, "overlap", "enrichment", "random"]
+    for method in TRAINED:
         trained = runs[runs["method"] == method]
         assert set(zip(trained["split"], trained["seed"], strict=True)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
     baseline = runs[runs["method"].isin(["overlap", "enrichment", "random"])]
     assert baseline["seed"].isna().all() and set(baseline["split"]) == {0, 1}  # once per split: they are not trained
     # per run, every field × search × metric once
     per_run = runs.groupby(["split", "seed", "method"], dropna=False).size()
-    assert (per_run == per_run.iloc[0]).all() and per_run.iloc[0] == 2 * (4 + 2 + 3)
+    calibrated = per_run.index.get_level_values("method") == "bedspace"  # its r2l also reports the ECE
+    assert (per_run[calibrated] == 2 * (5 + 2 + 3)).all() and (per_run[~calibrated] == 2 * (4 + 2 + 3)).all()
     # the StarSpace-compatible run is a different model, not a copy of the default
     wide = runs.pivot_table(index=["split", "seed", "field", "search", "metric"], columns="method", values="value")
-    assert not np.allclose(wide["bedspace"], wide["starspace"])
+    assert not np.allclose(wide["bedspace-labels"], wide["starspace-labels"])
+    ece = runs[(runs["metric"] == "ECE")]
+    assert set(ece["method"]) == {"bedspace"} and ece["value"].between(0, 1).all()
+    # pooled over the runs' held-out annotations: one number per calibrated method and field
+    pooled = repeated.calibration_error()
+    assert pooled[["method", "field"]].values.tolist() == [["bedspace", "organ"], ["bedspace", "assay"]]
+    assert (pooled["n"] == repeated.predictions.groupby("field", sort=False).size().to_numpy()).all()
+    assert pooled["ECE"].between(0, 1).all() and pooled["accuracy"].between(0, 1).all()
 
 
 def test_repeated_summary_is_the_runs_aggregated(repeated):
@@ -187,6 +208,7 @@ def test_repeated_summary_is_the_runs_aggregated(repeated):
     # the trained method does at least as well as chance on every number, averaged over runs (hit@3 of 3 assays
     # is 1 for every method), and better on the headline ones
     means = summary.pivot_table(index=["field", "search", "metric"], columns="method", values="mean")
+    means = means.drop(index="ECE", level="metric")  # the calibration error has no random counterpart
     assert (means["bedspace"] >= means["random"]).all()
     headline = means.loc[[(f, s, m) for f in ("organ", "assay") for s, m in (("r2l", "hit@1"), ("r2r", "MAP"))]]
     assert (headline["bedspace"] > headline["random"]).all()
@@ -198,7 +220,7 @@ def test_a_repeated_run_is_the_single_evaluation_of_that_split_and_seed(repeated
     single = bs.tl.evaluate(train, test, fields=["organ", "assay"], random_state=1)
     runs = repeated.runs
     from_repeated = runs[(runs["split"] == 1) & ((runs["seed"] == 1) | runs["seed"].isna())]
-    from_repeated = from_repeated[from_repeated["method"] != "starspace"]
+    from_repeated = from_repeated[~from_repeated["method"].str.startswith("starspace")]
     pd.testing.assert_frame_equal(
         from_repeated[["field", "search", "metric", "method", "value"]].reset_index(drop=True),
         single.reset_index(drop=True),
@@ -213,7 +235,7 @@ def test_repeated_table_shows_mean_and_sd(repeated):
         ("assay", "r2l", "hit@1"),
         ("assay", "r2r", "MAP"),
     ]
-    assert table.columns.tolist() == ["bedspace", "starspace", "overlap", "enrichment", "random"]
+    assert table.columns.tolist() == [*TRAINED, "overlap", "enrichment", "random"]
     row = repeated.summary.set_index(["field", "search", "metric", "method"]).loc[("assay", "r2l", "hit@1", "bedspace")]
     assert table.loc[("assay", "r2l", "hit@1"), "bedspace"] == f"{row['mean']:.2f} ± {row['sd']:.2f}"
     with pytest.raises(ValueError, match="unknown search"):

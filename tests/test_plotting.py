@@ -83,10 +83,11 @@ def test_search_bars(hg19_trained, tmp_path):
     )
     ax = bs.pl.search(result, show=False, save=tmp_path / "search.png")
     assert (tmp_path / "search.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(ax.patches) == 6
+    assert len(ax.patches) == len(result) == 6 + 6 + 3  # per field: 6 organs, 6 cell classes, the 3 assays
     assert [t.get_text() for t in ax.get_yticklabels()] == result["name"].tolist()
     assert ax.get_yticks()[0] == len(result) - 1  # the best hit on top
-    assert [round(p.get_width(), 6) for p in ax.patches] == [round(s, 6) for s in result["score"]]
+    assert [round(p.get_width(), 6) for p in ax.patches] == [round(s, 6) for s in result["probability"]]
+    assert ax.get_xlabel() == "probability"
     plt.close(ax.figure)
     several = bs.tl.search(train, train.obs_names[:2].tolist(), search_type="r2r", top_k=3)
     with pytest.raises(ValueError, match="one query at a time"):
@@ -106,8 +107,9 @@ def test_loss_and_evaluation_plots(hg19_trained, tmp_path):
     table = bs.tl.evaluate(train, test, fields=["organ", "assay"])
     ax = bs.pl.evaluation(table, show=False, save=tmp_path / "evaluation.png")
     assert (tmp_path / "evaluation.png").read_bytes()[:4] == b"\x89PNG"
-    assert len(ax.patches) == 2 * 3 * 4  # fields × searches × methods
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["bedspace", "overlap", "enrichment", "random"]
+    assert len(ax.patches) == 2 * 3 * 5  # fields × searches × methods
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["bedspace", "bedspace-labels", "overlap", "enrichment", "random"]
     plt.close(ax.figure)
     with pytest.raises(KeyError, match="run bs.tl.train"):
         bs.pl.loss(test, show=False)
@@ -142,3 +144,24 @@ def test_scanpy_works_on_bedspace_results(hg19_trained, tmp_path):
     assert len(ax.collections[0].get_offsets()) == adata.n_obs
     ax.figure.savefig(tmp_path / "scanpy.png")
     plt.close("all")
+
+
+def test_calibration_reliability_diagram(hg19_trained, tmp_path):
+    train, test = hg19_trained
+    ax = bs.pl.calibration(train, show=False, save=tmp_path / "calibration.png")
+    assert (tmp_path / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    record = train.uns["bedspace"]["annotator"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "calibrated" and len(labels) == 1 + len(record["fields"])
+    assert labels[1] == f"organ (ECE {record['diagnostics']['organ']['ece']:.3f})"
+    # one point per non-empty bin of the held-out annotations, on the stored (confidence, accuracy)
+    points = ax.collections[0].get_offsets()
+    assert len(points) == len(record["reliability"]["organ"]["count"])
+    plt.close(ax.figure)
+    ax = bs.pl.calibration(train, fields="assay", show=False)
+    assert len(ax.collections) == 1
+    plt.close(ax.figure)
+    with pytest.raises(KeyError, match="no reliability diagram of field"):
+        bs.pl.calibration(train, fields="tissue", show=False)
+    with pytest.raises(KeyError, match="no calibrated annotator"):
+        bs.pl.calibration(test, show=False)

@@ -19,11 +19,14 @@ def test_r2l_annotates_an_unseen_blood_dnase_file(hg19, hg19_trained):
         path = hg19.beds / name
         assert name not in train.obs_names
         hits = bs.tl.search(train, path, search_type="r2l", field="organ", top_k=3)
-        assert list(hits.columns) == ["rank", "name", "score", "field", "value"]
-        assert "organ=blood" in hits["name"].tolist(), hits
-        assert hits["rank"].tolist() == [1, 2, 3]
-        assert hits["score"].is_monotonic_decreasing
-        assert hits["score"].between(-1, 1).all()
+        assert list(hits.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain"]
+        assert hits["name"].iloc[0] == "organ=blood", hits
+        assert hits["rank"].tolist() == [1, 2, 3] and hits["in_domain"].all()
+        assert hits["probability"].is_monotonic_decreasing and hits["probability"].between(0, 1).all()
+        # the label vectors, StarSpace's way: raw cosine similarities
+        by_vectors = bs.tl.search(train, path, search_type="r2l", field="organ", top_k=3, method="embedding")
+        assert list(by_vectors.columns) == ["rank", "name", "score", "field", "value"]
+        assert by_vectors["score"].is_monotonic_decreasing and by_vectors["score"].between(-1, 1).all()
 
 
 def test_r2l_all_fields_and_frame_query(hg19, hg19_trained):
@@ -82,8 +85,8 @@ def test_a_query_with_nothing_to_rank_is_an_error(hg19_trained, tmp_path):
         hits = bs.tl.search(train, [tmp_path / "fly.bed", train.obs_names[0]], search_type="r2l", top_k=1)
     assert any("queries overlap no region the model knows" in str(w.message) for w in record)
     assert any("share no chromosome name" in str(w.message) for w in record)
-    assert hits["query"].tolist() == [train.obs_names[0]]
-    with pytest.raises(ValueError, match="nothing to rank"), pytest.warns(bs.BEDSpaceWarning):
+    assert hits["query"].unique().tolist() == [train.obs_names[0]]
+    with pytest.raises(ValueError, match="nothing to rank: the query 'query'"):
         bs.tl.search(train, frame, search_type="r2r")
 
 

@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--query", required=True, help="a BED file (r2l, r2r), or a label such as T_cell (l2r)")
     p.add_argument("-n", type=positive, default=10, help="number of results (default: 10)")
     p.add_argument("-f", "--field", default=None, help="only labels of this field (r2l)")
+    p.add_argument(
+        "--method", choices=["hybrid", "embedding"], default=None,
+        help="r2l, l2r: hybrid (default; overlap and embedding evidence, calibrated probabilities) or embedding "
+        "(label vectors, as StarSpace)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-probability", type=_number, default=0.0,
+        help="r2l: leave out labels less probable than this, in [0, 1] (default: 0)",
+    )  # fmt: skip
     p.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format")
     p.set_defaults(func=_pipeline.search)
 

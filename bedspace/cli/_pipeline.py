@@ -146,6 +146,8 @@ def train(args: argparse.Namespace) -> None:
 
 
 def distances(args: argparse.Namespace) -> None:
+    import scipy.sparse as sp
+
     import bedspace as bs
     from bedspace._metadata import match_metadata, read_metadata
     from bedspace._reference import ReferenceSets
@@ -165,14 +167,20 @@ def distances(args: argparse.Namespace) -> None:
             f"{missing[:10]}"
         )
     vectors = np.zeros((len(names), model.dim), np.float32)
+    # the sets' tokens come along when the model has them, so that search can use the default (hybrid) annotator
+    tokens = [None] * len(names)
     for i, name in enumerate(names):
         if name not in missing:
             vectors[i] = known.vectors[known.position(name)]
+            tokens[i] = None if known.tokens is None else known.tokens[known.position(name)]
     if missing:
-        unseen = model.embed([Path(args.beds) / n for n in missing], n_jobs=None)
+        unseen = model.tokenize([Path(args.beds) / n for n in missing])
         rows = [names.index(n) for n in missing]
-        vectors[rows] = unseen
-    reference = ReferenceSets(match_metadata(table, names), vectors)
+        vectors[rows] = model.embed(unseen)
+        for row, i in enumerate(rows):
+            tokens[i] = unseen.X[row]
+    carried = None if any(t is None for t in tokens) else sp.vstack(tokens, format="csr")
+    reference = ReferenceSets(match_metadata(table, names), vectors, carried)
     adata = model.with_reference(reference).to_anndata()
     bs.tl.distances(adata, n_neighbors=args.n_neighbors)
     write_h5ad_atomic(adata, output)
@@ -188,12 +196,21 @@ def search(args: argparse.Namespace) -> None:
 
     adata = read_h5ad_checked(Path(args.distances), "distances file")
     model = bs.BEDSpaceModel.from_anndata(adata)
-    result = model.search(args.query, search_type=args.type, top_k=args.n, field=args.field)
+    if args.type != "r2l" and args.min_probability:
+        raise ValueError("--min-probability is an option of -t r2l only")
+    if args.type == "r2r" and args.method is not None:
+        raise ValueError("--method is an option of -t r2l and -t l2r only")
+    options = {"method": args.method, "min_probability": args.min_probability} if args.type == "r2l" else {}
+    if args.type == "l2r":
+        options = {"method": args.method}
+    result = model.search(args.query, search_type=args.type, top_k=args.n, field=args.field, **options)
     if args.type != "r2l":
         labels = [c for c in np.atleast_1d(model.params.get("labels", [])) if c in result.columns]
         keep = ["rank", "name", "score", *labels] if labels else ["rank", "name", "score"]
         result = result[(["query"] if "query" in result.columns else []) + keep]
     result = result.assign(score=result["score"].round(4))
+    if "probability" in result.columns:
+        result = result.assign(probability=result["probability"].round(4))
     if args.format == "json":
         print(json.dumps(result.to_dict(orient="records"), indent=1, default=str))
     elif args.format == "tsv":

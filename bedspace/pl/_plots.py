@@ -113,7 +113,10 @@ def search(
     show: bool | None = None,
     save: str | os.PathLike | None = None,
 ) -> Axes:
-    """Ranked scores of a search result as horizontal bars, best at the top.
+    """Ranked results of a search as horizontal bars, best at the top.
+
+    The bars are the probability of an annotation when the result has one (r2l by the default annotator), else
+    the score.
 
     Parameters
     ----------
@@ -136,17 +139,22 @@ def search(
         raise KeyError(f"no column {color!r} in the result; columns are {list(result.columns)}")
     fig, ax = new_axes(ax, size=(7, 1 + 0.3 * len(result)))
     y = np.arange(len(result))[::-1]
+    measure = "probability" if "probability" in result.columns else "score"
     if color is None:
-        ax.barh(y, result["score"], color="0.4")
+        ax.barh(y, result[measure], color="0.4")
     else:
         values = result[color].astype(str)
         colours = _palette(None, color, list(dict.fromkeys(values)))
-        ax.barh(y, result["score"], color=[colours[v] for v in values])
+        ax.barh(y, result[measure], color=[colours[v] for v in values])
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
         ax.legend(handles, colours.keys(), title=color, loc="lower right", fontsize="small", frameon=False)
     ax.set_yticks(y, result["name"].astype(str))
     ax.axvline(0, color="black", linewidth=0.6)
-    ax.set_xlabel("cosine similarity")
+    if measure == "probability":
+        ax.set_xlabel("probability")
+        ax.set_xlim(0, 1)
+    else:
+        ax.set_xlabel("fused rank score" if "in_domain" in result.columns else "cosine similarity")
     return finish(ax, show=show, save=save)
 
 
@@ -237,4 +245,67 @@ def evaluation(
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("score")
     ax.legend(frameon=False, fontsize="small", ncols=len(methods), loc="upper center", bbox_to_anchor=(0.5, 1.12))
+    return finish(ax, show=show, save=save)
+
+
+def calibration(
+    adata: ad.AnnData,
+    *,
+    fields: list[str] | str | None = None,
+    key: str = "bedspace",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | os.PathLike | None = None,
+) -> Axes:
+    """Reliability diagram of the default annotator's probabilities (written by :func:`bedspace.tl.calibrate`).
+
+    For the cross-fitted held-out annotations of the training collection, per field: the mean stated
+    probability of the top label (x) against how often it was right (y), per confidence bin, the marker's area
+    growing with the bin's sets. On the diagonal, a probability of 0.8 is right 80% of the time; below it, the
+    annotator is overconfident. The legend gives each field's expected calibration error (ECE).
+
+    Parameters
+    ----------
+    adata
+        A collection trained and calibrated with :func:`bedspace.tl.train` (``adata.uns[key]["annotator"]``).
+    fields
+        Which label fields (default: all).
+    key
+        The ``key_added`` of :func:`~bedspace.tl.train`.
+    ax, show, save
+        Draw into ``ax``; show (default: in an interactive session); save to this path.
+
+    Returns
+    -------
+    The Axes.
+    """
+    record = adata.uns.get(key, {}).get("annotator") if isinstance(adata.uns.get(key), dict) else None
+    if record is None:
+        raise KeyError(
+            f"no calibrated annotator under adata.uns[{key!r}]: train with bs.tl.train (calibrate=True) or run "
+            "bs.tl.calibrate"
+        )
+    reliability = dict(record.get("reliability", {}))
+    diagnostics = dict(record.get("diagnostics", {}))
+    names = list(reliability) if fields is None else ([fields] if isinstance(fields, str) else list(fields))
+    unknown = [f for f in names if f not in reliability]
+    if unknown:
+        raise KeyError(f"no reliability diagram of field(s) {unknown}; calibrated fields: {list(reliability)}")
+    fig, ax = new_axes(ax, size=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+    for name in names:
+        bins = {k: np.asarray(v, dtype=np.float64) for k, v in dict(reliability[name]).items()}
+        ece = float(np.asarray(dict(diagnostics.get(name, {})).get("ece", np.nan)))
+        sizes = 20 + 200 * bins["count"] / max(bins["count"].max(), 1)
+        ax.plot(bins["confidence"], bins["accuracy"], marker="", linewidth=1)
+        color = ax.lines[-1].get_color()
+        ax.scatter(
+            bins["confidence"], bins["accuracy"], s=sizes, color=color, alpha=0.7, label=f"{name} (ECE {ece:.3f})"
+        )
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("stated probability of the top label")
+    ax.set_ylabel("share right")
+    ax.set_title("calibration (held-out annotations)")
+    ax.legend(loc="upper left", fontsize="small", frameon=False)
     return finish(ax, show=show, save=save)

@@ -5,11 +5,12 @@ from ._embed import embed
 from ._evaluate import STARSPACE_COMPATIBLE, RepeatedEvaluation, evaluate, evaluate_repeated
 from ._layout import layout
 from ._search import search
-from ._train import train
+from ._train import calibrate, train
 
 __all__ = [
     "STARSPACE_COMPATIBLE",
     "RepeatedEvaluation",
+    "calibrate",
     "distances",
     "embed",
     "evaluate",

@@ -6,7 +6,6 @@ import anndata as ad
 
 from .._keys import Keys, store
 from .._model import searchable
-from .._training import collection_matrix
 
 
 def embed(
@@ -20,13 +19,15 @@ def embed(
     """Embed the sets of ``adata`` with the embedding trained into ``reference``.
 
     ``adata`` must be tokenized on the reference's universe (``bs.pp.tokenize(files, reference)`` does that).
+    It may be opened backed (``bs.pp.tokenize(..., out=...)`` returns it so): its ``X`` is read a chunk of rows
+    at a time, never whole, so memory is the reference's region vectors, the set vectors and one chunk.
     Afterwards :func:`bedspace.tl.distances`, :func:`bedspace.pl.label_similarity` and scanpy work on ``adata``
     as on a trained collection.
 
     Parameters
     ----------
     adata
-        The query collection (sets × the reference's universe regions).
+        The query collection (sets × the reference's universe regions), in memory or backed.
     reference
         A collection trained with :func:`bedspace.tl.train`.
     key
@@ -55,8 +56,8 @@ def embed(
     model.universe.check_same(adata.var, what="the query AnnData")
     written = Keys(key_added or key)
     adata = adata.copy() if copy else adata
-    X = collection_matrix(adata)
-    store(adata, "obsm", written.set_vectors, model.embed_rows(X.indptr, X.indices), "set vectors")
+    # a chunk of rows at a time: a backed collection is never read whole
+    store(adata, "obsm", written.set_vectors, model.embed(adata), "set vectors")
     trained = reference.uns[Keys(key).record]
     record = dict(adata.uns.get(written.record, {}))  # keeps what bs.pp.tokenize recorded under the same key
     record.update(

@@ -6,6 +6,7 @@ whole set's share and two seeds can differ by several points, so nothing is deci
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,16 +18,20 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import _logging as logg
+from .._annotation import annotate
+from .._calibration import confidence_calibration_error, expected_calibration_error
 from .._enrichment import aggregate_by_label, binary_csr, enrichment_from_counts, overlap_counts, rank_references
 from .._metrics import annotation_metrics, retrieval_metrics
 from .._model import BEDSpaceModel
 from .._similarity import unit_rows
 
 BASELINES = ("overlap", "enrichment", "random")
-METHODS = ("bedspace", *BASELINES)
 SEARCHES = ("r2l", "l2r", "r2r")
-STARSPACE_COMPATIBLE = MappingProxyType({"exclude_positives": False})
-"""Train options of the StarSpace-faithful run: only the drawn positive label is kept out of the negatives."""
+STARSPACE_COMPATIBLE = MappingProxyType({"exclude_positives": False, "calibrate": False})
+"""Train options of the StarSpace-faithful run: only the drawn positive label is kept out of the negatives (and
+no calibration: StarSpace annotates by the label vectors, reported as ``"starspace-labels"``)."""
+LABEL_VECTORS = "-labels"
+"""Suffix of a trained method's name for its annotation by the label vectors (StarSpace's way)."""
 _COLUMNS = ["field", "search", "metric", "method", "value"]
 _EVALUATION_KEY = "bedspace_evaluation"  # where evaluate_repeated trains, so a user's own key is never touched
 
@@ -145,6 +150,14 @@ def evaluate(
     * **r2r** (find similar sets): for each held-out set, rank the training sets. ``MAP``, ``R-precision``,
       ``MRR`` (relevant: training sets with the same value in the field).
 
+    The trained model is measured twice:
+
+    * ``bedspace``: the default annotator (:func:`bedspace.tl.search`, ``method="hybrid"``: enrichment, overlap
+      and embedding neighbours fused by rank) for r2l and l2r, with its calibrated probabilities when the
+      training was calibrated (then r2l also reports ``ECE``, the expected calibration error); r2r by cosine
+      similarity in the embedding.
+    * ``bedspace-labels``: r2l and l2r by cosine similarity to the label vectors (StarSpace's way); r2r the same.
+
     Baselines on the same split, none of which is trained:
 
     * ``random``: uniform random scores, averaged over ``n_random`` draws.
@@ -178,7 +191,7 @@ def evaluate(
     Returns
     -------
     Long-form DataFrame with columns ``field``, ``search`` (r2l, l2r, r2r), ``metric``, ``method``
-    (bedspace and the baselines) and ``value``; ``.pivot_table(index=["field", "search", "metric"],
+    (bedspace, bedspace-labels and the baselines) and ``value``; ``.pivot_table(index=["field", "search", "metric"],
     columns="method", values="value")`` gives the side-by-side table.
 
     See Also
@@ -190,24 +203,57 @@ def evaluate(
     _check_counts(n_neighbors, n_random)
     model = BEDSpaceModel.from_anndata(train, key=key)
     coded = [_Field.code(model, f, train.obs, test.obs) for f in fields]
-    rows = _embedding_rows(model, test, coded, "bedspace")
+    rows = _embedding_rows(model, train, test, coded, "bedspace")
     if baselines:
         rows += _baseline_rows(train, test, coded, baselines, n_neighbors, n_random, random_state)
-    return _ordered(pd.DataFrame(rows, columns=_COLUMNS), fields, ("bedspace", *BASELINES))
+    methods = ("bedspace", "bedspace" + LABEL_VECTORS, *BASELINES)
+    return _ordered(pd.DataFrame(rows, columns=_COLUMNS), fields, methods)
 
 
-def _embedding_rows(model: BEDSpaceModel, test: ad.AnnData, coded: list[_Field], method: str) -> list[tuple]:
+def _embedding_rows(
+    model: BEDSpaceModel,
+    train: ad.AnnData,
+    test: ad.AnnData,
+    coded: list[_Field],
+    method: str,
+    predictions: list[pd.DataFrame] | None = None,
+) -> list[tuple]:
+    """Rows of a trained model: ``method`` (the default annotator; r2r in the embedding) and ``method-labels``."""
     test_vectors = unit_rows(model.embed(test))
     train_vectors = model.unit_set_vectors
+    annotation = annotate(
+        binary_csr(test.X, name="test.X"), test_vectors, binary_csr(train.X, name="train.X"), train_vectors,
+        {field.name: (field.train, field.values.size) for field in coded}, model.annotator,
+    )  # fmt: skip
     rows = []
     for field in coded:
         known = field.known
         if not known.any():
             continue
         truth = field.test[known]
-        r2l = test_vectors[known] @ model.unit_label_vectors[field.in_model].T
-        results = _measure(r2l, test_vectors[known] @ train_vectors.T, truth, field.train)
+        r2r = test_vectors[known] @ train_vectors.T
+        probabilities = annotation.probabilities.get(field.name)
+        fused = annotation.scores[field.name][known]
+        # r2l by probability (the top label is the fused score's); l2r, as bs.tl.search ranks sets, by fused score
+        results = _measure(fused if probabilities is None else probabilities[known], r2r, truth, field.train)
+        results["l2r"] = _l2r(fused, truth)
+        if probabilities is not None:
+            results["r2l"]["ECE"] = expected_calibration_error(probabilities[known], truth)
+            if predictions is not None:
+                stated = probabilities[known]
+                predictions.append(
+                    pd.DataFrame(
+                        {
+                            "method": method,
+                            "field": field.name,
+                            "confidence": stated.max(axis=1),
+                            "correct": stated.argmax(axis=1) == truth,
+                        }
+                    )
+                )
         rows += _rows(field.name, method, results)
+        by_label_vectors = test_vectors[known] @ model.unit_label_vectors[field.in_model].T
+        rows += _rows(field.name, method + LABEL_VECTORS, _measure(by_label_vectors, r2r, truth, field.train))
     return rows
 
 
@@ -307,6 +353,28 @@ class RepeatedEvaluation:
 
     runs: pd.DataFrame
     summary: pd.DataFrame
+    predictions: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+
+    def calibration_error(self, *, n_bins: int = 15) -> pd.DataFrame:
+        """Expected calibration error of the r2l probabilities, pooled over every held-out annotation of every run.
+
+        One run holds out about 45 sets: binned over so few, even a calibrated annotator shows an ECE of 0.05–0.1
+        (each bin's accuracy is a small sample). Pooling the runs' annotations measures the calibration itself.
+
+        Returns
+        -------
+        One row per method and field: ``n`` (annotations), ``confidence`` (mean stated probability of the top
+        label), ``accuracy`` (share right) and ``ECE``.
+        """
+        if self.predictions.empty:
+            raise ValueError("no calibrated probabilities were evaluated (train with calibrate=True)")
+        rows = []
+        for (method, field), part in self.predictions.groupby(["method", "field"], sort=False):
+            confidence = part["confidence"].to_numpy()
+            correct = part["correct"].to_numpy()
+            ece = confidence_calibration_error(confidence, correct, n_bins=n_bins)
+            rows.append((method, field, len(part), confidence.mean(), correct.mean(), ece))
+        return pd.DataFrame(rows, columns=["method", "field", "n", "confidence", "accuracy", "ECE"])
 
     def table(self, metrics: Mapping[str, str] | None = None, *, digits: int = 3) -> pd.DataFrame:
         """``mean ± sd`` side by side: rows ``field``, ``search``, ``metric``; one column per method.
@@ -382,8 +450,10 @@ def evaluate_repeated(
         Share held out per split.
     configurations
         Trained methods: name → options of :func:`bedspace.tl.train` that set it apart; default
-        ``{"bedspace": {}}``. ``{"bedspace": {}, "starspace": bs.tl.STARSPACE_COMPATIBLE}`` adds the
-        StarSpace-faithful native run (``exclude_positives=False``) as its own method.
+        ``{"bedspace": {}}``. Each is reported as ``name`` (the default annotator) and ``name-labels`` (by the
+        label vectors), as in :func:`evaluate`. ``{"bedspace": {}, "starspace": bs.tl.STARSPACE_COMPATIBLE}``
+        adds the StarSpace-faithful native run (``exclude_positives=False``); ``starspace-labels`` is
+        StarSpace's own annotation.
     train_kwargs
         Options of :func:`bedspace.tl.train` common to every configuration (e.g. ``dim``, ``epochs``,
         ``n_threads``). ``labels``, ``random_state``, ``key_added`` and ``copy`` are set here and may not be given.
@@ -436,9 +506,10 @@ def evaluate_repeated(
                 f"train options {reserved} are set by evaluate_repeated (labels=..., seeds=...); leave them out"
             )
     _check_counts(n_neighbors, n_random)
-    methods = (*configurations, *baselines)
+    methods = (*[m for name in configurations for m in (name, name + LABEL_VECTORS)], *baselines)
 
     runs = []
+    predictions: list[pd.DataFrame] = []
     for split_seed in range(n_splits):
         train, test = split_sets(adata, stratify=stratify, test_size=test_size, random_state=split_seed)
         coded = None
@@ -451,14 +522,18 @@ def evaluate_repeated(
                 model = BEDSpaceModel.from_anndata(train, key=_EVALUATION_KEY)
                 # Every configuration sees the same training sets and labels, so the same candidates per field.
                 coded = coded or [_Field.code(model, f, train.obs, test.obs) for f in fields]
-                runs += [(split_seed, seed, *row) for row in _embedding_rows(model, test, coded, name)]
+                found: list[pd.DataFrame] = []
+                rows = _embedding_rows(model, train, test, coded, name, found)
+                runs += [(split_seed, seed, *row) for row in rows]
+                predictions += [part.assign(split=split_seed, seed=seed) for part in found]
                 del model
         if baselines:
             rows = _baseline_rows(train, test, coded, baselines, n_neighbors, n_random, split_seed)
             runs += [(split_seed, pd.NA, *row) for row in rows]
     table = pd.DataFrame(runs, columns=["split", "seed", *_COLUMNS]).astype({"seed": "Int64"})
     table = _ordered(table, fields, methods)
-    return RepeatedEvaluation(runs=table, summary=_summarise(table, fields, methods))
+    predicted = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
+    return RepeatedEvaluation(runs=table, summary=_summarise(table, fields, methods), predictions=predicted)
 
 
 def _summarise(runs: pd.DataFrame, fields: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:

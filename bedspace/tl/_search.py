@@ -17,6 +17,8 @@ def search(
     search_type: Literal["r2l", "l2r", "r2r"],
     top_k: int = 10,
     field: str | None = None,
+    method: Literal["hybrid", "embedding"] | None = None,
+    min_probability: float = 0.0,
     key: str = "bedspace",
 ) -> pd.DataFrame:
     """Search the joint space of a trained collection.
@@ -38,15 +40,36 @@ def search(
         Hits per query.
     field
         Only labels of this field (``"r2l"``; for ``"l2r"`` it tells which field a bare value belongs to).
+    method
+        How ``"r2l"`` and ``"l2r"`` score labels. ``"hybrid"`` (the default when the collection's tokens are at
+        hand): per field, three rankings of the labels — the set's most enriched collection sets (LOLA's Fisher
+        test), a vote of its 5 most overlapping sets (Jaccard), a vote of its 5 nearest sets in the embedding —
+        fused by reciprocal rank, with probabilities calibrated by :func:`bedspace.tl.calibrate`; ``"l2r"`` ranks
+        the collection's sets by their fused score for the label, each annotated from the other sets (computed
+        for all sets on the first such search, then kept). ``"embedding"``: cosine similarity of set vectors to
+        the label vectors, StarSpace's way (instant on any number of sets).
+    min_probability
+        ``"r2l"`` with probabilities: leave out labels less probable than this (a query may get no label: it
+        abstains).
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
 
     Returns
     -------
-    A tidy DataFrame ranked by ``score`` (raw cosine similarity, comparable across queries and searches):
-    ``rank``, ``name`` (a label ``field=value`` or a set name), ``score``; for labels ``field`` and ``value``;
-    for sets their ``.obs`` metadata. With several queries, a ``query`` column comes first. In ``"r2r"`` a set of
-    the collection asked for by name is never its own hit (a BED file is compared with every set).
+    A tidy DataFrame; with several queries a ``query`` column comes first.
+
+    * ``"r2l"``, ``method="hybrid"``: per query and field, ``field``, ``rank`` (within the field), ``name``
+      (``field=value``), ``value``, ``probability`` (calibrated: of the answers given with probability 0.8,
+      about 80% are right; absent when the collection was trained with ``calibrate=False``), ``score`` (the fused
+      rank score), ``in_domain`` (``False``: the query is unlike every collection set — few of its regions in
+      the universe, or no more shared regions than chance — and gets the labels' base rates, with a warning).
+    * ``"l2r"``: ``rank``, ``name`` (a set), ``score`` (the fused score, or with ``method="embedding"`` the
+      cosine similarity), the sets' ``.obs`` metadata.
+    * ``"r2l"`` with ``method="embedding"``, and ``"r2r"``: ranked by ``score`` (raw cosine similarity,
+      comparable across queries and searches): ``rank``, ``name`` (a label or a set name), ``score``; for labels
+      ``field`` and ``value``; for sets their ``.obs`` metadata. In ``"r2r"`` a set of the collection asked for
+      by name is never its own hit (a BED file is compared with every set); in ``"r2l"`` (hybrid) it is
+      annotated from the other sets.
 
     Raises
     ------
@@ -59,4 +82,6 @@ def search(
     >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2l", field="organ")  # doctest: +SKIP
     >>> bs.tl.search(adata, "organ=blood", search_type="l2r", top_k=5)  # doctest: +SKIP
     """
-    return searchable(adata, key).search(query, search_type=search_type, top_k=top_k, field=field)
+    return searchable(adata, key).search(
+        query, search_type=search_type, top_k=top_k, field=field, method=method, min_probability=min_probability
+    )

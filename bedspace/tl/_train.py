@@ -9,6 +9,8 @@ from typing import Literal
 
 import anndata as ad
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from .. import _logging as logg
@@ -16,11 +18,19 @@ from .._engine import native
 from .._engine import starspace as starspace_engine
 from .._formats.starspace import place_symbols, read_starspace_tsv, write_training_file
 from .._keys import Keys, store
+from .._labels import LabelTable
 from .._model import BEDSpaceModel
 from .._parallel import available_cores
 from .._params import BACKENDS, DEFAULTS, TrainParams, check_threads
-from .._training import TrainingExamples, collection_matrix, training_examples
+from .._training import TrainingExamples, training_examples
 from .._universe import Universe
+from .._warnings import warn
+from ._calibrate import cross_fit
+
+# Below this many training sets, cross-fitted calibration has too little to stand on (each fold half of them).
+MIN_SETS_TO_CALIBRATE = 10
+# Rows of a backed collection are read this many tokens at a time (about 80 MB of an .h5ad in memory).
+CHUNK_TOKENS = 2**24
 
 
 def train(
@@ -41,6 +51,8 @@ def train(
     starspace: str | os.PathLike | None = None,
     n_threads: int | None = None,
     random_state: int = 0,
+    sample_sets: int | None = None,
+    calibrate: bool = True,
     key_added: str = "bedspace",
     copy: bool = False,
 ) -> ad.AnnData | None:
@@ -50,6 +62,11 @@ def train(
     its region vectors) is pulled towards one of its labels, drawn at random at every visit, and pushed away from
     sampled other labels. Afterwards every set — labelled or not — is embedded as the normalised sum of its
     region vectors, exactly as StarSpace's ``embed_doc`` does.
+
+    ``adata`` may be opened backed (``bs.pp.tokenize(..., out=...)`` returns it so): the training sets are read
+    from the file a chunk of rows at a time and every set is embedded a chunk at a time, so memory is the
+    training sets' tokens, not the collection's. For a collection too large for memory, train on a stratified
+    sample (``sample_sets``): the labels are learned from the sample, and every set is embedded.
 
     Parameters
     ----------
@@ -86,9 +103,18 @@ def train(
         Training threads (default: all cores). The native engine runs lock-free (Hogwild) with several threads;
         with ``n_threads=1`` it is bit-for-bit reproducible for a given ``random_state``. StarSpace has no seed.
     random_state
-        Seed of the native engine (initialisation, order, sampling).
+        Seed of the native engine (initialisation, order, sampling) and of ``sample_sets``.
+    sample_sets
+        Train on at most this many sets (a positive integer), drawn at random stratified by the combination of
+        their labels: every combination of values of ``labels`` present keeps at least one set, and the rest
+        are shared in proportion to the combinations' sizes. Only labelled sets with a region are drawn. Default
+        (``None``): every such set. Memory then grows with the sample, not with the collection.
     key_added
         Where results go (see Returns).
+    calibrate
+        Also fit the default annotator's calibrated probabilities and domain (:func:`bedspace.tl.calibrate`,
+        leave-one-out: seconds, no more training). Skipped, with a message, for a backed collection and for fewer
+        than 10 training sets.
     copy
         Return a trained copy instead of writing into ``adata``.
 
@@ -101,9 +127,10 @@ def train(
     ``adata.obsm["X_" + key_added]``
         Set vectors, sets × ``dim``: the L2-normalised sum of each set's region vectors.
     ``adata.obs[key_added + "_in_training"]``
-        Whether the set was a training example.
+        Whether the set was a training example (with ``sample_sets``: whether it was drawn).
     ``adata.uns[key_added]``
-        ``params`` (every option above, the label columns, backend, threads, seed, number of examples),
+        ``params`` (every option above, the label columns, backend, threads, seed, ``sample_sets``, number of
+        examples),
         ``labels`` (DataFrame ``field``, ``value``, indexed ``field=value``), ``label_vectors`` (labels × ``dim``,
         rows aligned with ``labels``), ``loss`` (per epoch) and ``universe`` (name, size, chromosome sizes); with
         the default key, next to what :func:`bedspace.pp.tokenize` recorded there.
@@ -111,7 +138,8 @@ def train(
     Raises
     ------
     ValueError
-        An option out of range (named), nothing to train on, or a training that diverged (non-finite vectors).
+        An option out of range (named), nothing to train on, a ``sample_sets`` smaller than the number of label
+        combinations, or a training that diverged (non-finite vectors).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -135,12 +163,19 @@ def train(
         dropout=dropout,
     )
     threads = check_threads(n_threads) or available_cores()
+    if sample_sets is not None and (
+        isinstance(sample_sets, bool) or not isinstance(sample_sets, int | np.integer) or sample_sets < 1
+    ):
+        raise ValueError(f"sample_sets must be a positive integer or None, got {sample_sets!r}")
     keys = Keys(key_added)
     binary = starspace_engine.find_binary(starspace) if backend == "starspace" else None
     adata = adata.copy() if copy else adata
     universe = Universe.from_anndata(adata)
     labels = [labels] if isinstance(labels, str) else list(labels)
-    examples = training_examples(adata, labels)
+    training_sets, rows = _training_sets(adata, labels, sample_sets, random_state)
+    examples = training_examples(training_sets, labels)
+    # examples hold their own copy of the tokens: a copy read from a backed file is freed before training
+    del training_sets
 
     bar = tqdm(total=params.epochs, desc=f"training ({backend})", unit="epoch")
 
@@ -180,23 +215,121 @@ def train(
         "backend": backend,
         "n_threads": threads,
         "random_state": int(random_state),
+        "sample_sets": None if sample_sets is None else int(sample_sets),
         "n_examples": examples.n_examples,
     }
     # the model checks every vector is finite: a diverged run is an error here, not NaN scores later
     model = BEDSpaceModel(universe, region_vectors, examples.labels, label_vectors, params=record, loss=losses)
-    X = collection_matrix(adata)
     in_training = np.zeros(adata.n_obs, bool)
-    in_training[examples.rows] = True
+    in_training[examples.rows if rows is None else rows[examples.rows]] = True
 
     logg.info(
         f"trained {adata.n_vars} regions and {len(examples.labels)} labels on {examples.n_examples} sets ({backend})"
     )
     model.write_into(adata, key_added)
     logg.added(keys.region_vectors, "region vectors", "varm")
-    store(adata, "obsm", keys.set_vectors, model.embed_rows(X.indptr, X.indices), "set vectors")
+    # every set, a chunk of rows at a time (a backed collection is never read whole)
+    store(adata, "obsm", keys.set_vectors, model.embed(adata, chunk_tokens=CHUNK_TOKENS), "set vectors")
     store(adata, "obs", keys.in_training, in_training, "training examples")
     logg.added(keys.record, "params, labels, label_vectors, loss, universe", "uns")
+    if calibrate and adata.isbacked:
+        logg.info("not calibrated: the collection is backed (bs.tl.calibrate needs it in memory)")
+    elif calibrate and examples.n_examples < MIN_SETS_TO_CALIBRATE:
+        logg.info(f"not calibrated: {examples.n_examples} training sets are too few (bs.tl.calibrate needs 10)")
+    elif calibrate:
+        cross_fit(adata, key=key_added, n_folds=None, random_state=None, train=train)
     return adata if copy else None
+
+
+def _training_sets(
+    adata: ad.AnnData, labels: list[str], sample_sets: int | None, random_state: int
+) -> tuple[ad.AnnData, np.ndarray | None]:
+    """The sets to train on, in memory, and their rows in ``adata`` (``None``: ``adata`` itself, every row).
+
+    An in-memory collection without a sample is used as it is. Otherwise the chosen rows are read a chunk at a
+    time into one CSR matrix of just those rows, so that a backed collection is never loaded whole.
+    """
+    if not adata.isbacked and sample_sets is None:
+        return adata, None
+    LabelTable.from_obs(adata.obs, labels)  # the label columns checked as training checks them, before any reading
+    X = adata.X
+    backed_csr = adata.isbacked and getattr(X, "format", None) == "csr"
+    if not backed_csr:
+        if adata.isbacked:  # a backed CSC or dense matrix cannot be read by rows
+            X = X.to_memory() if hasattr(X, "to_memory") else np.asarray(X)
+        X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
+    indptr = np.asarray(X.group["indptr"][...] if backed_csr else X.indptr, dtype=np.int64)
+    n_tokens = np.diff(indptr)
+
+    if sample_sets is None:
+        # every set, as training_examples would take them (it warns about those it leaves out)
+        rows = np.arange(adata.n_obs)
+    else:
+        labelled = adata.obs[labels].notna().to_numpy().any(axis=1)
+        candidates = np.flatnonzero(labelled & (n_tokens > 0))
+        left_out = adata.n_obs - candidates.size
+        if left_out:
+            warn(
+                f"{left_out} set(s) have no value in {labels} or overlap no universe region and are not drawn for "
+                "training (they still get an embedding)"
+            )
+        if candidates.size == 0:
+            raise ValueError(f"nothing to train on: no set has both a label in {labels} and a universe region")
+        rows = _stratified_sample(adata.obs.iloc[candidates][labels], int(sample_sets), random_state)
+        rows = candidates[rows]
+
+    # the chosen rows' tokens, copied chunk by chunk into arrays of the final size
+    sizes = n_tokens[rows]
+    sub_indptr = np.zeros(rows.size + 1, np.int64)
+    np.cumsum(sizes, out=sub_indptr[1:])
+    small = sub_indptr[-1] < np.iinfo(np.int32).max  # int32 indptr keeps scipy from widening the indices
+    sub_indptr = sub_indptr.astype(np.int32) if small else sub_indptr
+    indices = np.empty(int(sub_indptr[-1]), np.int32)
+    position = 0
+    while position < rows.size:
+        # rows of the collection from rows[position]; at most CHUNK_TOKENS tokens of the file, at least one row
+        first = int(rows[position])
+        stop = int(np.searchsorted(indptr, indptr[first] + CHUNK_TOKENS, side="right")) - 1
+        stop = min(max(stop, first + 1), adata.n_obs)
+        end = int(np.searchsorted(rows, stop))
+        chunk = X[first:stop]
+        picked = chunk[rows[position:end] - first]
+        picked.sort_indices()
+        indices[sub_indptr[position] : sub_indptr[end]] = picked.indices
+        position = end
+    matrix = sp.csr_matrix(
+        (np.ones(indices.size, np.uint8), indices, sub_indptr), shape=(rows.size, adata.n_vars), copy=False
+    )
+    obs = adata.obs.iloc[rows]
+    return ad.AnnData(X=matrix, obs=pd.DataFrame(obs[labels], index=obs.index), var=adata.var[[]]), rows
+
+
+def _stratified_sample(frame: pd.DataFrame, n: int, random_state: int) -> np.ndarray:
+    """Sorted positions of ``n`` rows of ``frame`` drawn at random, stratified by the combination of its columns.
+
+    Every combination keeps one row (so no label is lost to the sample); the other ``n - combinations`` are shared
+    in proportion to the combinations' sizes beyond that row (largest remainders), each drawn without replacement.
+    """
+    if n >= len(frame):
+        return np.arange(len(frame))
+    codes = frame.groupby(list(frame.columns), dropna=False, observed=True, sort=True).ngroup().to_numpy()
+    sizes = np.bincount(codes)
+    if n < sizes.size:
+        raise ValueError(
+            f"sample_sets={n} is smaller than the {sizes.size} combinations of {list(frame.columns)} among the "
+            f"labelled sets; every combination needs a set in the sample: ask for at least {sizes.size}"
+        )
+    spare = sizes - 1
+    share = (n - sizes.size) * spare / spare.sum()
+    quota = np.floor(share).astype(np.int64)
+    remaining = n - sizes.size - int(quota.sum())
+    quota[np.argsort(-(share - quota), kind="stable")[:remaining]] += 1  # largest remainders
+    quota += 1
+    rng = np.random.default_rng(random_state)
+    members = np.argsort(codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    drawn = [rng.choice(members[bounds[g] : bounds[g + 1]], quota[g], replace=False) for g in range(sizes.size)]
+    return np.sort(np.concatenate(drawn))
 
 
 def _train_starspace(universe: Universe, examples: TrainingExamples, binary, params: TrainParams, threads, progress):
@@ -222,3 +355,60 @@ def _train_starspace(universe: Universe, examples: TrainingExamples, binary, par
     for key, vector in zip(label_keys, found, strict=True):
         label_vectors[row_of[key]] = vector
     return region_vectors, label_vectors, losses
+
+
+def calibrate(
+    adata: ad.AnnData,
+    *,
+    key: str = "bedspace",
+    n_folds: int | None = None,
+    random_state: int | None = None,
+    copy: bool = False,
+) -> ad.AnnData | None:
+    """Fit the calibrated probabilities and the domain of the default r2l annotator.
+
+    Every training set is annotated as a new query would be, without itself among the reference sets:
+
+    * ``n_folds=None`` (the default, what :func:`train` runs): leave one out — each set against all the others,
+      with the trained embedding. No training; its overlap and enrichment evidence is exactly that of a new
+      query, its embedding evidence a little optimistic (the set's regions were trained on).
+    * ``n_folds=k``: cross-fitting — the sets are dealt into ``k`` folds stratified by the first label field, an
+      embedding is trained with the same options on the other folds, and the fold's sets are annotated against
+      the other folds' sets. Nothing is optimistic, but each set is annotated from ``1 - 1/k`` of the
+      collection (pessimistic), at the cost of about one more training.
+
+    Sets whose label no other set carries are left out (no annotator can get them right). A temperature-scaled
+    softmax per field, with an isotonic step where it helps out of sample, is fitted on those annotations, and
+    the domain (how much of a query lies in the universe, and how much it must share with its best reference set)
+    on the training sets. ``benchmarks/evaluate.py`` measures the calibration on held-out sets.
+
+    Parameters
+    ----------
+    adata
+        A collection trained with :func:`train`, in memory (the folds compare region tokens).
+    key
+        The ``key_added`` of :func:`train`.
+    n_folds
+        ``None``: leave one out; or folds of the cross-fitting (>= 2).
+    random_state
+        Seed of the folds and of the folds' training (default: the training's seed).
+    copy
+        Return a calibrated copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None``, or the calibrated copy when ``copy=True``. Writes:
+
+    ``adata.uns[key]["annotator"]``
+        Per label field the calibrator (temperature, isotonic knots, labels, fit diagnostics) and the labels'
+        base rates (``priors``), the domain thresholds (``min_log_odds``, ``min_coverage``), ``n_neighbors`` and
+        per field the ``hit@1`` and ``ece`` of the cross-fitted annotations (``diagnostics``).
+
+    Raises
+    ------
+    ValueError
+        ``adata`` is not trained under ``key``, is backed, or has too few labelled sets for ``n_folds`` folds.
+    """
+    adata = adata.copy() if copy else adata
+    cross_fit(adata, key=key, n_folds=n_folds, random_state=random_state, train=train)
+    return adata if copy else None

@@ -1,0 +1,232 @@
+"""The default r2l annotator: rank fusion by hand, calibration and domain on the real collection, persistence."""
+
+from __future__ import annotations
+
+import gzip
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import bedspace as bs
+from bedspace._annotation import (
+    RRF_K,
+    Annotator,
+    best_rank_by_label,
+    compare,
+    fuse,
+    neighbor_votes,
+    stratified_folds,
+)
+from bedspace._calibration import Calibrator
+
+FIELDS = ["organ", "cell_class", "assay"]
+
+
+# -- by hand ----------------------------------------------------------------------------------------------------
+def test_rank_fusion_by_hand():
+    # two labels, two kinds of evidence that disagree on query 0 and agree on query 1
+    first = np.array([[0.9, 0.1], [0.2, 0.8]])
+    second = np.array([[0.3, 0.7], [0.0, 1.0]])
+    fused = fuse({"a": first, "b": second})
+    one, two = 1 / (RRF_K + 1), 1 / (RRF_K + 2)
+    np.testing.assert_allclose(fused, [[one + two, two + one], [two + two, one + one]])
+    # ties share their average rank
+    np.testing.assert_allclose(fuse({"a": np.array([[1.0, 1.0]])}), [[1 / (RRF_K + 1.5)] * 2])
+
+
+def test_neighbour_votes_and_best_ranks_by_hand():
+    similarity = np.array([[0.9, 0.8, 0.1, 0.7]])
+    codes = np.array([0, 1, 1, -1])  # the last reference set has no label and never votes
+    votes = neighbor_votes(similarity, codes, n_labels=2, k=2)
+    np.testing.assert_allclose(votes, [[0.9 / 1.7, 0.8 / 1.7]], rtol=1e-6)
+    ranks = np.array([[3, 1, 2, 4]])
+    np.testing.assert_array_equal(best_rank_by_label(ranks, codes, 3), [[3, 1, np.inf]])
+
+
+def test_a_query_is_never_its_own_neighbour():
+    tokens = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.float32))
+    vectors = np.eye(3)[:, :2] + 0.1
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    left_out = compare(tokens, vectors, tokens, vectors, own=np.array([0, -1, -1]))
+    assert left_out.jaccard[0, 0] == -np.inf and left_out.cosine[0, 0] == -np.inf
+    assert left_out.enrichment_rank[0, 0] == 3  # ranked last
+    assert left_out.jaccard[0, 1] == 1.0 and left_out.enrichment_rank[0, 1] == 1
+    assert left_out.jaccard[1, 1] == 1.0  # without `own`, a set is its own best match
+
+
+def test_folds_are_stratified():
+    codes = np.repeat([0, 1, 2], [6, 4, 1])
+    folds = stratified_folds(codes, 2, random_state=0)
+    for label in (0, 1):
+        assert np.bincount(folds[codes == label], minlength=2).tolist() == [np.sum(codes == label) // 2] * 2
+    counts = np.bincount(folds)
+    assert counts.max() - counts.min() <= 1
+
+
+def test_annotator_round_trips_and_judges_the_domain(tmp_path):
+    annotator = Annotator(
+        calibrators={"organ": Calibrator(temperature=0.01, labels=("a", "b"), field="organ")},
+        priors={"organ": np.array([0.75, 0.25])},
+        min_log_odds=1.5,
+        diagnostics={"organ": {"n": 10.0, "hit@1": 0.8, "ece": 0.04}},
+    )
+    again = Annotator.from_dict(annotator.to_dict())
+    assert again.to_dict() == annotator.to_dict()
+    # through an .h5ad, as train writes it
+    adata = ad.AnnData(np.zeros((1, 1)))
+    adata.uns["record"] = {"annotator": annotator.to_dict()}
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    read = Annotator.from_dict(ad.read_h5ad(tmp_path / "a.h5ad").uns["record"]["annotator"])
+    assert read.to_dict() == annotator.to_dict()
+    inside = annotator.in_domain(np.array([2.0, 1.0, 2.0, 2.0]), np.array([0.9, 0.9, 0.05, np.nan]))
+    assert inside.tolist() == [True, False, False, True]  # unknown coverage does not count against a query
+    probabilities = annotator.probabilities("organ", np.array([[0.05, 0.04], [0.05, 0.04]]), np.array([True, False]))
+    assert probabilities[0, 0] > 0.5 and probabilities[1].tolist() == [0.75, 0.25]
+    with pytest.raises(ValueError, match="annotator"):
+        Annotator.from_dict({**annotator.to_dict(), "format_version": 99})
+
+
+# -- on the real collection -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(hg19_trained):
+    train, test = hg19_trained
+    return train, test
+
+
+def test_training_calibrates_the_annotator(trained):
+    train, _ = trained
+    record = train.uns["bedspace"]["annotator"]
+    assert record["fields"] == FIELDS
+    annotator = Annotator.from_dict(record)
+    for field in FIELDS:
+        diagnostics = annotator.diagnostics[field]
+        assert 0 < diagnostics["n"] <= train.obs["bedspace_in_training"].sum()  # sets whose label another has
+        assert 0 <= diagnostics["ece"] <= 1 and diagnostics["hit@1"] > 0.3
+        assert np.isclose(annotator.priors[field].sum(), 1.0)
+    assert annotator.min_log_odds > 0
+
+
+def test_r2l_gives_calibrated_probabilities_per_field(trained, hg19):
+    train, test = trained
+    query = hg19.beds / test.obs_names[0]
+    table = bs.tl.search(train, query, search_type="r2l", top_k=100)
+    assert list(table.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain"]
+    assert table["field"].drop_duplicates().tolist() == FIELDS and table["in_domain"].all()
+    for field, part in table.groupby("field"):
+        assert part["probability"].sum() == pytest.approx(1.0)  # every label of the field: a distribution
+        assert part["rank"].tolist() == list(range(1, len(part) + 1))
+        assert part["probability"].is_monotonic_decreasing
+        assert len(part) == (train.uns["bedspace"]["labels"]["field"] == field).sum()
+    # the held-out sets' true labels get more probability than the base rates would give them
+    answers = bs.tl.search(train, test, search_type="r2l", top_k=100)
+    annotator = Annotator.from_dict(train.uns["bedspace"]["annotator"])
+    for field in FIELDS:
+        part = answers[answers["field"] == field]
+        truth = test.obs[field].astype(str)
+        on_truth = part[part["value"] == truth.loc[part["query"]].to_numpy()]
+        labels = train.uns["bedspace"]["labels"]
+        prior = pd.Series(annotator.priors[field], index=labels.loc[labels["field"] == field, "value"])
+        assert on_truth["probability"].mean() > prior.reindex(on_truth["value"]).fillna(0).mean()
+
+
+def test_abstaining_below_a_probability(trained):
+    train, test = trained
+    everything = bs.tl.search(train, test, search_type="r2l", top_k=3)
+    confident = bs.tl.search(train, test, search_type="r2l", top_k=3, min_probability=0.9)
+    assert (confident["probability"] >= 0.9).all() and len(confident) < len(everything)
+    with pytest.raises(ValueError, match=r"min_probability must be a number in \[0, 1\]"):
+        bs.tl.search(train, test, search_type="r2l", min_probability=2)
+    with pytest.raises(ValueError, match="r2l"):
+        bs.tl.search(train, "organ=blood", search_type="l2r", min_probability=0.5)
+
+
+def _shuffled_copy(source, destination, seed=0):
+    """The same intervals, moved to uniform random places on their chromosomes (as bedtools shuffle does)."""
+    bed = pd.read_csv(source, sep="\t", header=None, usecols=[0, 1, 2], comment="#")
+    width = (bed[2] - bed[1]).to_numpy()
+    span = bed.groupby(0)[2].transform("max").to_numpy()
+    start = np.random.default_rng(seed).integers(0, np.maximum(span - width, 1))
+    moved = pd.DataFrame({0: bed[0], 1: start, 2: start + width})
+    with gzip.open(destination, "wt") as handle:
+        moved.to_csv(handle, sep="\t", header=False, index=False)
+    return destination
+
+
+def test_queries_unlike_the_collection_are_flagged(trained, hg19, tmp_path):
+    train, test = trained
+    annotator = Annotator.from_dict(train.uns["bedspace"]["annotator"])
+    fly = bs.datasets.insulators().beds / "CTCF_Kc_Bushey_2009.bed.gz"
+    shuffled = _shuffled_copy(hg19.beds / test.obs_names[0], tmp_path / "shuffled.bed.gz")
+    for query in (fly, shuffled):
+        with pytest.warns(bs.BEDSpaceWarning, match="unlike every reference set"):
+            table = bs.tl.search(train, query, search_type="r2l", top_k=100, field="organ")
+        assert not table["in_domain"].any()
+        # base rates, not a confident label
+        assert table["probability"].max() == pytest.approx(annotator.priors["organ"].max())
+    (tmp_path / "empty.bed").write_text("")
+    with pytest.raises(ValueError, match="nothing to rank"), pytest.warns(bs.BEDSpaceWarning, match="no intervals"):
+        bs.tl.search(train, tmp_path / "empty.bed", search_type="r2l")
+    # the real file it was shuffled from is in the domain, without a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.BEDSpaceWarning)
+        table = bs.tl.search(train, hg19.beds / test.obs_names[0], search_type="r2l", field="organ")
+    assert table["in_domain"].all()
+
+
+def test_label_vectors_on_request_and_stored_sets_are_left_out(trained):
+    train, _ = trained
+    by_vectors = bs.tl.search(train, train.obs_names[0], search_type="r2l", method="embedding", top_k=3)
+    assert list(by_vectors.columns[:3]) == ["rank", "name", "score"]
+    # a stored set asked for by name is annotated from the other sets (leave-one-out), like a new query
+    own = bs.tl.search(train, train.obs_names[0], search_type="r2l", field="assay", top_k=1)
+    assert own["in_domain"].all() and own["probability"].iloc[0] < 1.0
+    with pytest.raises(ValueError, match="method must be"):
+        bs.tl.search(train, train.obs_names[0], search_type="r2l", method="jaccard")
+
+
+def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
+    train, test = trained
+    queries = test[:4].copy()
+    expected = bs.tl.search(train, queries, search_type="r2l", top_k=3)
+    train.write_h5ad(tmp_path / "trained.h5ad")
+    read = ad.read_h5ad(tmp_path / "trained.h5ad")
+    pd.testing.assert_frame_equal(bs.tl.search(read, queries, search_type="r2l", top_k=3), expected)
+    model = bs.BEDSpaceModel.from_anndata(train)
+    assert model.can_annotate and model.annotator is not None
+    model.save(tmp_path / "model")
+    loaded = bs.BEDSpaceModel.load(tmp_path / "model")
+    assert loaded.annotator.to_dict() == model.annotator.to_dict()
+    assert (loaded.reference.tokens != model.reference.tokens).nnz == 0
+    pd.testing.assert_frame_equal(loaded.search(queries, search_type="r2l", top_k=3), expected)
+
+
+def test_calibrate_on_its_own(trained):
+    train, _ = trained
+    small = train[:40].copy()
+    # cross-fitting trains a model per fold (the collection's options and label columns)
+    folds = bs.tl.calibrate(small, n_folds=2, random_state=3, copy=True)
+    assert "annotator" in folds.uns["bedspace"]
+    assert folds.uns["bedspace"]["annotator"] is not small.uns["bedspace"].get("annotator")
+    assert "bedspace_in_training" in folds.obs and (folds.obsm["X_bedspace"] == small.obsm["X_bedspace"]).all()
+    # leave-one-out (the default) trains nothing and is deterministic
+    once = bs.tl.calibrate(small, copy=True).uns["bedspace"]["annotator"]
+    twice = bs.tl.calibrate(small, copy=True).uns["bedspace"]["annotator"]
+    assert Annotator.from_dict(once).to_dict() == Annotator.from_dict(twice).to_dict()
+    with pytest.raises(ValueError, match="n_folds must be None"):
+        bs.tl.calibrate(small, n_folds=1)
+    with pytest.raises(KeyError):
+        bs.tl.calibrate(small, key="never_trained")
+
+
+def test_uncalibrated_training_still_annotates_by_fused_scores(hg19_adata):
+    part = hg19_adata[:30].copy()
+    bs.tl.train(part, labels="assay", epochs=3, dim=16, n_threads=1, calibrate=False)
+    assert "annotator" not in part.uns["bedspace"]
+    table = bs.tl.search(part, part.obs_names[0], search_type="r2l")
+    assert "probability" not in table.columns and table["score"].is_monotonic_decreasing
+    with pytest.raises(ValueError, match="calibrate=True"):
+        bs.tl.search(part, part.obs_names[0], search_type="r2l", min_probability=0.5)
