@@ -206,7 +206,7 @@ def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
 
 def test_calibrate_on_its_own(trained):
     train, _ = trained
-    small = train[:40].copy()
+    small = train[:24].copy()
     # cross-fitting trains a model per fold (the collection's options and label columns)
     folds = bs.tl.calibrate(small, n_folds=2, random_state=3, copy=True)
     assert "annotator" in folds.uns["bedspace"]
