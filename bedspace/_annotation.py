@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from ._calibration import Calibrator, expected_calibration_error, fit_calibrator, reliability_bins
-from ._enrichment import binary_csr, enrichment_from_counts, overlap_counts, rank_references
+from ._enrichment import binary_csr, enrichment_from_counts, jaccard_from_counts, overlap_counts, rank_references
 
 EVIDENCE = ("enrichment", "overlap_neighbors", "embedding_neighbors")
 N_NEIGHBORS = 5
@@ -89,8 +89,7 @@ def compare(
     query_sizes = np.diff(query.indptr).astype(np.float64)
     reference_sizes = np.diff(reference.indptr).astype(np.float64)
     n_regions = query.shape[1]
-    union = query_sizes[:, None] + reference_sizes[None, :] - shared
-    jaccard = np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    jaccard = jaccard_from_counts(shared, query_sizes, reference_sizes)
     log_p, odds = enrichment_from_counts(shared, query_sizes, reference_sizes, n_regions)
     log_odds = _log_odds(shared, query_sizes, reference_sizes, n_regions)
     cosine = np.asarray(query_vectors, dtype=np.float64) @ np.asarray(reference_vectors, dtype=np.float64).T

@@ -71,6 +71,12 @@ def binary_csr(matrix, *, name: str) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(matrix.nnz, dtype=dtype), matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
+def jaccard_from_counts(shared: np.ndarray, query_sizes: np.ndarray, reference_sizes: np.ndarray) -> np.ndarray:
+    """Jaccard similarity of token sets from their shared counts and sizes (0 where both are empty)."""
+    union = query_sizes[:, None] + reference_sizes[None, :] - shared
+    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+
+
 def overlap_counts(query: sp.csr_matrix, reference: sp.csr_matrix) -> np.ndarray:
     """Shared regions of every query and reference set (0/1 CSR matrices from :func:`binary_csr`), dense.
 

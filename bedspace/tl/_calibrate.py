@@ -15,7 +15,7 @@ import numpy as np
 from .. import _logging as logg
 from .._annotation import annotate, fit_annotator, stratified_folds
 from .._keys import Keys
-from .._model import BEDSpaceModel
+from .._model import searchable
 from .._similarity import unit_rows
 
 # Leave-one-out calibration annotates at most this many training sets.
@@ -54,7 +54,7 @@ def cross_fit(
         raise ValueError(f"adata.uns[{keys.record!r}]['params'] names no label columns: train again")
     seed = int(params.get("random_state", 0)) if random_state is None else int(random_state)
     options = {name: params[name] for name in _TRAIN_OPTIONS if name in params}
-    model = BEDSpaceModel.from_anndata(adata, key)
+    model = searchable(adata, key)  # not from_anndata: that copies the collection's tokens
     table = model.label_table
     fields = table.fields
     rows = np.flatnonzero(np.asarray(adata.obs[keys.in_training], dtype=bool))
@@ -99,7 +99,7 @@ def _cross_fitted(adata, X, rows, codes, n_labels, n_folds, seed, labels, option
         part = adata[rows[kept]].copy()
         with _quiet():
             train(part, labels=labels, random_state=seed + 1 + fold, key_added=key, calibrate=False, **options)
-        fold_model = BEDSpaceModel.from_anndata(part, key)
+        fold_model = searchable(part, key)
         query_tokens = X[rows[held]]
         result = annotate(
             query_tokens,

@@ -20,9 +20,16 @@ import scipy.sparse as sp
 from .. import _logging as logg
 from .._annotation import annotate
 from .._calibration import confidence_calibration_error, expected_calibration_error
-from .._enrichment import aggregate_by_label, binary_csr, enrichment_from_counts, overlap_counts, rank_references
+from .._enrichment import (
+    aggregate_by_label,
+    binary_csr,
+    enrichment_from_counts,
+    jaccard_from_counts,
+    overlap_counts,
+    rank_references,
+)
 from .._metrics import annotation_metrics, retrieval_metrics
-from .._model import BEDSpaceModel
+from .._model import BEDSpaceModel, searchable
 from .._similarity import unit_rows
 
 BASELINES = ("overlap", "enrichment", "random")
@@ -39,12 +46,7 @@ _EVALUATION_KEY = "bedspace_evaluation"  # where evaluate_repeated trains, so a 
 def jaccard(test: sp.csr_matrix, train: sp.csr_matrix) -> np.ndarray:
     """Jaccard similarity of token sets, test × train (what interval-overlap search tools compute)."""
     test, train = binary_csr(test, name="test"), binary_csr(train, name="train")
-    return _jaccard(overlap_counts(test, train), np.diff(test.indptr), np.diff(train.indptr))
-
-
-def _jaccard(shared: np.ndarray, test_sizes: np.ndarray, train_sizes: np.ndarray) -> np.ndarray:
-    union = test_sizes[:, None] + train_sizes[None, :] - shared
-    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
+    return jaccard_from_counts(overlap_counts(test, train), np.diff(test.indptr), np.diff(train.indptr))
 
 
 def knn_vote(similarity: np.ndarray, train_codes: np.ndarray, n_labels: int, k: int) -> np.ndarray:
@@ -98,7 +100,7 @@ class _Overlap:
             )
         shared = overlap_counts(test_x, train_x)
         test_sizes, train_sizes = np.diff(test_x.indptr), np.diff(train_x.indptr)
-        self.jaccard = _jaccard(shared, test_sizes, train_sizes)
+        self.jaccard = jaccard_from_counts(shared, test_sizes, train_sizes)
         self.log_pvalue, self.odds_ratio = enrichment_from_counts(shared, test_sizes, train_sizes, train_x.shape[1])
         self.enrichment_ranks = rank_references(self.log_pvalue, self.odds_ratio)
 
@@ -201,7 +203,7 @@ def evaluate(
     fields = _check_fields(fields, train, test)
     baselines = _check_baselines(baselines)
     _check_counts(n_neighbors, n_random)
-    model = BEDSpaceModel.from_anndata(train, key=key)
+    model = searchable(train, key)  # the trained model with the training sets, their tokens not copied
     coded = [_Field.code(model, f, train.obs, test.obs) for f in fields]
     rows = _embedding_rows(model, train, test, coded, "bedspace")
     if baselines:
@@ -519,7 +521,7 @@ def evaluate_repeated(
                 train_model(
                     train, labels=labels, random_state=seed, key_added=_EVALUATION_KEY, **{**train_kwargs, **options}
                 )
-                model = BEDSpaceModel.from_anndata(train, key=_EVALUATION_KEY)
+                model = searchable(train, _EVALUATION_KEY)
                 # Every configuration sees the same training sets and labels, so the same candidates per field.
                 coded = coded or [_Field.code(model, f, train.obs, test.obs) for f in fields]
                 found: list[pd.DataFrame] = []
