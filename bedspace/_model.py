@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import os
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,6 +34,7 @@ from ._formats.bed import read_intervals, write_bed
 from ._formats.starspace import place_symbols, read_starspace_tsv, write_starspace_tsv
 from ._keys import TOKENIZE, Keys
 from ._labels import LabelTable
+from ._ondisk import embed_file_rows, executor_of
 from ._reference import ReferenceSets, check_finite
 from ._search import SEARCH_TYPES, annotation_table, ranked_table
 from ._similarity import scores_against, unit_rows
@@ -429,7 +431,11 @@ class BEDSpaceModel:
             An AnnData tokenized on this model's universe (in memory or backed), BED path(s), a folder, a dict of
             interval frames, or one DataFrame/PyRanges of intervals (one set).
         n_jobs
-            Parallel reading of BED files (see :func:`bedspace.pp.tokenize`).
+            Parallel reading of BED files (see :func:`bedspace.pp.tokenize`). With a backed AnnData, a
+            ``dask.distributed`` client (or any :class:`concurrent.futures.Executor`) embeds it on the workers:
+            each task is one chunk of rows, read from the ``.h5ad`` by the worker itself (so the file must be on a
+            filesystem the workers share), and only its set vectors come back; the region vectors are sent to
+            each dask worker once.
         chunk_tokens
             With an AnnData: rows are read in chunks of at most this many tokens (a row with more is a chunk by
             itself); 2²⁴ tokens are about 80 MB of a backed ``.h5ad`` in memory at a time. A positive integer.
@@ -452,16 +458,16 @@ class BEDSpaceModel:
                     X = X.to_memory() if hasattr(X, "to_memory") else np.asarray(X)
                 X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
                 indptr = X.indptr.astype(np.int64, copy=False)
-            vectors = np.zeros((len(names), self.dim), np.float32)
-            start = 0
-            while start < len(names):
-                # the last row whose tokens still fit in the chunk; at least one row, however long
-                stop = int(np.searchsorted(indptr, indptr[start] + chunk_tokens, side="right")) - 1
-                stop = min(max(stop, start + 1), len(names))
-                chunk = X[start:stop]
-                chunk = chunk if sp.issparse(chunk) else sp.csr_matrix(chunk)
-                vectors[start:stop] = self.embed_rows(chunk.indptr, chunk.indices)
-                start = stop
+            row_chunks = _row_chunks(indptr, chunk_tokens)
+            executor = executor_of(n_jobs)
+            if isinstance(executor, Executor) and sets.isbacked and getattr(sets.X, "format", None) == "csr":
+                vectors = embed_file_rows(sets.filename, row_chunks, self._region_vectors, executor)
+            else:
+                vectors = np.zeros((len(names), self.dim), np.float32)
+                for start, stop in row_chunks:
+                    chunk = X[start:stop]
+                    chunk = chunk if sp.issparse(chunk) else sp.csr_matrix(chunk)
+                    vectors[start:stop] = self.embed_rows(chunk.indptr, chunk.indices)
         else:
             named = resolve_sets({"query": sets} if isinstance(sets, pd.DataFrame) else sets)
             tokenized = self._universe.tokenize(named, n_jobs=n_jobs)
@@ -502,8 +508,14 @@ class BEDSpaceModel:
         *,
         method: Literal["hybrid", "embedding"] | None = None,
         min_probability: float = 0.0,
+        approximate: bool = False,
     ) -> pd.DataFrame:
-        """Search the joint space: see :func:`bedspace.tl.search` for the query forms, the options and the result."""
+        """Search the joint space: see :func:`bedspace.tl.search` for the query forms, the options and the result.
+
+        ``approximate=True`` (r2r, and l2r with ``method="embedding"``) takes the candidates from an approximate
+        nearest-neighbour index of the set vectors, built on the first such search and kept with the model's
+        :class:`~bedspace._reference.ReferenceSets` (not saved in model folders); scores stay exact cosines.
+        """
         if search_type not in SEARCH_TYPES:
             raise ValueError(f"search_type must be one of {SEARCH_TYPES}, got {search_type!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
@@ -516,11 +528,26 @@ class BEDSpaceModel:
             raise ValueError("min_probability is an option of r2l (annotation) only")
         if search_type == "r2r" and method is not None:
             raise ValueError("method is an option of r2l and l2r; r2r compares set vectors")
+        if not isinstance(approximate, bool | np.bool_):
+            raise ValueError(f"approximate must be True or False, got {approximate!r}")
+        if approximate and search_type == "r2l":
+            raise ValueError("approximate=True is an option of r2r and l2r (it finds sets); r2l ranks labels exactly")
         if search_type == "l2r":
             reference = self._need_reference()
             queries = [query] if isinstance(query, str) else list(query)
             rows = [self._labels.resolve(str(q), field) for q in queries]
-            if (method or ("hybrid" if self.can_annotate else "embedding")) == "hybrid":
+            hybrid = (method or ("hybrid" if self.can_annotate else "embedding")) == "hybrid"
+            if approximate and hybrid:
+                raise ValueError(
+                    "approximate=True finds sets by their vectors' cosine to the label's: use method='embedding' "
+                    "(the hybrid l2r scores every stored set once, then keeps the scores)"
+                )
+            if approximate:
+                return _approximate_table(
+                    reference, self.unit_label_vectors[rows], None, top_k, self._labels.names[rows].tolist(),
+                    several=not isinstance(query, str),
+                )  # fmt: skip
+            if hybrid:
                 scores = self._stored_label_scores(rows)
             else:
                 scores = scores_against(self.unit_label_vectors[rows], reference.unit_vectors)
@@ -543,6 +570,8 @@ class BEDSpaceModel:
                 several=several,
             )  # fmt: skip
         reference = self._need_reference()
+        if approximate:
+            return _approximate_table(reference, queries.vectors, queries.own, top_k, queries.names, several=several)
         scores = scores_against(queries.vectors, reference.unit_vectors)
         for i, row in enumerate(queries.own):  # a stored set asked for by name is not its own hit
             if row >= 0:
@@ -692,6 +721,34 @@ class BEDSpaceModel:
         return queries.rankable()
 
 
+def _approximate_table(
+    reference: ReferenceSets, vectors: np.ndarray, own: np.ndarray | None, top_k: int, names: list[str], *, several
+) -> pd.DataFrame:
+    """:func:`ranked_table` of the candidates of the reference's approximate index (scored exactly).
+
+    A query's own stored set (``own`` ≥ 0) is not its own hit: one more candidate is asked for, and it is dropped.
+    """
+    index = reference.approximate_index
+    exclude = own is not None and bool((own >= 0).any())
+    parts = []
+    # a few hundred queries at a time: each part's score matrix is queries × the union of their candidates
+    for start in range(0, len(names), 256):
+        stop = min(start + 256, len(names))
+        found, scores = index.query(vectors[start:stop], top_k + 1 if exclude else top_k)
+        if exclude:
+            scores[(found == own[start:stop, None]) & (found >= 0)] = -np.inf
+        kept = np.isfinite(scores)
+        columns = np.unique(found[kept])
+        dense = np.full((stop - start, len(columns)), -np.inf)
+        dense[np.nonzero(kept)[0], np.searchsorted(columns, found[kept])] = scores[kept]
+        metadata = reference.metadata.iloc[columns]
+        parts.append(
+            ranked_table(names[start:stop], dense, top_k, metadata.index, metadata, drop_excluded=True, several=True)
+        )
+    table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return table if several else table.drop(columns="query")
+
+
 @dataclass
 class _Queries:
     """Region-set queries: names, tokens (CSR), unit vectors, share of regions in the universe, own stored row."""
@@ -720,6 +777,18 @@ class _Queries:
             self.coverage[keep],
             self.own[keep],
         )
+
+
+def _row_chunks(indptr: np.ndarray, chunk_tokens: int) -> list[tuple[int, int]]:
+    """Consecutive ``(start, stop)`` row ranges of at most ``chunk_tokens`` tokens (a longer row is one range)."""
+    n_rows = indptr.size - 1
+    chunks, start = [], 0
+    while start < n_rows:
+        stop = int(np.searchsorted(indptr, indptr[start] + chunk_tokens, side="right")) - 1
+        stop = min(max(stop, start + 1), n_rows)
+        chunks.append((start, stop))
+        start = stop
+    return chunks
 
 
 def _csr(tokenized, n_regions: int) -> sp.csr_matrix:

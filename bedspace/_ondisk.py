@@ -7,7 +7,11 @@ tokenized (one chunk in this process, or a few per worker of an executor), never
    one task of a :class:`concurrent.futures.Executor`, e.g. a ``dask.distributed`` client's) and its CSR arrays
    and QC counts are saved as ``chunk_NNNNNN.npz`` in the progress folder ``OUT.partial/`` (each file written
    atomically), beside a ``manifest.json`` that fingerprints the job (set names and sources, universe,
-   ``chunk_size``). A rerun with the same fingerprint keeps the chunks already there: a killed run resumes.
+   ``chunk_size``). On an executor the worker that tokenized a chunk writes its file itself and sends back only
+   the chunk's per-set and per-region counts, so no tokens travel through the scheduler or this process; the
+   progress folder must then be on a filesystem the workers share (checked: a chunk a worker wrote that this
+   process cannot see is an error naming the folder). A rerun with the same fingerprint keeps the chunks
+   already there: a killed run resumes.
 2. The ``.h5ad`` is assembled under a temporary name: ``obs``, ``var``, ``uns`` written by anndata (built by
    :meth:`TokenizedSets.annotations`, exactly as in memory), then ``X`` as anndata's CSR group, appended chunk
    by chunk into resizable datasets. It replaces ``OUT`` in one rename (:func:`~bedspace._atomic.atomic_path`,
@@ -29,8 +33,10 @@ import anndata as ad
 import h5py
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ._atomic import atomic_path, atomic_write_bytes
+from ._engine.native import set_vectors
 from ._overlap import UniverseIndex
 from ._parallel import parallel_map
 from ._sources import Source
@@ -108,25 +114,54 @@ class _Chunk:
             return cls(sets, f["empty"].tolist(), f["foreign"].tolist())
 
 
+@dataclass(frozen=True)
+class _Summary:
+    """A saved chunk, as assembling the ``.h5ad`` needs it besides its tokens.
+
+    Per-set counts (``chunk.sets`` without indices), unusable sets, and how many of the chunk's sets have each
+    region (``regions`` with ``counts``).
+    """
+
+    chunk: _Chunk
+    regions: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, done: _Chunk) -> _Summary:
+        sets = done.sets
+        per_region = np.bincount(sets.indices)
+        regions = np.flatnonzero(per_region).astype(np.int32)
+        light = TokenizedSets(sets.names, sets.indptr, np.zeros(0, np.int32), sets.n_regions, sets.n_in_universe)
+        return cls(_Chunk(light, done.empty, done.foreign), regions, per_region[regions].astype(np.int32))
+
+
 def _gather(chunk: Sequence[tuple[str, Source]], results) -> _Chunk:
     names = [name for name, _ in chunk]
     return _Chunk(TokenizedSets.from_results(names, results), *unusable_sets(names, results))
 
 
-def _tokenize_chunk(index: UniverseIndex, chunk: Sequence[tuple[str, Source]], n_jobs: int | None) -> _Chunk:
-    """Tokenize one chunk in this process (threads over its files)."""
-    return _gather(chunk, parallel_map(_TokenizeOne(index), list(chunk), n_jobs=n_jobs, desc="tokenizing"))
+def _tokenize_chunk(index: UniverseIndex, chunk: Sequence[tuple[str, Source]], path: Path, n_jobs) -> _Summary:
+    """Tokenize one chunk in this process (threads over its files) and save it at ``path``."""
+    done = _gather(chunk, parallel_map(_TokenizeOne(index), list(chunk), n_jobs=n_jobs, desc="tokenizing"))
+    done.save(path)
+    return _Summary.of(done)
 
 
 @dataclass(frozen=True)
 class _TokenizeChunk:
-    """Tokenize one chunk where an executor runs it (a picklable callable: a worker gets the index with it)."""
+    """Tokenize one chunk where an executor runs it, and save it there.
+
+    A picklable callable: a worker gets the index with it, writes the chunk file and returns only its
+    :class:`_Summary`.
+    """
 
     index: UniverseIndex
 
-    def __call__(self, chunk: Sequence[tuple[str, Source]]) -> _Chunk:
+    def __call__(self, chunk: Sequence[tuple[str, Source]], path: Path) -> _Summary:
         one = _TokenizeOne(self.index)
-        return _gather(chunk, [one(item) for item in chunk])
+        done = _gather(chunk, [one(item) for item in chunk])
+        done.save(path)
+        return _Summary.of(done)
 
 
 def _fingerprint(universe: Universe, named: Sequence[tuple[str, Source]], chunk_size: int) -> str:
@@ -185,22 +220,19 @@ def _slots(executor: Executor) -> int:
     return max(1, int(getattr(executor, "_max_workers", 1) or 1))
 
 
-def _run_chunks(
-    index: UniverseIndex, todo: list[tuple[int, list]], n_jobs: int | Executor | None
-) -> Iterator[tuple[int, _Chunk]]:
-    """Tokenize the chunks ``todo`` (number, sets); yields each as it is done (any order with an executor)."""
-    if not isinstance(n_jobs, Executor):
-        for number, chunk in todo:
-            yield number, _tokenize_chunk(index, chunk, n_jobs)
-        return
-    task = _TokenizeChunk(index)
-    in_flight = 2 * _slots(n_jobs)  # bounds memory: results wait here only until they are saved
+def as_done(executor: Executor, task, jobs: Sequence[tuple]) -> Iterator[tuple[int, object]]:
+    """``task(*jobs[i])`` for every job on ``executor``; yields ``(i, result)`` as each finishes.
+
+    At most two tasks per worker slot are in flight, so results (and the inputs of tasks not yet started) wait
+    in this process only briefly; whatever is pending is cancelled if the caller stops or a task fails.
+    """
+    in_flight = 2 * _slots(executor)
     pending: dict = {}
-    queue = iter(todo)
+    queue = iter(enumerate(jobs))
     try:
         while True:
-            for number, chunk in queue:
-                pending[n_jobs.submit(task, chunk)] = number
+            for i, job in queue:
+                pending[executor.submit(task, *job)] = i
                 if len(pending) >= in_flight:
                     break
             if not pending:
@@ -211,6 +243,66 @@ def _run_chunks(
     finally:
         for future in pending:
             future.cancel()
+
+
+def _run_chunks(
+    index: UniverseIndex, todo: list[tuple[int, list, Path]], n_jobs: int | Executor | None
+) -> Iterator[tuple[int, _Summary]]:
+    """Tokenize the chunks ``todo`` (number, sets, file) into their files; yield each one's summary when done.
+
+    With an executor the workers write the files, and chunks finish in any order.
+    """
+    if not isinstance(n_jobs, Executor):
+        for number, chunk, path in todo:
+            yield number, _tokenize_chunk(index, chunk, path, n_jobs)
+        return
+    for i, summary in as_done(n_jobs, _TokenizeChunk(index), [(chunk, path) for _, chunk, path in todo]):
+        number, _, path = todo[i]
+        if not path.is_file():
+            raise RuntimeError(
+                f"a worker saved chunk {path.name} in {path.parent}, but this process cannot see it there: with a "
+                "cluster, write the collection (out=) on a filesystem every worker and this process share"
+            )
+        yield number, summary
+
+
+@dataclass(frozen=True)
+class _EmbedRows:
+    """Embed rows ``start:stop`` of the collection in the ``.h5ad`` at ``path``, reading them there.
+
+    A picklable callable: on a cluster the worker opens the file itself, so no tokens travel.
+    """
+
+    path: str
+
+    def __call__(self, start: int, stop: int, region_vectors: np.ndarray) -> np.ndarray:
+        with h5py.File(self.path, "r") as f:
+            group = f["X"]
+            indptr = np.asarray(group["indptr"][start : stop + 1], dtype=np.int64)
+            indices = group["indices"][indptr[0] : indptr[-1]]
+        return set_vectors(np.asarray(region_vectors), indptr - indptr[0], indices)
+
+
+def embed_file_rows(
+    path: str | os.PathLike, row_chunks: Sequence[tuple[int, int]], region_vectors: np.ndarray, executor: Executor
+) -> np.ndarray:
+    """Set vectors of a CSR ``.h5ad`` collection, each chunk of rows embedded by a worker of ``executor``.
+
+    The region vectors go to each dask worker once (scattered; under a key of their own, as a scatter of equal
+    data by content could reuse a key an earlier call is releasing); a plain executor gets them with every task.
+    """
+    client = getattr(executor, "_client", None)  # dask.distributed's ClientExecutor
+    shared = region_vectors if client is None else client.scatter(region_vectors, broadcast=True, hash=False)
+    n_sets = row_chunks[-1][1] if row_chunks else 0
+    vectors = np.zeros((n_sets, region_vectors.shape[1]), np.float32)
+    jobs = [(start, stop, shared) for start, stop in row_chunks]
+    bar = tqdm(total=n_sets, desc="embedding", unit="set", disable=len(jobs) < 2)
+    with bar:
+        for i, result in as_done(executor, _EmbedRows(str(path)), jobs):
+            start, stop = row_chunks[i]
+            vectors[start:stop] = result
+            bar.update(stop - start)
+    return vectors
 
 
 def tokenize_to_h5ad(
@@ -232,16 +324,20 @@ def tokenize_to_h5ad(
         paths = _prepare(folder, _fingerprint(universe, named, chunk_size), len(chunks))
         n_sets = np.zeros(len(universe), np.int64)
         summaries: list[_Chunk | None] = [None] * len(chunks)
+
+        def add(number: int, summary: _Summary) -> None:
+            n_sets[summary.regions] += summary.counts
+            summaries[number] = summary.chunk
+
         todo = []
         for number, (path, chunk) in enumerate(zip(paths, chunks, strict=True)):
             saved = _done(path, chunk)
             if saved is None:
-                todo.append((number, chunk))
+                todo.append((number, chunk, path))
             else:
-                summaries[number] = _summary(saved, n_sets)
-        for number, done in _run_chunks(index, todo, n_jobs):
-            done.save(paths[number])
-            summaries[number] = _summary(done, n_sets)
+                add(number, _Summary.of(saved))
+        for number, summary in _run_chunks(index, todo, n_jobs):
+            add(number, summary)
         whole = TokenizedSets(
             [name for s in summaries for name in s.sets.names],
             np.concatenate([[0], np.cumsum(np.concatenate([s.sets.n_tokens for s in summaries]))]).astype(np.int64),
@@ -254,14 +350,6 @@ def tokenize_to_h5ad(
         ad.AnnData(obs=obs, var=var, uns={UNS_KEY: uns}).write_h5ad(tmp)
         _write_x(tmp, whole.indptr, paths, len(universe))
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _summary(done: _Chunk, n_sets: np.ndarray) -> _Chunk:
-    """Count the chunk's sets per region into ``n_sets``; keep its per-set counts, drop its indices."""
-    n_sets += np.bincount(done.sets.indices, minlength=n_sets.size)
-    sets = done.sets
-    light = TokenizedSets(sets.names, sets.indptr, np.zeros(0, np.int32), sets.n_regions, sets.n_in_universe)
-    return _Chunk(light, done.empty, done.foreign)
 
 
 def _write_x(path: Path, indptr: np.ndarray, chunk_paths: Sequence[Path], n_regions: int) -> None:

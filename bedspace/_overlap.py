@@ -55,6 +55,48 @@ def _union_of_ranges(lo, hi):
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _first_end_after(ends, lo, hi, x):
+    """First row in ``[lo, hi)`` whose end is past ``x`` (``hi`` if none); ``ends`` ascending there."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if ends[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@numba.njit(cache=True, nogil=True)
+def _overlapped_rows(u_starts, u_ends, run_u0, run_u1, run_bounds, starts, ends, lo, hi):
+    """Per interval, the universe rows ``[lo, hi)`` it overlaps (a sorted, non-overlapping universe).
+
+    Run ``r`` of intervals (one chromosome) is searched in the universe rows ``[run_u0[r], run_u1[r])``. Peak
+    files list their intervals by position, so the search gallops forward from the previous interval's answer
+    (a merge, reading the universe once) and falls back to a binary search when an interval starts before the
+    previous one. ``hi`` is walked from ``lo``: the rows in between are the interval's tokens.
+    """
+    for r in range(run_u0.size):
+        u0, u1 = run_u0[r], run_u1[r]
+        j = u0
+        previous = -1
+        for i in range(run_bounds[r], run_bounds[r + 1]):
+            start = starts[i]
+            if start < previous:
+                j = _first_end_after(u_ends, u0, u1, start)
+            elif j < u1 and u_ends[j] <= start:
+                step = 1
+                while j + step < u1 and u_ends[j + step] <= start:
+                    step *= 2
+                j = _first_end_after(u_ends, j + step // 2 + 1, min(j + step, u1), start)
+            previous = start
+            k = j
+            while k < u1 and u_starts[k] < ends[i]:
+                k += 1
+            lo[i] = j
+            hi[i] = k
+
+
 @dataclass(frozen=True)
 class SetTokens:
     """Tokenization of one region set."""
@@ -111,12 +153,12 @@ class UniverseIndex:
         starts, ends = bedtools_extent(intervals.starts, intervals.ends)
         lo = np.zeros(starts.size, np.int64)
         hi = np.zeros(starts.size, np.int64)
-        for chrom, a, b in zip(intervals.run_chroms, intervals.run_bounds[:-1], intervals.run_bounds[1:], strict=True):
-            if chrom not in self._chrom_slices:
-                continue
-            u0, u1 = self._chrom_slices[chrom]
-            lo[a:b] = u0 + np.searchsorted(self._ends[u0:u1], starts[a:b], side="right")
-            hi[a:b] = u0 + np.searchsorted(self._starts[u0:u1], ends[a:b], side="left")
+        nowhere = (0, 0)  # a chromosome the universe lacks: no rows to search
+        slices = np.array([self._chrom_slices.get(c, nowhere) for c in intervals.run_chroms], np.int64).reshape(-1, 2)
+        _overlapped_rows(
+            self._starts, self._ends, slices[:, 0], slices[:, 1], np.asarray(intervals.run_bounds, np.int64),
+            starts, ends, lo, hi,
+        )  # fmt: skip
         n_hit = int(np.count_nonzero(hi > lo))
         tokens = _union_of_ranges(lo, hi)
         if self._order is not None:

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 import anndata as ad
+import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -187,7 +188,7 @@ class Universe:
         keep = ~duplicated
         chrom = pd.Categorical.from_codes(codes[keep], categories=categories)
         starts, ends = intervals.starts[keep].astype(np.int64), intervals.ends[keep].astype(np.int64)
-        frame = pd.DataFrame({"chrom": chrom, "start": starts, "end": ends}, index=region_names(chrom, starts, ends))
+        frame = pd.DataFrame({"chrom": chrom, "start": starts, "end": ends})  # named by the constructor
         return cls(frame, name=name, chrom_sizes=chrom_sizes)
 
     @classmethod
@@ -354,8 +355,62 @@ class _TokenizeOne:
 
 def region_names(chrom, start: np.ndarray, end: np.ndarray) -> pd.Index:
     """``chr1:100-200`` names (the SnapATAC2 convention)."""
-    chrom = pd.Series(np.asarray(chrom, dtype=object)).astype(str)
-    return pd.Index((chrom + ":" + pd.Series(start).astype(str) + "-" + pd.Series(end).astype(str)).tolist())
+    categorical = pd.Categorical(chrom) if isinstance(getattr(chrom, "dtype", None), pd.CategoricalDtype) else None
+    start, end = np.asarray(start), np.asarray(end)
+    if (
+        categorical is not None
+        and (categorical.codes >= 0).all()
+        and start.dtype.kind in "iu"
+        and end.dtype.kind in "iu"
+    ):
+        spelled = [str(c).encode() for c in categorical.categories]
+        if (start.size == 0 or min(start.min(), end.min()) >= 0) and not any(b"\n" in c for c in spelled):
+            # the usual case, spelled by numba into one buffer: a Python f-string per region costs 2-3x more, and
+            # loading a universe is serial work in every tokenize call
+            bounds = np.zeros(len(spelled) + 1, np.int64)
+            np.cumsum([len(c) for c in spelled], out=bounds[1:])
+            text = _spell_regions(
+                np.frombuffer(b"".join(spelled), np.uint8), bounds, categorical.codes.astype(np.int64),
+                start.astype(np.int64), end.astype(np.int64),
+            )  # fmt: skip
+            return pd.Index(text.tobytes().decode().split("\n") if start.size else [])
+    chrom = np.asarray(chrom, dtype=object).astype(str).tolist()
+    return pd.Index([f"{c}:{s}-{e}" for c, s, e in zip(chrom, start.tolist(), end.tolist(), strict=True)])
+
+
+@numba.njit(cache=True, nogil=True)
+def _write_decimal(out, pos, value):
+    """Write the non-negative integer ``value`` in decimal at ``out[pos:]``; return the position after it."""
+    n = 1
+    v = value // 10
+    while v > 0:
+        v //= 10
+        n += 1
+    for k in range(n - 1, -1, -1):
+        out[pos + k] = 48 + value % 10
+        value //= 10
+    return pos + n
+
+
+@numba.njit(cache=True, nogil=True)
+def _spell_regions(names, name_bounds, codes, starts, ends):
+    """``chrom:start-end`` of every region, newline-separated, as bytes (``names[name_bounds[c]:...]`` = chrom c)."""
+    total = 0
+    for i in range(codes.size):
+        total += name_bounds[codes[i] + 1] - name_bounds[codes[i]] + 42  # ':', '-', '\n' and two int64s at most
+    out = np.empty(total, np.uint8)
+    pos = 0
+    for i in range(codes.size):
+        for k in range(name_bounds[codes[i]], name_bounds[codes[i] + 1]):
+            out[pos] = names[k]
+            pos += 1
+        out[pos] = 58  # ':'
+        pos = _write_decimal(out, pos + 1, starts[i])
+        out[pos] = 45  # '-'
+        pos = _write_decimal(out, pos + 1, ends[i])
+        out[pos] = 10
+        pos += 1
+    return out[: max(pos - 1, 0)]
 
 
 def read_chrom_sizes(chrom_sizes: ChromSizes) -> dict[str, int]:

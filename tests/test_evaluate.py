@@ -146,7 +146,7 @@ def test_split_is_stratified(hg19_adata):
         bs.pp.split(hg19_adata, stratify="organ", test_size=1.5)
 
 
-REPEATED = {"dim": 32, "epochs": 10, "n_threads": 1}  # n_threads=1: bit-for-bit reproducible per seed
+REPEATED = {"dim": 16, "epochs": 3, "n_threads": 1}  # n_threads=1: bit-for-bit reproducible per seed
 TRAINED = ["bedspace", "bedspace-labels", "starspace", "starspace-labels"]
 
 

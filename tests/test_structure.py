@@ -94,7 +94,7 @@ def test_writers_copy_and_document_every_key_they_write(collection, tmp_path):
 LAYERS = {
     "base": [
         "_atomic", "_cache", "_logging", "_metrics", "_parallel", "_params", "_similarity", "_version",
-        "_warnings", "_calibration", "_enrichment", "_quiet", "_annotation",
+        "_warnings", "_calibration", "_enrichment", "_quiet", "_annotation", "_index",
     ],
     "engine": ["_engine", "_formats", "_overlap"],
     "core": [

@@ -259,3 +259,44 @@ def test_metadata_column_clash_with_qc(hg19, tmp_path):
         adata = bs.pp.tokenize(hg19.files[:1], hg19.universe, metadata=table)
     assert adata.obs["n_tokens_metadata"].iloc[0] == -1
     assert adata.obs["n_tokens"].iloc[0] > 0
+
+
+@pytest.mark.parametrize("order", ["by position", "shuffled", "chromosomes interleaved"])
+def test_sorted_universe_kernel_matches_brute_force(order):
+    """The galloping search of a sorted universe finds exactly the rows any brute-force overlap test finds."""
+    from bedspace._formats.bed import Intervals
+    from bedspace._overlap import UniverseIndex
+
+    rng = np.random.default_rng(7)
+    gaps = rng.integers(0, 300, size=(2, 2000))  # adjacent, book-ended and spaced regions, two chromosomes
+    widths = rng.integers(1, 400, size=(2, 2000))
+    u_chrom, u_start, u_end = [], [], []
+    for c, name in enumerate(["chr1", "chr2"]):
+        ends = np.cumsum(gaps[c] + widths[c])
+        u_chrom += [name] * ends.size
+        u_start.append(ends - widths[c])
+        u_end.append(ends)
+    u_start, u_end, u_chrom = np.concatenate(u_start), np.concatenate(u_end), np.array(u_chrom)
+    index = UniverseIndex(pd.Categorical(u_chrom), u_start, u_end)
+    assert index.non_overlapping
+
+    n = 3000
+    q_chrom = rng.choice(["chr1", "chr2", "chrUn"], size=n)
+    q_start = rng.integers(0, int(u_end.max()) + 500, size=n)
+    q_end = q_start + rng.choice([0, 1, 50, 5000], size=n)  # zero-length, tiny, peak-sized, spanning many
+    frame = pd.DataFrame({"chrom": q_chrom, "start": q_start, "end": q_end})
+    if order == "by position":
+        frame = frame.sort_values(["chrom", "start"], kind="stable")
+    elif order == "chromosomes interleaved":
+        frame = frame.sort_values("start", kind="stable")
+    found = index.tokenize(Intervals.from_frame(frame, source="test"))
+
+    lo = np.where(frame["start"] == frame["end"], np.maximum(frame["start"] - 1, 0), frame["start"]).astype(np.int64)
+    hi = np.where(frame["start"] == frame["end"], frame["end"] + 1, frame["end"]).astype(np.int64)
+    hits = (
+        (frame["chrom"].to_numpy()[:, None] == u_chrom[None, :])
+        & (lo[:, None] < u_end[None, :])
+        & (hi[:, None] > u_start[None, :])
+    )
+    np.testing.assert_array_equal(found.tokens, np.flatnonzero(hits.any(axis=0)))
+    assert found.n_regions_in_universe == int(hits.any(axis=1).sum())

@@ -10,6 +10,7 @@ import textwrap
 import time
 import tracemalloc
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import anndata as ad
 import h5py
@@ -24,6 +25,7 @@ try:
 except ImportError:  # anndata < 0.12
     from anndata.experimental import read_elem_lazy
 from bedspace import _ondisk
+from bedspace._model import _row_chunks
 from bedspace._universe import Universe
 
 
@@ -258,3 +260,59 @@ def test_dask_cluster_on_real_hg19_files(hg19, sample_files, tmp_path, dask_clie
     out = tmp_path / "collection.h5ad"
     bs.pp.tokenize(sample_files, hg19.universe, out=out, chunk_size=2, n_jobs=dask_client)
     assert_same_collection(out, expected)
+
+
+def test_dask_workers_write_their_own_chunks(insulators, in_memory, tmp_path, dask_client, monkeypatch):
+    """On a cluster no chunk is written by the calling process: its own `_Chunk.save` is broken here, the
+    workers' (other processes) is not."""
+
+    def refuse(self, path):
+        raise AssertionError(f"the calling process wrote {path}")
+
+    monkeypatch.setattr(_ondisk._Chunk, "save", refuse)
+    out = tmp_path / "collection.h5ad"
+    bs.pp.tokenize(
+        insulators.beds, insulators.universe, metadata=insulators.metadata, out=out, chunk_size=3, n_jobs=dask_client
+    )
+    assert_same_collection(out, in_memory)
+
+
+class _WorkerElsewhere(ThreadPoolExecutor):
+    """An executor whose workers write to a disk this process does not see: each chunk file vanishes."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        def run():
+            result = fn(*args, **kwargs)
+            args[1].unlink()
+            return result
+
+        return super().submit(run)
+
+
+def test_chunks_out_of_sight_are_an_error(insulators, tmp_path):
+    out = tmp_path / "collection.h5ad"
+    with _WorkerElsewhere(2) as executor, pytest.raises(RuntimeError, match="filesystem every worker"):
+        bs.pp.tokenize(insulators.beds, insulators.universe, out=out, chunk_size=3, n_jobs=executor)
+    assert not out.exists()
+
+
+def test_dask_workers_embed_a_backed_collection(insulators, tmp_path, dask_client, monkeypatch):
+    """Each worker reads its chunk of rows from the file and embeds it; the vectors are those embedded here."""
+    reference = bs.pp.tokenize(insulators.beds, insulators.universe, metadata=insulators.metadata)
+    bs.tl.train(reference, labels=["target"], dim=8, epochs=2, n_threads=1, random_state=0)
+    out = tmp_path / "collection.h5ad"
+    backed = bs.pp.tokenize(insulators.beds, insulators.universe, metadata=insulators.metadata, out=out)
+    model = bs.BEDSpaceModel.from_anndata(reference)
+    here = model.embed(backed, chunk_tokens=2000)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the calling process embedded rows of the file")
+
+    # neither this process's chunk loop nor a task run here: only the worker processes can embed
+    monkeypatch.setattr(_ondisk._EmbedRows, "__call__", refuse)
+    monkeypatch.setattr(bs.BEDSpaceModel, "embed_rows", refuse)
+    assert len(_row_chunks(np.asarray(backed.X.group["indptr"][...]), 2000)) > 2  # several tasks, in any order
+    on_workers = model.embed(backed, n_jobs=dask_client, chunk_tokens=2000)
+    np.testing.assert_array_equal(on_workers, here)
+    bs.tl.embed(backed, reference, n_jobs=dask_client)
+    np.testing.assert_array_equal(backed.obsm["X_bedspace"], reference.obsm["X_bedspace"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import anndata as ad
 
 from .._keys import Keys, store
@@ -13,6 +15,7 @@ def embed(
     reference: ad.AnnData,
     *,
     key: str = "bedspace",
+    n_jobs: int | Executor | None = None,
     key_added: str | None = None,
     copy: bool = False,
 ) -> ad.AnnData | None:
@@ -32,6 +35,11 @@ def embed(
         A collection trained with :func:`bedspace.tl.train`.
     key
         The ``key_added`` of :func:`~bedspace.tl.train` in ``reference``.
+    n_jobs
+        A ``dask.distributed`` client (or any :class:`concurrent.futures.Executor`) embeds a backed ``adata`` on
+        its workers, a chunk of rows per task, each worker reading its rows from the ``.h5ad`` (which must be on a
+        filesystem the workers share); only the set vectors come back. Otherwise the embedding runs here, on
+        numba's threads.
     key_added
         Where results go in ``adata`` (default: ``key``).
     copy
@@ -57,7 +65,7 @@ def embed(
     written = Keys(key_added or key)
     adata = adata.copy() if copy else adata
     # a chunk of rows at a time: a backed collection is never read whole
-    store(adata, "obsm", written.set_vectors, model.embed(adata), "set vectors")
+    store(adata, "obsm", written.set_vectors, model.embed(adata, n_jobs=n_jobs), "set vectors")
     trained = reference.uns[Keys(key).record]
     record = dict(adata.uns.get(written.record, {}))  # keeps what bs.pp.tokenize recorded under the same key
     record.update(

@@ -108,7 +108,10 @@ def train(
         Train on at most this many sets (a positive integer), drawn at random stratified by the combination of
         their labels: every combination of values of ``labels`` present keeps at least one set, and the rest
         are shared in proportion to the combinations' sizes. Only labelled sets with a region are drawn. Default
-        (``None``): every such set. Memory then grows with the sample, not with the collection.
+        (``None``): every such set. Memory then grows with the sample, not with the collection. A sample sees
+        fewer examples per epoch: give it about ``epochs × n_sets / sample_sets`` epochs, which matched training
+        on every set within seed noise in ``benchmarks/sample.py`` (the same epochs on a sample of 200 or 500 of
+        2,000 sets lost quality).
     key_added
         Where results go (see Returns).
     calibrate

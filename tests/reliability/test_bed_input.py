@@ -247,6 +247,16 @@ def test_truncated_gzip_says_it_is_cut_short(tmp_path, beaf):
     raises_at(path, None, "probably truncated")
 
 
+@pytest.mark.parametrize("where", ["body", "checksum"])
+def test_corrupt_gzip_names_the_file(tmp_path, beaf, where):
+    data = bytearray(gzip.compress(beaf))
+    if where == "body":  # a damaged deflate block: zlib and ISA-L raise their own error types, not OSError
+        data[20:40] = bytes(b ^ 0x5A for b in data[20:40])
+    else:
+        data[-6] ^= 0xFF
+    raises_at(write(tmp_path, "damaged.bed.gz", bytes(data)), None, "not a readable gzip file")
+
+
 def test_a_folder_is_not_a_file(tmp_path):
     folder = tmp_path / "sets.bed"
     folder.mkdir()
