@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -101,3 +103,31 @@ def hg19_trained(hg19):
     train, test = bs.pp.split(adata, stratify="organ", test_size=0.25, random_state=0)
     bs.tl.train(train, labels=["organ", "cell_class", "assay"], epochs=30, random_state=0, n_threads=1)
     return train, test
+
+
+def _cli_in_process(*args, cwd, check=True) -> subprocess.CompletedProcess:
+    """Run the command line in this process (as ``bedspace ARGS`` in ``cwd``): what it prints and its exit code."""
+    from bedspace.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as stop:  # argparse's usage errors
+            code = stop.code
+    result = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    if check:
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """The command line run in this process: ``cli("search", ..., cwd=folder)`` -> a ``CompletedProcess``.
+
+    In-process keeps the command-line tests fast (no interpreter start, no imports, numba's functions loaded
+    once); tests/test_cli.py, the pipeline fixture of tests/test_cli_pipeline.py and the concurrency cases run
+    real processes.
+    """
+    return _cli_in_process

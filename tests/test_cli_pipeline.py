@@ -1,4 +1,8 @@
-"""The six commands of the published command line, run as written, in subprocesses, on real data."""
+"""The six commands of the published command line, run as written, on real data.
+
+The pipeline (preprocess, train, distances) and the help and error-output checks run in real processes; the
+searches and refusals run in this process (the ``cli`` fixture), which keeps the module fast.
+"""
 
 from __future__ import annotations
 
@@ -72,16 +76,16 @@ def test_train_numbers_are_numbers_and_model_is_a_folder(pipeline):
     assert manifest["params"]["backend"] == "native"
 
 
-def test_train_refuses_to_continue_an_old_model(pipeline):
+def test_train_refuses_to_continue_an_old_model(cli, pipeline):
     before = (pipeline / "model" / "model.json").read_text()
-    result = bedspace(
+    result = cli(
         "train", "--input", "preprocessed.txt", "--output", "model/", "--epochs", "2", cwd=pipeline, check=False
     )
     assert result.returncode == 1
     assert "exists; pass --overwrite" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert (pipeline / "model" / "model.json").read_text() == before
-    bedspace("train", "--input", "preprocessed.txt", "--output", "model2/", "--epochs", "2", "--dim", "8", cwd=pipeline)
-    bedspace(
+    cli("train", "--input", "preprocessed.txt", "--output", "model2/", "--epochs", "2", "--dim", "8", cwd=pipeline)
+    cli(
         "train",
         "--input",
         "preprocessed.txt",
@@ -107,35 +111,35 @@ def test_distances_file_is_a_safe_h5ad(pipeline):
     assert "bedspace_label_similarity" in adata.obsm and "bedspace_neighbors_connectivities" in adata.obsp
 
 
-def test_distances_adds_sets_the_model_has_not_seen(pipeline, hg19, hg19_folder):
+def test_distances_adds_sets_the_model_has_not_seen(cli, pipeline, hg19, hg19_folder):
     folder, held_back = hg19_folder
     labels = pd.read_csv(folder / "labels.csv")
     extra = pd.read_csv(hg19.metadata).query("file_name == @held_back.name")
     pd.concat([labels, extra]).to_csv(pipeline / "labels_plus.csv", index=False)
     args = ["distances", "--input", "model/", "--metadata", "labels_plus.csv", "--universe", hg19.universes["tiles_5kb"],
             "--output", "plus.h5ad"]  # fmt: skip
-    result = bedspace(*args, cwd=pipeline, check=False)
+    result = cli(*args, cwd=pipeline, check=False)
     assert result.returncode == 1 and "not in the model (give their folder with --beds)" in result.stderr
-    bedspace(*args, "--beds", hg19.beds, cwd=pipeline)
+    cli(*args, "--beds", hg19.beds, cwd=pipeline)
     import anndata as ad
 
     adata = ad.read_h5ad(pipeline / "plus.h5ad")
     assert adata.n_obs == 13 and held_back.name in adata.obs_names
     assert adata.obsm["X_bedspace"][adata.obs_names.get_loc(held_back.name)].any()
-    out = bedspace(
+    out = cli(
         "search", "-t", "l2r", "-d", "plus.h5ad", "-q", "organ=blood", "-n", "13", "--format", "json", cwd=pipeline
     )
     assert held_back.name in [h["name"] for h in json.loads(out.stdout)]
     # every search type is answered from that file, r2l of a new BED file too
-    out = bedspace("search", "-t", "r2l", "-d", "plus.h5ad", "-q", held_back, "--format", "json", cwd=pipeline)
+    out = cli("search", "-t", "r2l", "-d", "plus.h5ad", "-q", held_back, "--format", "json", cwd=pipeline)
     assert {h["field"] for h in json.loads(out.stdout)} == {"assay", "organ"}
-    out = bedspace("search", "-t", "r2r", "-d", "plus.h5ad", "-q", held_back.name, "--format", "json", cwd=pipeline)
+    out = cli("search", "-t", "r2r", "-d", "plus.h5ad", "-q", held_back.name, "--format", "json", cwd=pipeline)
     assert held_back.name not in [h["name"] for h in json.loads(out.stdout)]
 
 
-def test_search_r2l_with_a_file_never_seen(pipeline, hg19_folder):
+def test_search_r2l_with_a_file_never_seen(cli, pipeline, hg19_folder):
     _, held_back = hg19_folder
-    out = bedspace(
+    out = cli(
         "search", "-t", "r2l", "-d", "distances.pkl", "-q", held_back, "-n", "10", "--format", "tsv", cwd=pipeline
     ).stdout
     table = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
@@ -147,73 +151,73 @@ def test_search_r2l_with_a_file_never_seen(pipeline, hg19_folder):
     assert table.loc[table["field"] == "organ", "value"].iloc[0] == "blood"
     assert np.allclose(table.groupby("field")["probability"].sum(), 1.0, atol=1e-3)
     # the label vectors, StarSpace's way, on request; abstention below a probability
-    out = bedspace(
+    out = cli(
         "search", "-t", "r2l", "-d", "distances.pkl", "-q", held_back, "--method", "embedding", "--format", "tsv",
         cwd=pipeline,
     ).stdout  # fmt: skip
     assert list(pd.read_csv(pd.io.common.StringIO(out), sep="\t").columns[:3]) == ["rank", "name", "score"]
-    out = bedspace(
+    out = cli(
         "search", "-t", "r2l", "-d", "distances.pkl", "-q", held_back, "--min-probability", "0.3", "--format", "tsv",
         cwd=pipeline,
     ).stdout  # fmt: skip
     confident = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
     assert len(confident) < len(table) and (confident["probability"] >= 0.3).all()
-    result = bedspace("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "--method", "hybrid",
+    result = cli("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "--method", "hybrid",
                       cwd=pipeline, check=False)  # fmt: skip
     assert result.returncode == 1 and "r2l and -t l2r only" in result.stderr
 
 
-def test_search_l2r_and_r2r(pipeline, hg19_folder):
+def test_search_l2r_and_r2r(cli, pipeline, hg19_folder):
     folder, held_back = hg19_folder
-    out = bedspace(
+    out = cli(
         "search", "-t", "l2r", "-d", "distances.pkl", "-q", "ATAC-seq", "-n", "4", "--format", "json", cwd=pipeline
     ).stdout
     hits = json.loads(out)
     assert [h["rank"] for h in hits] == [1, 2, 3, 4]
     # the default ranks sets by their fused annotation: a GM12878 TF ChIP set may look like blood ATAC-seq
     assert sum(h["assay"] == "ATAC-seq" for h in hits) >= 3
-    out = bedspace(
+    out = cli(
         "search", "-t", "l2r", "-d", "distances.pkl", "-q", "ATAC-seq", "-n", "4", "--method", "embedding",
         "--format", "json", cwd=pipeline,
     ).stdout  # fmt: skip
     assert all(h["assay"] == "ATAC-seq" for h in json.loads(out))
-    table = bedspace("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "-n", "3", cwd=pipeline).stdout
+    table = cli("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "-n", "3", cwd=pipeline).stdout
     lines = table.strip().splitlines()
     assert lines[0].split()[:3] == ["rank", "name", "score"] and len(lines) == 4
     assert "DNase-seq" in lines[1]
     # a set of the collection asked for by name is not its own hit; its file is compared with every set
     own = sorted((folder / "beds").iterdir())[0]
-    out = bedspace(
+    out = cli(
         "search", "-t", "r2r", "-d", "distances.pkl", "-q", own.name, "-n", "20", "--format", "json", cwd=pipeline
     ).stdout
     assert own.name not in [h["name"] for h in json.loads(out)]
-    out = bedspace(
+    out = cli(
         "search", "-t", "r2r", "-d", "distances.pkl", "-q", own, "-n", "20", "--format", "json", cwd=pipeline
     ).stdout
     assert json.loads(out)[0]["name"] == own.name
 
 
-def test_train_checks_the_training_file_against_its_companion(pipeline):
+def test_train_checks_the_training_file_against_its_companion(cli, pipeline):
     edited = pipeline / "edited.txt"
     shutil.copy(pipeline / "preprocessed.txt", edited)
     shutil.copy(pipeline / "preprocessed.txt.bedspace.h5ad", pipeline / "edited.txt.bedspace.h5ad")
     with open(edited, "a") as out:
         out.write("chr1_0_5000 __label__organ=moon\n")
-    result = bedspace("train", "-i", "edited.txt", "-o", "m_edited/", "--epochs", "1", cwd=pipeline, check=False)
+    result = cli("train", "-i", "edited.txt", "-o", "m_edited/", "--epochs", "1", cwd=pipeline, check=False)
     assert result.returncode == 1 and not (pipeline / "m_edited").exists()
     assert "edited.txt is not the training file that edited.txt.bedspace.h5ad describes" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_distances_refuses_to_overwrite_its_inputs(pipeline, hg19, hg19_folder):
+def test_distances_refuses_to_overwrite_its_inputs(cli, pipeline, hg19, hg19_folder):
     folder, _ = hg19_folder
     shutil.copy(folder / "labels.csv", pipeline / "meta.csv")
     before = (pipeline / "meta.csv").read_bytes()
-    result = bedspace("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["tiles_5kb"],
+    result = cli("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["tiles_5kb"],
                       "-o", "meta.csv", cwd=pipeline, check=False)  # fmt: skip
     assert result.returncode == 1 and "same file as --metadata" in result.stderr
     assert (pipeline / "meta.csv").read_bytes() == before
-    result = bedspace("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["consensus"],
+    result = cli("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["consensus"],
                       "-o", "d2.h5ad", cwd=pipeline, check=False)  # fmt: skip
     assert result.returncode == 1 and "is not on the universe" in result.stderr
 
@@ -258,17 +262,17 @@ def test_every_command_has_help_with_examples():
         ),
     ],
 )
-def test_user_mistakes_are_one_line(pipeline, args, message):
-    result = bedspace(*args, cwd=pipeline, check=False)
+def test_user_mistakes_are_one_line(cli, pipeline, args, message):
+    result = cli(*args, cwd=pipeline, check=False)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_pickle_is_never_loaded(pipeline):
+def test_pickle_is_never_loaded(cli, pipeline):
     (pipeline / "evil.pkl").write_bytes(pickle.dumps({"a": 1}))
-    result = bedspace("search", "-t", "l2r", "-d", "evil.pkl", "-q", "x", cwd=pipeline, check=False)
+    result = cli("search", "-t", "l2r", "-d", "evil.pkl", "-q", "x", cwd=pipeline, check=False)
     assert result.returncode == 1 and "not a distances file written by bedspace" in result.stderr
 
 

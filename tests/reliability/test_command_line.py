@@ -5,8 +5,6 @@ Every case asserts one line on stderr, no traceback and a non-zero exit — or t
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
 import subprocess
 import sys
@@ -16,25 +14,6 @@ import pandas as pd
 import pytest
 
 import bedspace as bs
-
-
-def bedspace(*args, cwd, check=True):
-    """Run the command line in this process (as ``bedspace ARGS`` in ``cwd``): what it prints and its exit code.
-
-    In-process keeps the catalogue fast; the concurrency case below and tests/test_cli.py run real processes.
-    """
-    from bedspace.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as stop:  # argparse's usage errors
-            code = stop.code
-    result = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 def one_line_error(result, *fragments, code=None):
@@ -47,17 +26,17 @@ def one_line_error(result, *fragments, code=None):
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
+def work(cli, tmp_path_factory):
     """preprocess → train → distances on the bundled insulator sets, as a user runs them."""
     data = bs.datasets.insulators()
     work = tmp_path_factory.mktemp("cli")
     shutil.copytree(data.beds, work / "beds", ignore=shutil.ignore_patterns("*.csv", "*.md"))
     shutil.copy(data.metadata, work / "labels.csv")
     shutil.copy(data.universe, work / "universe.bed")
-    bedspace("preprocess", "-i", "beds", "-m", "labels.csv", "-u", "universe.bed", "-l", "target,cell_type",
+    cli("preprocess", "-i", "beds", "-m", "labels.csv", "-u", "universe.bed", "-l", "target,cell_type",
              "-o", "pre.txt", cwd=work)  # fmt: skip
-    bedspace("train", "-i", "pre.txt", "-o", "model", "--dim", "8", "--epochs", "3", "--threads", "1", cwd=work)
-    result = bedspace("distances", "-i", "model", "-m", "labels.csv", "-u", "universe.bed", "-o", "d.h5ad", cwd=work)
+    cli("train", "-i", "pre.txt", "-o", "model", "--dim", "8", "--epochs", "3", "--threads", "1", cwd=work)
+    result = cli("distances", "-i", "model", "-m", "labels.csv", "-u", "universe.bed", "-o", "d.h5ad", cwd=work)
     assert "Warning" not in result.stderr.replace("bedspace distances: warning:", ""), result.stderr
     return work
 
@@ -73,26 +52,26 @@ def work(tmp_path_factory):
         ("--dim", "1e3", "invalid int value: '1e3'"),
     ],
 )
-def test_bad_numbers_are_refused_by_the_parser(work, option, value, message):
-    one_line_error(bedspace("train", "-i", "pre.txt", "-o", "m_bad", option, value, cwd=work, check=False), message)
+def test_bad_numbers_are_refused_by_the_parser(cli, work, option, value, message):
+    one_line_error(cli("train", "-i", "pre.txt", "-o", "m_bad", option, value, cwd=work, check=False), message)
     assert not (work / "m_bad").exists()
 
 
-def test_dropout_out_of_range_names_the_option(work):
-    result = bedspace("train", "-i", "pre.txt", "-o", "m_bad", "--dropout", "1.5", cwd=work, check=False)
+def test_dropout_out_of_range_names_the_option(cli, work):
+    result = cli("train", "-i", "pre.txt", "-o", "m_bad", "--dropout", "1.5", cwd=work, check=False)
     one_line_error(result, "dropout must be in [0, 1), got 1.5")
 
 
-def test_output_dot_with_overwrite_is_refused(work):
+def test_output_dot_with_overwrite_is_refused(cli, work):
     before = sorted(p.name for p in work.iterdir())
-    one_line_error(bedspace("train", "-i", "pre.txt", "-o", ".", "--overwrite", cwd=work, check=False), "train")
+    one_line_error(cli("train", "-i", "pre.txt", "-o", ".", "--overwrite", cwd=work, check=False), "train")
     assert sorted(p.name for p in work.iterdir()) == before
 
 
-def test_overwrite_never_deletes_a_folder_that_is_not_a_model(work):
+def test_overwrite_never_deletes_a_folder_that_is_not_a_model(cli, work):
     (work / "results").mkdir(exist_ok=True)
     (work / "results" / "figure.png").write_bytes(b"precious")
-    result = bedspace("train", "-i", "pre.txt", "-o", "results", "--overwrite", "--epochs", "1", cwd=work, check=False)
+    result = cli("train", "-i", "pre.txt", "-o", "results", "--overwrite", "--epochs", "1", cwd=work, check=False)
     one_line_error(result, "results")
     assert (work / "results" / "figure.png").read_bytes() == b"precious"
 
@@ -109,7 +88,7 @@ def test_two_trainings_into_the_same_new_folder(work):
     bs.BEDSpaceModel.load(work / "race")
 
 
-def test_a_relative_starspace_path_is_found(work):
+def test_a_relative_starspace_path_is_found(cli, work):
     stand_in = work / "fake_starspace"
     stand_in.write_text(
         f"#!{sys.executable}\n"
@@ -123,7 +102,7 @@ def test_a_relative_starspace_path_is_found(work):
         "        out.write(s + '\\t' + '\\t'.join(str(0.01 * (i + k + 1)) for k in range(dim)) + '\\n')\n"
     )
     stand_in.chmod(0o755)
-    bedspace("train", "-i", "pre.txt", "-o", "m_ss", "--dim", "4", "--epochs", "1", "--path-to-starspace",
+    cli("train", "-i", "pre.txt", "-o", "m_ss", "--dim", "4", "--epochs", "1", "--path-to-starspace",
              "./fake_starspace", cwd=work)  # fmt: skip
     assert bs.BEDSpaceModel.load(work / "m_ss").params["backend"] == "starspace"
 
@@ -137,28 +116,28 @@ def test_a_relative_starspace_path_is_found(work):
     ],
     ids=["a folder", "a text file", "a truncated h5ad"],
 )
-def test_a_bad_distances_file_is_named(work, make, message):
+def test_a_bad_distances_file_is_named(cli, work, make, message):
     target = work / f"bad_{message[:5].replace(' ', '_')}.h5ad"
     make(target)
-    one_line_error(bedspace("search", "-t", "l2r", "-d", target, "-q", "CTCF", cwd=work, check=False), message)
+    one_line_error(cli("search", "-t", "l2r", "-d", target, "-q", "CTCF", cwd=work, check=False), message)
 
 
-def test_a_truncated_distances_file_names_itself(work):
+def test_a_truncated_distances_file_names_itself(cli, work):
     data = (work / "d.h5ad").read_bytes()
     (work / "cut.h5ad").write_bytes(data[: len(data) // 3])
-    one_line_error(bedspace("search", "-t", "l2r", "-d", "cut.h5ad", "-q", "CTCF", cwd=work, check=False), "cut.h5ad")
+    one_line_error(cli("search", "-t", "l2r", "-d", "cut.h5ad", "-q", "CTCF", cwd=work, check=False), "cut.h5ad")
 
 
-def test_a_file_and_a_stored_set_with_the_same_name(work, tmp_path):
+def test_a_file_and_a_stored_set_with_the_same_name(cli, work, tmp_path):
     """The path means the file: a copy of another set, named like a stored one, finds that other set first."""
     beds = sorted((work / "beds").iterdir())
     stored, other = beds[0].name, beds[-1]
     shutil.copy(work / "d.h5ad", tmp_path / "d.h5ad")
     shutil.copy(other, tmp_path / stored)
-    out = bedspace("search", "-t", "r2r", "-d", "d.h5ad", "-q", stored, "--format", "tsv", cwd=tmp_path).stdout
+    out = cli("search", "-t", "r2r", "-d", "d.h5ad", "-q", stored, "--format", "tsv", cwd=tmp_path).stdout
     hits = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
     assert hits["name"].iloc[0] == other.name and hits["score"].iloc[0] == pytest.approx(1.0, abs=1e-4)
-    out = bedspace("search", "-t", "r2r", "-d", "d.h5ad", "-q", stored, "--format", "tsv", cwd=work).stdout
+    out = cli("search", "-t", "r2r", "-d", "d.h5ad", "-q", stored, "--format", "tsv", cwd=work).stdout
     assert stored not in pd.read_csv(pd.io.common.StringIO(out), sep="\t")["name"].tolist()  # by name: not its own hit
 
 
@@ -167,18 +146,18 @@ def test_a_file_and_a_stored_set_with_the_same_name(work, tmp_path):
     [("", "nothing to rank"), ("chrX_other_genome\t100\t2000\n", "nothing to rank")],
     ids=["empty file", "another genome"],
 )
-def test_a_query_with_nothing_to_rank(work, content, message):
+def test_a_query_with_nothing_to_rank(cli, work, content, message):
     (work / "q.bed").write_text(content)
-    result = bedspace("search", "-t", "r2l", "-d", "d.h5ad", "-q", "q.bed", cwd=work, check=False)
+    result = cli("search", "-t", "r2l", "-d", "d.h5ad", "-q", "q.bed", cwd=work, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if ": error:" in line]
     assert len(errors) == 1 and message in errors[0], result.stderr
     assert not result.stdout.strip()  # no list of 0.0 scores
 
 
-def test_distances_refuses_its_own_inputs_and_another_universe(work):
+def test_distances_refuses_its_own_inputs_and_another_universe(cli, work):
     shutil.copy(work / "labels.csv", work / "meta.csv")
-    result = bedspace("distances", "-i", "model", "-m", "meta.csv", "-u", "universe.bed", "-o", "meta.csv", cwd=work,
+    result = cli("distances", "-i", "model", "-m", "meta.csv", "-u", "universe.bed", "-o", "meta.csv", cwd=work,
                       check=False)  # fmt: skip
     one_line_error(result, "same file as --metadata")
     assert (work / "meta.csv").read_text() == (work / "labels.csv").read_text()
@@ -186,17 +165,17 @@ def test_distances_refuses_its_own_inputs_and_another_universe(work):
     (work / "shifted.bed").write_text(
         "".join(f"{c}\t{int(s) + 1}\t{e}\n" for c, s, e in (x.split("\t") for x in lines))
     )
-    result = bedspace("distances", "-i", "model", "-m", "labels.csv", "-u", "shifted.bed", "-o", "x.h5ad", cwd=work,
+    result = cli("distances", "-i", "model", "-m", "labels.csv", "-u", "shifted.bed", "-o", "x.h5ad", cwd=work,
                       check=False)  # fmt: skip
     one_line_error(result, "is not on the universe", "start differs at region 0")
 
 
-def test_train_refuses_a_training_file_its_companion_does_not_describe(work):
+def test_train_refuses_a_training_file_its_companion_does_not_describe(cli, work):
     shutil.copy(work / "pre.txt", work / "crash.txt")
     shutil.copy(work / "pre.txt.bedspace.h5ad", work / "crash.txt.bedspace.h5ad")
     lines = (work / "crash.txt").read_text().splitlines()
     (work / "crash.txt").write_text("\n".join(lines[:-1]) + "\n")  # a newer file beside a stale companion
-    result = bedspace("train", "-i", "crash.txt", "-o", "m_crash", cwd=work, check=False)
+    result = cli("train", "-i", "crash.txt", "-o", "m_crash", cwd=work, check=False)
     one_line_error(result, "crash.txt is not the training file that crash.txt.bedspace.h5ad describes")
 
 
@@ -214,12 +193,12 @@ def test_metadata_names_match_across_unicode_normal_forms(tmp_path):
     assert adata.obs.loc["plain.bed.gz", "kind"] == "b"
 
 
-def test_demo_on_a_collection_with_one_set_per_label(tmp_path):
+def test_demo_on_a_collection_with_one_set_per_label(cli, tmp_path):
     data = bs.datasets.insulators()
     (tmp_path / "m.csv").write_text(
         "file_name,sample\n" + "".join(f"{p.name},s{i}\n" for i, p in enumerate(data.files))
     )
-    result = bedspace("demo", "--data", data.beds, "--metadata", tmp_path / "m.csv", "--universe", data.universe,
+    result = cli("demo", "--data", data.beds, "--metadata", tmp_path / "m.csv", "--universe", data.universe,
                       "--labels", "sample", "--epochs", "2", "--figure", tmp_path / "f.png", cwd=tmp_path)  # fmt: skip
     assert "held-out evaluation skipped: every value of 'sample' has one set" in result.stdout
     assert (tmp_path / "f.png").exists()
