@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._annotation import Annotator, annotate
+from ._annotation import Annotation, Annotator, KernelClassifier, annotate
 from ._atomic import atomic_folder
 from ._cache import PerObject
 from ._engine.native import set_vectors
@@ -129,7 +129,8 @@ class BEDSpaceModel:
             )
         self._reference = reference
         self._annotator = annotator
-        self._stored_annotation = None
+        self._classifier: KernelClassifier | None = None
+        self._stored_annotation: Annotation | None = None
 
     # -- what the model holds ---------------------------------------------------------------------------------
     @property
@@ -506,7 +507,7 @@ class BEDSpaceModel:
         top_k: int = 10,
         field: str | None = None,
         *,
-        method: Literal["hybrid", "embedding"] | None = None,
+        method: Literal["regions", "embedding"] | None = None,
         min_probability: float = 0.0,
         approximate: bool = False,
     ) -> pd.DataFrame:
@@ -520,8 +521,8 @@ class BEDSpaceModel:
             raise ValueError(f"search_type must be one of {SEARCH_TYPES}, got {search_type!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
             raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
-        if method not in (None, "hybrid", "embedding"):
-            raise ValueError(f"method must be 'hybrid', 'embedding' or None, got {method!r}")
+        if method not in (None, "regions", "embedding"):
+            raise ValueError(f"method must be 'regions', 'embedding' or None, got {method!r}")
         if not (isinstance(min_probability, int | float) and 0 <= min_probability <= 1):
             raise ValueError(f"min_probability must be a number in [0, 1], got {min_probability!r}")
         if search_type != "r2l" and min_probability:
@@ -536,18 +537,18 @@ class BEDSpaceModel:
             reference = self._need_reference()
             queries = [query] if isinstance(query, str) else list(query)
             rows = [self._labels.resolve(str(q), field) for q in queries]
-            hybrid = (method or ("hybrid" if self.can_annotate else "embedding")) == "hybrid"
-            if approximate and hybrid:
+            by_regions = (method or ("regions" if self.can_annotate else "embedding")) == "regions"
+            if approximate and by_regions:
                 raise ValueError(
                     "approximate=True finds sets by their vectors' cosine to the label's: use method='embedding' "
-                    "(the hybrid l2r scores every stored set once, then keeps the scores)"
+                    "(the default l2r annotates every stored set once, then keeps the answers)"
                 )
             if approximate:
                 return _approximate_table(
                     reference, self.unit_label_vectors[rows], None, top_k, self._labels.names[rows].tolist(),
                     several=not isinstance(query, str),
                 )  # fmt: skip
-            if hybrid:
+            if by_regions:
                 scores = self._stored_label_scores(rows)
             else:
                 scores = scores_against(self.unit_label_vectors[rows], reference.unit_vectors)
@@ -558,11 +559,11 @@ class BEDSpaceModel:
         queries = self._queries(query)
         several = len(queries.names) > 1 or isinstance(query, list | tuple | ad.AnnData)
         if search_type == "r2l":
-            method = method or ("hybrid" if self.can_annotate else "embedding")
-            if method == "hybrid":
+            method = method or ("regions" if self.can_annotate else "embedding")
+            if method == "regions":
                 return self._annotate(queries, field, top_k, min_probability, several)
             if min_probability:
-                raise ValueError("min_probability needs calibrated probabilities: use method='hybrid'")
+                raise ValueError("min_probability needs calibrated probabilities: use method='regions'")
             in_field = self._labels.in_field(field)
             scores = scores_against(queries.vectors, self.unit_label_vectors[in_field])
             return ranked_table(
@@ -582,57 +583,69 @@ class BEDSpaceModel:
 
     @property
     def can_annotate(self) -> bool:
-        """Whether the default (hybrid) annotator can run: the model carries its reference sets' tokens."""
+        """Whether the default annotator can run: the model carries its reference sets' tokens."""
         return self._reference is not None and self._reference.tokens is not None
 
-    def _stored_label_scores(self, rows: list[int]) -> np.ndarray:
-        """Labels × stored sets: each set's fused score for each label, annotated from the other sets (l2r)."""
+    @property
+    def classifier(self) -> KernelClassifier:
+        """The default annotator's kernel ridge classifier, fitted on the reference sets (on first use, then kept).
+
+        One per label field the reference sets' metadata has (see :mod:`bedspace._annotation`).
+        """
         if not self.can_annotate:
             raise ValueError(
-                "method='hybrid' compares the sets' regions, and this model carries no tokens of its sets: use "
+                "the default annotator compares a query's regions with the reference sets', and this model carries "
+                "no tokens of its sets (a model from StarSpace, or made from a backed AnnData): use "
                 "method='embedding'"
             )
-        if self._stored_annotation is None:  # every stored set annotated once, leave-one-out, then kept
+        if self._classifier is None:
             reference = self._reference
             fields = [f for f in self._labels.fields if f in reference.metadata.columns]
             codes = {
                 f: (self._labels.codes(f, reference.metadata[f]), int(self._labels.in_field(f).sum())) for f in fields
             }
-            self._stored_annotation = annotate(
-                reference.tokens, reference.unit_vectors, reference.tokens, reference.unit_vectors, codes, None,
-                own=np.arange(len(reference)),
-            ).scores  # fmt: skip
+            self._classifier = KernelClassifier.fit(reference.tokens, codes)
+        return self._classifier
+
+    def annotate_tokens(
+        self, tokens: sp.csr_matrix, *, coverage: np.ndarray | None = None, own: np.ndarray | None = None
+    ) -> Annotation:
+        """The default annotator's arrays for tokenized queries (sets × this model's universe regions, 0/1 CSR).
+
+        Per field, queries × labels ``scores`` and (with a calibrated annotator) ``probabilities``, and per query
+        ``in_domain``; ``own``: per query, the reference set it is (annotated from the others), or -1. This is
+        what :meth:`search` ranks r2l and l2r by; :func:`bedspace.tl.evaluate` measures it.
+        """
+        return annotate(
+            tokens, self._reference.tokens, self.classifier, self._annotator, coverage=coverage, own=own
+        )  # fmt: skip
+
+    def _stored_label_scores(self, rows: list[int]) -> np.ndarray:
+        """Labels × stored sets: how the annotator ranks each set for each label, from the other sets (l2r)."""
+        if self._stored_annotation is None:  # every stored set annotated once, leave-one-out, then kept
+            self._stored_annotation = self.annotate_tokens(self._reference.tokens, own=np.arange(len(self._reference)))
         field_of = self._labels.field_of
         scores = np.empty((len(rows), len(self._reference)))
         for i, row in enumerate(rows):
             field = field_of[row]
-            if field not in self._stored_annotation:
+            if field not in self._stored_annotation.scores:
                 raise KeyError(f"the stored sets have no metadata column {field!r} to rank them for {field} labels by")
             column = int(np.flatnonzero(np.flatnonzero(self._labels.in_field(field)) == row)[0])
-            scores[i] = self._stored_annotation[field][:, column]
+            scores[i] = self._stored_annotation.ranking(field)[:, column]
         return scores
 
     def _annotate(self, queries: _Queries, field, top_k, min_probability, several) -> pd.DataFrame:
         """r2l by the default annotator (:mod:`bedspace._annotation`): per field, labels with probabilities."""
-        if not self.can_annotate:
-            raise ValueError(
-                "method='hybrid' compares the query's regions with the reference sets', and this model carries no "
-                "tokens of its sets (a model from StarSpace, or made from a backed AnnData): use method='embedding'"
-            )
         if min_probability and self._annotator is None:
             raise ValueError("min_probability needs calibrated probabilities: train with calibrate=True")
-        reference = self._reference
+        reference = self._need_reference()
         fields = self._labels.fields if field is None else [field]
         self._labels.in_field(fields[0])  # an unknown field is an error naming the fields
         missing = [f for f in fields if f not in reference.metadata.columns]
         if missing:
             raise KeyError(f"the reference sets have no metadata column(s) {missing} to annotate with")
         label_frames = {f: self._labels.frame[self._labels.in_field(f)] for f in fields}
-        codes = {f: (self._labels.codes(f, reference.metadata[f]), len(label_frames[f])) for f in fields}
-        result = annotate(
-            queries.tokens, queries.vectors, reference.tokens, reference.unit_vectors, codes, self._annotator,
-            coverage=queries.coverage, own=queries.own,
-        )  # fmt: skip
+        result = self.annotate_tokens(queries.tokens, coverage=queries.coverage, own=queries.own)
         outside = [n for n, inside in zip(queries.names, result.in_domain, strict=True) if not inside]
         if outside:
             warn(
@@ -640,8 +653,10 @@ class BEDSpaceModel:
                 f"its regions in the universe, or no more shared regions than chance: another genome, assay or a "
                 f"random file?); their labels get the base rates, not a prediction: {outside[:10]}"
             )
+        scores = {f: result.scores[f] for f in fields}
+        probabilities = {f: result.probabilities[f] for f in fields if f in result.probabilities}
         return annotation_table(
-            queries.names, result.scores, result.probabilities, result.in_domain, label_frames, top_k,
+            queries.names, scores, probabilities, result.in_domain, label_frames, top_k,
             min_probability=min_probability, several=several,
         )  # fmt: skip
 

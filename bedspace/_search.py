@@ -60,7 +60,7 @@ def annotation_table(
     """The default annotator's answer, per query and field: ``top_k`` labels by probability (by score without).
 
     Columns ``query`` (when ``several``), ``field``, ``rank`` (within the query and field), ``name``, ``value``,
-    ``probability`` (when calibrated), ``score`` (fused), ``in_domain``. Labels below ``min_probability`` are
+    ``probability`` (when calibrated), ``score`` (the classifier's), ``in_domain``. Labels below ``min_probability`` are
     left out: a query may get no label in a field (abstention).
     """
     parts = []

@@ -1,4 +1,4 @@
-"""The default r2l annotator: rank fusion by hand, calibration and domain on the real collection, persistence."""
+"""The default r2l annotator: the kernel classifier by hand, calibration and domain on the real collection."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import scipy.sparse as sp
 
 import bedspace as bs
 from bedspace._annotation import (
-    RRF_K,
     Annotator,
-    best_rank_by_label,
+    FieldClassifier,
+    KernelClassifier,
+    _fitted_rows,
+    annotate,
     compare,
-    fuse,
-    neighbor_votes,
     stratified_folds,
+    token_cosine,
 )
 from bedspace._calibration import Calibrator
 
@@ -27,35 +28,61 @@ FIELDS = ["organ", "cell_class", "assay"]
 
 
 # -- by hand ----------------------------------------------------------------------------------------------------
-def test_rank_fusion_by_hand():
-    # two labels, two kinds of evidence that disagree on query 0 and agree on query 1
-    first = np.array([[0.9, 0.1], [0.2, 0.8]])
-    second = np.array([[0.3, 0.7], [0.0, 1.0]])
-    fused = fuse({"a": first, "b": second})
-    one, two = 1 / (RRF_K + 1), 1 / (RRF_K + 2)
-    np.testing.assert_allclose(fused, [[one + two, two + one], [two + two, one + one]])
-    # ties share their average rank
-    np.testing.assert_allclose(fuse({"a": np.array([[1.0, 1.0]])}), [[1 / (RRF_K + 1.5)] * 2])
+def _random_sets(n_sets=30, n_regions=400, seed=0):
+    """Three groups of sets, each drawing most of its regions from its own block of the universe."""
+    rng = np.random.default_rng(seed)
+    codes = np.arange(n_sets) % 3
+    dense = np.zeros((n_sets, n_regions), np.float32)
+    for i, label in enumerate(codes):
+        own = rng.choice(np.arange(label * 100, label * 100 + 150), 40, replace=False)
+        noise = rng.choice(n_regions, 20, replace=False)
+        dense[i, own] = dense[i, noise] = 1
+    return sp.csr_matrix(dense), codes
 
 
-def test_neighbour_votes_and_best_ranks_by_hand():
-    similarity = np.array([[0.9, 0.8, 0.1, 0.7]])
-    codes = np.array([0, 1, 1, -1])  # the last reference set has no label and never votes
-    votes = neighbor_votes(similarity, codes, n_labels=2, k=2)
-    np.testing.assert_allclose(votes, [[0.9 / 1.7, 0.8 / 1.7]], rtol=1e-6)
-    ranks = np.array([[3, 1, 2, 4]])
-    np.testing.assert_array_equal(best_rank_by_label(ranks, codes, 3), [[3, 1, np.inf]])
+def test_token_cosine_by_hand():
+    shared = np.array([[2.0, 0.0]])
+    np.testing.assert_allclose(token_cosine(shared, np.array([4.0]), np.array([4.0, 0.0])), [[0.5, 0.0]])
 
 
-def test_a_query_is_never_its_own_neighbour():
-    tokens = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1]], dtype=np.float32))
-    vectors = np.eye(3)[:, :2] + 0.1
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    left_out = compare(tokens, vectors, tokens, vectors, own=np.array([0, -1, -1]))
-    assert left_out.jaccard[0, 0] == -np.inf and left_out.cosine[0, 0] == -np.inf
-    assert left_out.enrichment_rank[0, 0] == 3  # ranked last
-    assert left_out.jaccard[0, 1] == 1.0 and left_out.enrichment_rank[0, 1] == 1
-    assert left_out.jaccard[1, 1] == 1.0  # without `own`, a set is its own best match
+def test_leave_one_out_is_exactly_a_refit_without_the_set():
+    tokens, codes = _random_sets()
+    sizes = np.diff(tokens.indptr).astype(np.float64)
+    kernel = token_cosine((tokens @ tokens.T).toarray(), sizes, sizes)
+    whole = FieldClassifier.fit(kernel, codes, 4, np.arange(codes.size))  # label 3 has no set: ranked last
+    assert np.isfinite(whole.leave_one_out).all()
+    np.testing.assert_allclose(whole.leave_one_out[:, 3], whole.leave_one_out[:, :3].min(axis=1) - 1)
+    for i in (0, 7, 29):
+        others = np.flatnonzero(np.arange(codes.size) != i)
+        refit = FieldClassifier.fit(kernel[np.ix_(others, others)], codes[others], 4, others)
+        if refit.alpha == whole.alpha:  # the same strength: the shortcut is the refit, to round-off
+            np.testing.assert_allclose(whole.leave_one_out[i, :3], refit.predict(kernel[[i]][:, others])[0, :3])
+    assert np.mean(whole.leave_one_out.argmax(axis=1) == codes) > 0.9  # the groups are easy to tell apart
+
+
+def test_a_stored_set_is_annotated_from_the_others():
+    tokens, codes = _random_sets()
+    classifier = KernelClassifier.fit(tokens, {"group": (codes, 3)})
+    own = np.arange(codes.size)
+    left_out = annotate(tokens, tokens, classifier, None, own=own)
+    np.testing.assert_allclose(left_out.scores["group"], classifier.fields["group"].leave_one_out)
+    as_new = annotate(tokens, tokens, classifier, None)  # each set among the reference: it fits itself
+    assert (as_new.scores["group"].argmax(axis=1) == codes).all()
+    comparison = compare(tokens[:2], tokens, own=np.array([0, -1]))
+    assert np.isfinite(comparison.best_log_odds).all()
+    assert comparison.best_log_odds[1] > comparison.best_log_odds[0]  # set 1 may match itself, set 0 may not
+
+
+def test_unlabelled_sets_are_not_fitted_and_a_sample_keeps_every_label():
+    tokens, codes = _random_sets()
+    codes = codes.copy()
+    codes[:4] = -1
+    classifier = KernelClassifier.fit(tokens, {"group": (codes, 3)})
+    assert classifier.fields["group"].rows.tolist() == np.flatnonzero(codes >= 0).tolist()
+    skewed = np.r_[np.zeros(50, int), [1, 2, 2], -np.ones(3, int)]
+    picked = _fitted_rows(skewed, 6, random_state=0)
+    assert picked.size == 6 and set(skewed[picked]) == {0, 1, 2}
+    np.testing.assert_array_equal(_fitted_rows(skewed, 100, random_state=0), np.flatnonzero(skewed >= 0))
 
 
 def test_folds_are_stratified():
@@ -207,12 +234,12 @@ def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
 def test_calibrate_on_its_own(trained):
     train, _ = trained
     small = train[:24].copy()
-    # cross-fitting trains a model per fold (the collection's options and label columns)
+    # cross-fitting: each fold annotated by a classifier fitted on the other (no training)
     folds = bs.tl.calibrate(small, n_folds=2, random_state=3, copy=True)
     assert "annotator" in folds.uns["bedspace"]
     assert folds.uns["bedspace"]["annotator"] is not small.uns["bedspace"].get("annotator")
     assert "bedspace_in_training" in folds.obs and (folds.obsm["X_bedspace"] == small.obsm["X_bedspace"]).all()
-    # leave-one-out (the default) trains nothing and is deterministic
+    # leave-one-out (the default) is deterministic
     once = bs.tl.calibrate(small, copy=True).uns["bedspace"]["annotator"]
     twice = bs.tl.calibrate(small, copy=True).uns["bedspace"]["annotator"]
     assert Annotator.from_dict(once).to_dict() == Annotator.from_dict(twice).to_dict()
@@ -222,7 +249,7 @@ def test_calibrate_on_its_own(trained):
         bs.tl.calibrate(small, key="never_trained")
 
 
-def test_uncalibrated_training_still_annotates_by_fused_scores(hg19_adata):
+def test_uncalibrated_training_still_annotates_by_scores(hg19_adata):
     part = hg19_adata[:30].copy()
     bs.tl.train(part, labels="assay", epochs=3, dim=16, n_threads=1, calibrate=False)
     assert "annotator" not in part.uns["bedspace"]

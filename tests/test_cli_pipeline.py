@@ -143,7 +143,7 @@ def test_search_r2l_with_a_file_never_seen(cli, pipeline, hg19_folder):
         "search", "-t", "r2l", "-d", "distances.pkl", "-q", held_back, "-n", "10", "--format", "tsv", cwd=pipeline
     ).stdout
     table = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
-    # the default annotator: per field, labels ranked by calibrated probability, with the fused score and the
+    # the default annotator: per field, labels ranked by calibrated probability, with the classifier score and the
     # domain check
     assert list(table.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain"]
     assert len(table) == 6 and table["in_domain"].all()  # every label of the subset
@@ -162,7 +162,7 @@ def test_search_r2l_with_a_file_never_seen(cli, pipeline, hg19_folder):
     ).stdout  # fmt: skip
     confident = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
     assert len(confident) < len(table) and (confident["probability"] >= 0.3).all()
-    result = cli("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "--method", "hybrid",
+    result = cli("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "--method", "regions",
                       cwd=pipeline, check=False)  # fmt: skip
     assert result.returncode == 1 and "r2l and -t l2r only" in result.stderr
 
@@ -174,7 +174,7 @@ def test_search_l2r_and_r2r(cli, pipeline, hg19_folder):
     ).stdout
     hits = json.loads(out)
     assert [h["rank"] for h in hits] == [1, 2, 3, 4]
-    # the default ranks sets by their fused annotation: a GM12878 TF ChIP set may look like blood ATAC-seq
+    # the default ranks sets by their annotation from the other sets: a GM12878 TF ChIP set may look like blood ATAC-seq
     assert sum(h["assay"] == "ATAC-seq" for h in hits) >= 3
     out = cli(
         "search", "-t", "l2r", "-d", "distances.pkl", "-q", "ATAC-seq", "-n", "4", "--method", "embedding",

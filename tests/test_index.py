@@ -119,8 +119,8 @@ def test_approximate_where_it_does_not_apply_is_an_error(trained):
     with pytest.raises(ValueError, match="r2l ranks labels exactly"):
         bs.tl.search(trained, name, search_type="r2l", approximate=True)
     with pytest.raises(ValueError, match="use method='embedding'"):
-        bs.tl.search(trained, "organ=blood", search_type="l2r", approximate=True)  # hybrid by default
+        bs.tl.search(trained, "organ=blood", search_type="l2r", approximate=True)  # regions by default
     with pytest.raises(ValueError, match="use method='embedding'"):
-        bs.tl.search(trained, "organ=blood", search_type="l2r", method="hybrid", approximate=True)
+        bs.tl.search(trained, "organ=blood", search_type="l2r", method="regions", approximate=True)
     with pytest.raises(ValueError, match="approximate must be True or False"):
         bs.tl.search(trained, name, search_type="r2r", approximate="yes")

@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=positive, default=10, help="number of results (default: 10)")
     p.add_argument("-f", "--field", default=None, help="only labels of this field (r2l)")
     p.add_argument(
-        "--method", choices=["hybrid", "embedding"], default=None,
-        help="r2l, l2r: hybrid (default; overlap and embedding evidence, calibrated probabilities) or embedding "
-        "(label vectors, as StarSpace)",
+        "--method", choices=["regions", "embedding"], default=None,
+        help="r2l, l2r: regions (default; a classifier of the query's overlap with the labelled sets, calibrated "
+        "probabilities) or embedding (label vectors, as StarSpace)",
     )  # fmt: skip
     p.add_argument(
         "--min-probability", type=_number, default=0.0,

@@ -56,9 +56,9 @@ def demo(args: argparse.Namespace) -> None:
     first = adata.obs_names[0]
     label = model.labels.index[0]
     print(
-        f"\n4. the three searches\n\n   r2l: labels of {first}, annotated from the other sets: overlap, enrichment "
-        "and embedding\n   neighbours fused by rank (score 3/61 = 0.049: all three rank the label first; with 10 or "
-        "more\n   training sets, calibrated probabilities come too)"
+        f"\n4. the three searches\n\n   r2l: labels of {first}, annotated from the other sets by a classifier of "
+        "their shared\n   regions (kernel ridge on token cosine; with 10 or more training sets, calibrated "
+        "probabilities come too)"
     )
     with wide():
         print(model.search(first, search_type="r2l", top_k=4).to_string(index=False))

@@ -167,7 +167,7 @@ def distances(args: argparse.Namespace) -> None:
             f"{missing[:10]}"
         )
     vectors = np.zeros((len(names), model.dim), np.float32)
-    # the sets' tokens come along when the model has them, so that search can use the default (hybrid) annotator
+    # the sets' tokens come along when the model has them, so that search can use the default annotator
     tokens = [None] * len(names)
     for i, name in enumerate(names):
         if name not in missing:

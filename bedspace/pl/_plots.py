@@ -154,7 +154,7 @@ def search(
         ax.set_xlabel("probability")
         ax.set_xlim(0, 1)
     else:
-        ax.set_xlabel("fused rank score" if "in_domain" in result.columns else "cosine similarity")
+        ax.set_xlabel("classifier score" if "in_domain" in result.columns else "cosine similarity")
     return finish(ax, show=show, save=save)
 
 

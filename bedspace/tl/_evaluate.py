@@ -18,7 +18,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import _logging as logg
-from .._annotation import annotate
 from .._calibration import confidence_calibration_error, expected_calibration_error
 from .._enrichment import (
     aggregate_by_label,
@@ -154,10 +153,10 @@ def evaluate(
 
     The trained model is measured twice:
 
-    * ``bedspace``: the default annotator (:func:`bedspace.tl.search`, ``method="hybrid"``: enrichment, overlap
-      and embedding neighbours fused by rank) for r2l and l2r, with its calibrated probabilities when the
-      training was calibrated (then r2l also reports ``ECE``, the expected calibration error); r2r by cosine
-      similarity in the embedding.
+    * ``bedspace``: the default annotator (:func:`bedspace.tl.search`, ``method="regions"``: a kernel ridge
+      classifier on the sets' region overlap, fitted on the training sets) for r2l and l2r, ranked by its
+      calibrated probabilities when the training was calibrated (then r2l also reports ``ECE``, the expected
+      calibration error), else by its scores; r2r by cosine similarity in the embedding.
     * ``bedspace-labels``: r2l and l2r by cosine similarity to the label vectors (StarSpace's way); r2r the same.
 
     Baselines on the same split, none of which is trained:
@@ -223,10 +222,7 @@ def _embedding_rows(
     """Rows of a trained model: ``method`` (the default annotator; r2r in the embedding) and ``method-labels``."""
     test_vectors = unit_rows(model.embed(test))
     train_vectors = model.unit_set_vectors
-    annotation = annotate(
-        binary_csr(test.X, name="test.X"), test_vectors, binary_csr(train.X, name="train.X"), train_vectors,
-        {field.name: (field.train, field.values.size) for field in coded}, model.annotator,
-    )  # fmt: skip
+    annotation = model.annotate_tokens(binary_csr(test.X, name="test.X"))
     rows = []
     for field in coded:
         known = field.known
@@ -235,10 +231,8 @@ def _embedding_rows(
         truth = field.test[known]
         r2r = test_vectors[known] @ train_vectors.T
         probabilities = annotation.probabilities.get(field.name)
-        fused = annotation.scores[field.name][known]
-        # r2l by probability (the top label is the fused score's); l2r, as bs.tl.search ranks sets, by fused score
-        results = _measure(fused if probabilities is None else probabilities[known], r2r, truth, field.train)
-        results["l2r"] = _l2r(fused, truth)
+        # r2l and l2r as bs.tl.search ranks them: by probability when calibrated, else by score
+        results = _measure(annotation.ranking(field.name)[known], r2r, truth, field.train)
         if probabilities is not None:
             results["r2l"]["ECE"] = expected_calibration_error(probabilities[known], truth)
             if predictions is not None:

@@ -17,7 +17,7 @@ def search(
     search_type: Literal["r2l", "l2r", "r2r"],
     top_k: int = 10,
     field: str | None = None,
-    method: Literal["hybrid", "embedding"] | None = None,
+    method: Literal["regions", "embedding"] | None = None,
     min_probability: float = 0.0,
     approximate: bool = False,
     key: str = "bedspace",
@@ -42,13 +42,13 @@ def search(
     field
         Only labels of this field (``"r2l"``; for ``"l2r"`` it tells which field a bare value belongs to).
     method
-        How ``"r2l"`` and ``"l2r"`` score labels. ``"hybrid"`` (the default when the collection's tokens are at
-        hand): per field, three rankings of the labels — the set's most enriched collection sets (LOLA's Fisher
-        test), a vote of its 5 most overlapping sets (Jaccard), a vote of its 5 nearest sets in the embedding —
-        fused by reciprocal rank, with probabilities calibrated by :func:`bedspace.tl.calibrate`; ``"l2r"`` ranks
-        the collection's sets by their fused score for the label, each annotated from the other sets (computed
-        for all sets on the first such search, then kept). ``"embedding"``: cosine similarity of set vectors to
-        the label vectors, StarSpace's way (instant on any number of sets).
+        How ``"r2l"`` and ``"l2r"`` score labels. ``"regions"`` (the default when the collection's tokens are at
+        hand): per field, a kernel ridge classifier fitted on the collection's labelled sets predicts the
+        labels from the query's overlap with each of them (the cosine of their region tokens; its strength
+        chosen by leave-one-out), with probabilities calibrated by :func:`bedspace.tl.calibrate`; ``"l2r"``
+        ranks the collection's sets by that probability (or score) for the label, each set annotated from the
+        other sets (computed for all sets on the first such search, then kept). ``"embedding"``: cosine
+        similarity of set vectors to the label vectors, StarSpace's way (instant on any number of sets).
     min_probability
         ``"r2l"`` with probabilities: leave out labels less probable than this (a query may get no label: it
         abstains).
@@ -64,7 +64,7 @@ def search(
         when one process answers many queries over a large collection: the build is repaid after about 1,000
         one-query searches at 10⁴ sets, 3,000 at 10⁵ and 6,000 at 10⁶ (``benchmarks/index.py``); for fewer,
         exact search is faster overall, and ``approximate=True`` still builds the index. ``True`` with
-        ``"r2l"`` or with the hybrid ``"l2r"`` is an error.
+        ``"r2l"`` or with the default (``method="regions"``) ``"l2r"`` is an error.
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
 
@@ -72,24 +72,25 @@ def search(
     -------
     A tidy DataFrame; with several queries a ``query`` column comes first.
 
-    * ``"r2l"``, ``method="hybrid"``: per query and field, ``field``, ``rank`` (within the field), ``name``
+    * ``"r2l"``, ``method="regions"``: per query and field, ``field``, ``rank`` (within the field), ``name``
       (``field=value``), ``value``, ``probability`` (calibrated: of the answers given with probability 0.8,
-      about 80% are right; absent when the collection was trained with ``calibrate=False``), ``score`` (the fused
-      rank score), ``in_domain`` (``False``: the query is unlike every collection set — few of its regions in
+      about 80% are right; absent when the collection was trained with ``calibrate=False``), ``score`` (the
+      classifier's score), ``in_domain`` (``False``: the query is unlike every collection set — few of its regions in
       the universe, or no more shared regions than chance — and gets the labels' base rates, with a warning).
-    * ``"l2r"``: ``rank``, ``name`` (a set), ``score`` (the fused score, or with ``method="embedding"`` the
-      cosine similarity), the sets' ``.obs`` metadata.
+    * ``"l2r"``: ``rank``, ``name`` (a set), ``score`` (the set's calibrated probability of the label, or its
+      classifier score when uncalibrated, or with ``method="embedding"`` the cosine similarity), the sets'
+      ``.obs`` metadata.
     * ``"r2l"`` with ``method="embedding"``, and ``"r2r"``: ranked by ``score`` (raw cosine similarity,
       comparable across queries and searches): ``rank``, ``name`` (a label or a set name), ``score``; for labels
       ``field`` and ``value``; for sets their ``.obs`` metadata. In ``"r2r"`` a set of the collection asked for
-      by name is never its own hit (a BED file is compared with every set); in ``"r2l"`` (hybrid) it is
+      by name is never its own hit (a BED file is compared with every set); in ``"r2l"`` (``"regions"``) it is
       annotated from the other sets.
 
     Raises
     ------
     ValueError
         The query overlaps no region the model knows (nothing to rank); with several queries such queries are
-        left out with a warning instead. ``approximate=True`` with ``"r2l"`` or with ``method="hybrid"`` in
+        left out with a warning instead. ``approximate=True`` with ``"r2l"`` or with ``method="regions"`` in
         ``"l2r"``.
 
     Examples

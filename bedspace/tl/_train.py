@@ -240,7 +240,7 @@ def train(
     elif calibrate and examples.n_examples < MIN_SETS_TO_CALIBRATE:
         logg.info(f"not calibrated: {examples.n_examples} training sets are too few (bs.tl.calibrate needs 10)")
     elif calibrate:
-        cross_fit(adata, key=key_added, n_folds=None, random_state=None, train=train)
+        cross_fit(adata, key=key_added, n_folds=None, random_state=None)
     return adata if copy else None
 
 
@@ -372,13 +372,14 @@ def calibrate(
 
     Every training set is annotated as a new query would be, without itself among the reference sets:
 
-    * ``n_folds=None`` (the default, what :func:`train` runs): leave one out — each set against all the others,
-      with the trained embedding. No training; its overlap and enrichment evidence is exactly that of a new
-      query, its embedding evidence a little optimistic (the set's regions were trained on).
-    * ``n_folds=k``: cross-fitting — the sets are dealt into ``k`` folds stratified by the first label field, an
-      embedding is trained with the same options on the other folds, and the fold's sets are annotated against
-      the other folds' sets. Nothing is optimistic, but each set is annotated from ``1 - 1/k`` of the
-      collection (pessimistic), at the cost of about one more training.
+    * ``n_folds=None`` (the default, what :func:`train` runs): leave one out — each set is annotated by the
+      kernel ridge classifier fitted on all the others, exactly as a new query is (the classifier's
+      leave-one-out is exact and costs no refit).
+    * ``n_folds=k``: cross-fitting — the sets are dealt into ``k`` folds stratified by the first label field,
+      and the fold's sets are annotated by a classifier fitted on the other folds' sets: each set from
+      ``1 - 1/k`` of the collection (a little pessimistic).
+
+    Neither trains an embedding: the annotator compares region tokens.
 
     Sets whose label no other set carries are left out (no annotator can get them right). A temperature-scaled
     softmax per field, with an isotonic step where it helps out of sample, is fitted on those annotations, and
@@ -394,7 +395,8 @@ def calibrate(
     n_folds
         ``None``: leave one out; or folds of the cross-fitting (>= 2).
     random_state
-        Seed of the folds and of the folds' training (default: the training's seed).
+        Seed of the folds, and of the sample of sets the classifier is fitted on beyond 2,000 (default: the
+        training's seed).
     copy
         Return a calibrated copy instead of writing into ``adata``.
 
@@ -404,8 +406,8 @@ def calibrate(
 
     ``adata.uns[key]["annotator"]``
         Per label field the calibrator (temperature, isotonic knots, labels, fit diagnostics) and the labels'
-        base rates (``priors``), the domain thresholds (``min_log_odds``, ``min_coverage``), ``n_neighbors`` and
-        per field the ``hit@1`` and ``ece`` of the cross-fitted annotations (``diagnostics``).
+        base rates (``priors``), the domain thresholds (``min_log_odds``, ``min_coverage``) and per field the
+        ``hit@1`` and ``ece`` of the held-out annotations (``diagnostics``) and their reliability bins.
 
     Raises
     ------
@@ -413,5 +415,5 @@ def calibrate(
         ``adata`` is not trained under ``key``, is backed, or has too few labelled sets for ``n_folds`` folds.
     """
     adata = adata.copy() if copy else adata
-    cross_fit(adata, key=key, n_folds=n_folds, random_state=random_state, train=train)
+    cross_fit(adata, key=key, n_folds=n_folds, random_state=random_state)
     return adata if copy else None
