@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._cache import PerObject
-from ._formats.bed import Intervals, read_intervals
+from ._formats.bed import Intervals, encoded_names, read_intervals, write_int
 from ._formats.starspace import region_token
 from ._overlap import SetTokens, UniverseIndex
 from ._parallel import parallel_map
@@ -363,33 +363,16 @@ def region_names(chrom, start: np.ndarray, end: np.ndarray) -> pd.Index:
         and start.dtype.kind in "iu"
         and end.dtype.kind in "iu"
     ):
-        spelled = [str(c).encode() for c in categorical.categories]
-        if (start.size == 0 or min(start.min(), end.min()) >= 0) and not any(b"\n" in c for c in spelled):
+        names = [str(c) for c in categorical.categories]
+        if (start.size == 0 or min(start.min(), end.min()) >= 0) and not any("\n" in c for c in names):
             # the usual case, spelled by numba into one buffer: a Python f-string per region costs 2-3x more, and
             # loading a universe is serial work in every tokenize call
-            bounds = np.zeros(len(spelled) + 1, np.int64)
-            np.cumsum([len(c) for c in spelled], out=bounds[1:])
             text = _spell_regions(
-                np.frombuffer(b"".join(spelled), np.uint8), bounds, categorical.codes.astype(np.int64),
-                start.astype(np.int64), end.astype(np.int64),
-            )  # fmt: skip
+                *encoded_names(names), categorical.codes.astype(np.int64), start.astype(np.int64), end.astype(np.int64)
+            )
             return pd.Index(text.tobytes().decode().split("\n") if start.size else [])
     chrom = np.asarray(chrom, dtype=object).astype(str).tolist()
     return pd.Index([f"{c}:{s}-{e}" for c, s, e in zip(chrom, start.tolist(), end.tolist(), strict=True)])
-
-
-@numba.njit(cache=True, nogil=True)
-def _write_decimal(out, pos, value):
-    """Write the non-negative integer ``value`` in decimal at ``out[pos:]``; return the position after it."""
-    n = 1
-    v = value // 10
-    while v > 0:
-        v //= 10
-        n += 1
-    for k in range(n - 1, -1, -1):
-        out[pos + k] = 48 + value % 10
-        value //= 10
-    return pos + n
 
 
 @numba.njit(cache=True, nogil=True)
@@ -405,9 +388,9 @@ def _spell_regions(names, name_bounds, codes, starts, ends):
             out[pos] = names[k]
             pos += 1
         out[pos] = 58  # ':'
-        pos = _write_decimal(out, pos + 1, starts[i])
+        pos = write_int(out, pos + 1, starts[i])
         out[pos] = 45  # '-'
-        pos = _write_decimal(out, pos + 1, ends[i])
+        pos = write_int(out, pos + 1, ends[i])
         out[pos] = 10
         pos += 1
     return out[: max(pos - 1, 0)]

@@ -8,7 +8,7 @@ Each held-out set is then perturbed with ``bs.datasets.perturb`` at every level 
 shifted (normal, mean 0, sd 150 bp), universe regions amounting to L of it are added, and a share L of the result
 is dropped (bedshift's order). Level 0 is the held-out sets themselves. Every level is scored with
 ``bs.tl.evaluate``: r2l hit@1 (the set's true label is the top-ranked one) per field, for the default annotator
-(``bedspace``: enrichment, overlap and embedding neighbours fused by rank), the label vectors alone
+(``bedspace``: the kernel ridge classifier on the sets' region overlap), the label vectors alone
 (``bedspace-labels``), beside the Jaccard kNN ``overlap`` baseline and the other baselines ``evaluate`` reports.
 
 The perturbed sets are synthetic. The consensus universe was built from all 172 sets, held-out ones included (as

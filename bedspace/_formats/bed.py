@@ -274,6 +274,33 @@ def _same_bytes(buf, a, b, n):
     return True
 
 
+def encoded_names(chroms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Chromosome names as one byte array and the bounds of each name in it."""
+    encoded = [c.encode() for c in chroms]
+    bounds = np.concatenate([[0], np.cumsum([len(b) for b in encoded])]).astype(np.int64)
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), bounds
+
+
+@numba.njit(cache=True, nogil=True)
+def n_digits(value):
+    """Number of decimal digits of ``value`` (≥ 0)."""
+    n = 1
+    while value >= 10:
+        value //= 10
+        n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def write_int(out, pos, value):
+    """Write the decimal digits of ``value`` (≥ 0) at ``pos``; returns the position after them."""
+    width = n_digits(value)
+    for k in range(width - 1, -1, -1):
+        out[pos + k] = _ZERO + value % 10
+        value //= 10
+    return pos + width
+
+
 @numba.njit(cache=True, nogil=True)
 def _digits(buf, pos, n):
     """The value of the plain digits at ``pos`` and where they stop (at most 18 digits, else ``(-1, pos)``)."""
@@ -343,38 +370,26 @@ def _parse_bed3(buf):
     while pos < n:
         line_no += 1
         t1, start, stop, next_pos = _fast_line(buf, pos, n)
-        if t1 >= 0:
-            if not (prev_pos >= 0 and t1 - pos == prev_end - prev_pos and _same_bytes(buf, pos, prev_pos, t1 - pos)):
+        if t1 < 0:  # not the common line: the checked parser judges it
+            eol = pos
+            while eol < n and buf[eol] != _NL:
+                eol += 1
+            next_pos = eol + 1
+            end = eol
+            while end > pos and (buf[end - 1] == _CR or buf[end - 1] == _SPACE):
+                end -= 1
+            if end == pos or ((buf[pos] == _SPACE or buf[pos] == _TAB) and _is_blank(buf, pos, end)):
+                pos = next_pos
+                continue
+            if _is_header(buf, pos, end):
+                if late_track_line == 0 and n_rows > 0 and _starts_with_word(buf, pos, end, _TRACK):
+                    late_track_line = line_no
+                pos = next_pos
+                continue
+            error, t1, start, stop = _parse_line(buf, pos, end)
+            if error != _OK:
                 run_rows[n_runs] = n_rows
-                run_chrom_pos[n_runs] = pos
-                run_chrom_end[n_runs] = t1
-                n_runs += 1
-                prev_pos = pos
-                prev_end = t1
-            starts[n_rows] = start
-            ends[n_rows] = stop
-            n_rows += 1
-            pos = next_pos
-            continue
-        eol = pos
-        while eol < n and buf[eol] != _NL:
-            eol += 1
-        next_pos = eol + 1
-        end = eol
-        while end > pos and (buf[end - 1] == _CR or buf[end - 1] == _SPACE):
-            end -= 1
-        if end == pos or ((buf[pos] == _SPACE or buf[pos] == _TAB) and _is_blank(buf, pos, end)):
-            pos = next_pos
-            continue
-        if _is_header(buf, pos, end):
-            if late_track_line == 0 and n_rows > 0 and _starts_with_word(buf, pos, end, _TRACK):
-                late_track_line = line_no
-            pos = next_pos
-            continue
-        error, t1, start, stop = _parse_line(buf, pos, end)
-        if error != _OK:
-            run_rows[n_runs] = n_rows
-            return starts, ends, run_rows, run_chrom_pos, run_chrom_end, n_rows, n_runs, error, line_no, pos, 0
+                return starts, ends, run_rows, run_chrom_pos, run_chrom_end, n_rows, n_runs, error, line_no, pos, 0
         if not (prev_pos >= 0 and t1 - pos == prev_end - prev_pos and _same_bytes(buf, pos, prev_pos, t1 - pos)):
             run_rows[n_runs] = n_rows
             run_chrom_pos[n_runs] = pos

@@ -19,7 +19,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_bytes
-from .._formats.bed import Intervals, read_intervals
+from .._formats.bed import Intervals, encoded_names, n_digits, read_intervals, write_int
 from .._sources import COMPRESSED_SUFFIXES, bed_files_in, is_bed_name
 from ._collection import RegionSetCollection, cache_dir
 
@@ -34,7 +34,7 @@ COMPRESSLEVEL = 1
 MIN_NAME_DIGITS = 5  # file i is "00042_<source>.bed.gz" for up to 10^5 sets, whatever n_sets is
 _FILE_KEY = "file_name"
 _NO_LIMIT = np.iinfo(np.int64).max
-_TAB, _NL, _ZERO = 9, 10, 48
+_TAB, _NL = 9, 10
 
 
 @dataclass(frozen=True)
@@ -437,7 +437,7 @@ def _write_all(
                 regions = read_intervals(sources[source]) if regions is None else regions
                 rng = np.random.default_rng(int(seeds[i]))
                 chroms, codes, starts, ends = _perturb_one(regions, rates, reference, rng, source=sources[source])
-                text = _format_bed3(*_encoded(chroms), codes, starts, ends)
+                text = _format_bed3(*encoded_names(chroms), codes, starts, ends)
                 with atomic_path(path) as tmp:
                     tmp.write_bytes(gzip.compress(text.tobytes(), compresslevel=COMPRESSLEVEL, mtime=0))
                 n_regions[i] = int(starts.size)
@@ -536,39 +536,13 @@ def _perturb_one(
     return chroms, codes, starts, ends
 
 
-def _encoded(chroms: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Chromosome names as one byte array and the bounds of each name in it."""
-    encoded = [c.encode() for c in chroms]
-    bounds = np.concatenate([[0], np.cumsum([len(b) for b in encoded])]).astype(np.int64)
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8), bounds
-
-
-@numba.njit(cache=True, nogil=True)
-def _n_digits(value):
-    n = 1
-    while value >= 10:
-        value //= 10
-        n += 1
-    return n
-
-
-@numba.njit(cache=True, nogil=True)
-def _write_int(out, pos, value):
-    """Write the decimal digits of ``value`` (≥ 0) at ``pos``; returns the position after them."""
-    width = _n_digits(value)
-    for k in range(width - 1, -1, -1):
-        out[pos + k] = _ZERO + value % 10
-        value //= 10
-    return pos + width
-
-
 @numba.njit(cache=True, nogil=True)
 def _format_bed3(names, bounds, codes, starts, ends):
     """BED3 text of the rows (``chrom<TAB>start<TAB>end<NL>``), far faster than pandas' ``to_csv``."""
     size = 0
     for i in range(codes.size):
         c = codes[i]
-        size += bounds[c + 1] - bounds[c] + _n_digits(starts[i]) + _n_digits(ends[i]) + 3
+        size += bounds[c + 1] - bounds[c] + n_digits(starts[i]) + n_digits(ends[i]) + 3
     out = np.empty(size, np.uint8)
     pos = 0
     for i in range(codes.size):
@@ -577,9 +551,9 @@ def _format_bed3(names, bounds, codes, starts, ends):
             out[pos] = names[k]
             pos += 1
         out[pos] = _TAB
-        pos = _write_int(out, pos + 1, starts[i])
+        pos = write_int(out, pos + 1, starts[i])
         out[pos] = _TAB
-        pos = _write_int(out, pos + 1, ends[i])
+        pos = write_int(out, pos + 1, ends[i])
         out[pos] = _NL
         pos += 1
     return out
