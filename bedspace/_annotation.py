@@ -6,7 +6,9 @@ regions two sets share over the geometric mean of their sizes (the cosine of the
 classifier's weights sit on the reference sets, so a query's scores are a weighted sum of its overlap with each
 of them: like a vote of its most overlapping sets, but the weights are fitted so that the reference sets predict
 each other, which keeps a large group of look-alike sets (hundreds of blood sets) from outvoting the two or three
-sets that are the only ones of their label. The model has an intercept (the kernel is centred) and one
+sets that are the only ones of their label. A query whose best match is weaker than the reference sets' typical
+best match (a noisier or shallower peak file) has its overlaps scaled up to that first, so that uniformly weaker
+overlaps do not pull every answer towards the commonest label. The model has an intercept (the kernel is centred) and one
 regularisation strength per field, chosen by exact leave-one-out over the reference sets from
 :data:`ALPHAS`; the same leave-one-out scores calibrate the probabilities (:func:`fit_annotator`), so nothing of
 the calibration is optimistic.
@@ -127,6 +129,9 @@ class FieldClassifier:
         The regularisation strength chosen by leave-one-out.
     leave_one_out
         Fitted sets × labels: each fitted set's scores from the classifier fitted on the others (exact).
+    typical_best
+        The mean over the fitted sets of their largest kernel value with another fitted set. A query whose largest
+        kernel value is below it has its kernel row scaled up to it (see :meth:`predict`).
     """
 
     rows: np.ndarray
@@ -136,6 +141,7 @@ class FieldClassifier:
     present: np.ndarray
     alpha: float
     leave_one_out: np.ndarray
+    typical_best: float = 0.0
 
     @classmethod
     def fit(cls, kernel: np.ndarray, codes: np.ndarray, n_labels: int, rows: np.ndarray) -> FieldClassifier:
@@ -165,10 +171,25 @@ class FieldClassifier:
         _, alpha, coefficients, leave_one_out = best
         present = targets.sum(axis=0) > 0
         _last(leave_one_out, present)
-        return cls(rows, kernel_mean, coefficients, intercept, present, float(alpha), leave_one_out)
+        others = np.where(np.eye(n, dtype=bool), -np.inf, kernel)
+        typical_best = float(others.max(axis=1).mean()) if n > 1 else 0.0
+        return cls(rows, kernel_mean, coefficients, intercept, present, float(alpha), leave_one_out, typical_best)
 
     def predict(self, kernel: np.ndarray) -> np.ndarray:
-        """Scores of queries × labels from their kernel with the fitted sets (queries × :attr:`rows`)."""
+        """Scores of queries × labels from their kernel with the fitted sets (queries × :attr:`rows`).
+
+        A query whose best match is weaker than the fitted sets' typical best match (:attr:`typical_best`) — a
+        noisier peak file, another pipeline's peaks, a shallower experiment — has its kernel row scaled up to
+        it first. Uniformly weaker overlaps would otherwise shrink its scores towards the intercept (the labels'
+        shares), and the most common label would win whatever the query; scaled, its labels rank as its
+        overlaps' pattern says. (``benchmarks/perturb.py`` measures this on perturbed sets.)
+        """
+        best = kernel.max(axis=1, keepdims=True) if kernel.shape[1] else np.zeros((kernel.shape[0], 1))
+        lift = np.where(best > 0, np.maximum(1.0, self.typical_best / np.where(best > 0, best, 1.0)), 1.0)
+        return self.scores_of(kernel * lift)
+
+    def scores_of(self, kernel: np.ndarray) -> np.ndarray:
+        """The regression's scores of kernel rows as they are (what the leave-one-out answers are)."""
         centred = kernel - kernel.mean(axis=1, keepdims=True) - self.kernel_mean[None, :] + self.kernel_mean.mean()
         return _last(centred @ self.coefficients + self.intercept, self.present)
 

@@ -56,8 +56,22 @@ def test_leave_one_out_is_exactly_a_refit_without_the_set():
         others = np.flatnonzero(np.arange(codes.size) != i)
         refit = FieldClassifier.fit(kernel[np.ix_(others, others)], codes[others], 4, others)
         if refit.alpha == whole.alpha:  # the same strength: the shortcut is the refit, to round-off
-            np.testing.assert_allclose(whole.leave_one_out[i, :3], refit.predict(kernel[[i]][:, others])[0, :3])
+            np.testing.assert_allclose(whole.leave_one_out[i, :3], refit.scores_of(kernel[[i]][:, others])[0, :3])
     assert np.mean(whole.leave_one_out.argmax(axis=1) == codes) > 0.9  # the groups are easy to tell apart
+
+
+def test_uniformly_weaker_overlaps_do_not_change_the_answer():
+    """A noisier copy of a set overlaps everything less: its scores must not collapse to the commonest label."""
+    tokens, codes = _random_sets()
+    sizes = np.diff(tokens.indptr).astype(np.float64)
+    kernel = token_cosine((tokens @ tokens.T).toarray(), sizes, sizes)
+    fitted = np.arange(1, codes.size)  # set 0 is the query
+    classifier = FieldClassifier.fit(kernel[np.ix_(fitted, fitted)], codes[fitted], 3, fitted)
+    row = kernel[[0]][:, fitted]
+    weak = row * (0.5 * classifier.typical_best / row.max())
+    for fainter in (weak, 0.1 * weak):
+        np.testing.assert_allclose(classifier.predict(fainter), classifier.predict(weak))
+    assert classifier.predict(weak).argmax() == codes[0]
 
 
 def test_a_stored_set_is_annotated_from_the_others():
