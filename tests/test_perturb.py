@@ -16,8 +16,8 @@ from bedspace._formats.bed import read_intervals
 
 
 @pytest.fixture(scope="module")
-def data() -> bs.datasets.RegionSetCollection:
-    return bs.datasets.encode_hg19()
+def data(hg19) -> bs.datasets.RegionSetCollection:
+    return hg19  # through the session fixture, so that these tests are marked `data` (skipped by the offline tier)
 
 
 @pytest.fixture(scope="module")
