@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._annotation import Annotation, Annotator, KernelClassifier, annotate
+from ._annotation import LABEL_WEIGHT, Annotation, Annotator, KernelClassifier, annotate, shared_label_probability
 from ._atomic import atomic_folder
 from ._cache import PerObject
 from ._engine.native import set_vectors
@@ -513,9 +513,11 @@ class BEDSpaceModel:
     ) -> pd.DataFrame:
         """Search the joint space: see :func:`bedspace.tl.search` for the query forms, the options and the result.
 
-        ``approximate=True`` (r2r, and l2r with ``method="embedding"``) takes the candidates from an approximate
+        ``approximate=True`` (r2r and l2r with ``method="embedding"``) takes the candidates from an approximate
         nearest-neighbour index of the set vectors, built on the first such search and kept with the model's
         :class:`~bedspace._reference.ReferenceSets` (not saved in model folders); scores stay exact cosines.
+        The default r2r (``method="regions"``) adds to the cosine the probability that the query shares a set's
+        labels (:meth:`set_scores`).
         """
         if search_type not in SEARCH_TYPES:
             raise ValueError(f"search_type must be one of {SEARCH_TYPES}, got {search_type!r}")
@@ -527,8 +529,6 @@ class BEDSpaceModel:
             raise ValueError(f"min_probability must be a number in [0, 1], got {min_probability!r}")
         if search_type != "r2l" and min_probability:
             raise ValueError("min_probability is an option of r2l (annotation) only")
-        if search_type == "r2r" and method is not None:
-            raise ValueError("method is an option of r2l and l2r; r2r compares set vectors")
         if not isinstance(approximate, bool | np.bool_):
             raise ValueError(f"approximate must be True or False, got {approximate!r}")
         if approximate and search_type == "r2l":
@@ -571,15 +571,91 @@ class BEDSpaceModel:
                 several=several,
             )  # fmt: skip
         reference = self._need_reference()
+        method = method or ("regions" if self.can_compare_labels else "embedding")
+        if approximate and method == "regions":
+            raise ValueError(
+                "approximate=True finds sets by the cosine of their vectors alone: use method='embedding' (the "
+                "default r2r also weighs the probability that a set shares the query's labels)"
+            )
         if approximate:
             return _approximate_table(reference, queries.vectors, queries.own, top_k, queries.names, several=several)
-        scores = scores_against(queries.vectors, reference.unit_vectors)
-        for i, row in enumerate(queries.own):  # a stored set asked for by name is not its own hit
-            if row >= 0:
-                scores[i, row] = -np.inf
-        return ranked_table(
-            queries.names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several
+        scores, parts, annotation = self._scored_sets(
+            queries.tokens, queries.vectors, method, coverage=queries.coverage, own=queries.own
         )
+        if annotation is not None:
+            _warn_outside(queries.names, annotation.in_domain)
+        return ranked_table(
+            queries.names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several,
+            parts=parts,
+        )  # fmt: skip
+
+    @property
+    def can_compare_labels(self) -> bool:
+        """Whether the default r2r can run: the default annotator, with calibrated probabilities."""
+        return self.can_annotate and self._annotator is not None
+
+    def set_scores(
+        self,
+        tokens: sp.csr_matrix,
+        vectors: np.ndarray | None = None,
+        *,
+        method: Literal["regions", "embedding"] = "regions",
+        coverage: np.ndarray | None = None,
+        own: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Queries × reference sets: the scores r2r ranks by (arrays in and out; :meth:`search` makes the table).
+
+        ``"embedding"``: the cosine of the set vectors. ``"regions"`` (the default r2r): that cosine plus
+        ``LABEL_WEIGHT`` (0.5) × the probability that the query carries the set's labels, averaged over the label
+        fields (:func:`~bedspace._annotation.shared_label_probability`; the query annotated by the default
+        annotator). ``tokens``: queries × this model's universe regions (0/1 CSR); ``vectors``: their unit
+        vectors (embedded from the tokens when not given); ``own``: per query, the reference set it is (never its
+        own hit: scored ``-inf``, and annotated from the others), or -1.
+        """
+        if vectors is None:
+            vectors = unit_rows(self.embed_rows(tokens.indptr, tokens.indices))
+        return self._scored_sets(tokens, vectors, method, coverage=coverage, own=own)[0]
+
+    def _scored_sets(
+        self, tokens: sp.csr_matrix, vectors: np.ndarray, method: str, *, coverage, own
+    ) -> tuple[np.ndarray, dict[str, np.ndarray] | None, Annotation | None]:
+        """r2r scores (own sets ``-inf``), what they are made of (``cosine``, ``shared_labels``), the annotation."""
+        if method not in ("regions", "embedding"):
+            raise ValueError(f"method must be 'regions' or 'embedding', got {method!r}")
+        cosine = scores_against(vectors, self._need_reference().unit_vectors)
+        if method == "embedding":
+            return self._exclude_own(cosine, own), None, None
+        annotation = self.annotate_tokens(tokens, coverage=coverage, own=own)
+        shared = self.shared_labels(annotation)
+        scores = self._exclude_own(cosine + LABEL_WEIGHT * shared, own)
+        return scores, {"cosine": cosine, "shared_labels": shared}, annotation
+
+    def shared_labels(self, annotation: Annotation) -> np.ndarray:
+        """Queries × reference sets: the probability that each query carries each set's labels (mean over fields).
+
+        From the calibrated probabilities of an :meth:`annotate_tokens` answer; see
+        :func:`~bedspace._annotation.shared_label_probability`.
+        """
+        if not self.can_compare_labels:
+            raise ValueError(
+                "the default r2r weighs the probability that sets share labels, and this model has no calibrated "
+                "annotator (trained with calibrate=False, or without its sets' tokens): use method='embedding', or "
+                "bs.tl.calibrate the collection first"
+            )
+        reference = self._need_reference()
+        fields = [f for f in self._annotator.fields if f in annotation.probabilities]
+        codes = {f: self._labels.codes(f, reference.metadata[f]) for f in fields}
+        return shared_label_probability(
+            {f: annotation.probabilities[f] for f in fields}, codes, {f: self._annotator.priors[f] for f in fields}
+        )
+
+    @staticmethod
+    def _exclude_own(scores: np.ndarray, own: np.ndarray | None) -> np.ndarray:
+        """A stored set asked for by name is not its own hit (in place; returned)."""
+        if own is not None:
+            rows = np.flatnonzero(np.asarray(own) >= 0)
+            scores[rows, np.asarray(own)[rows]] = -np.inf
+        return scores
 
     @property
     def can_annotate(self) -> bool:
@@ -646,13 +722,7 @@ class BEDSpaceModel:
             raise KeyError(f"the reference sets have no metadata column(s) {missing} to annotate with")
         label_frames = {f: self._labels.frame[self._labels.in_field(f)] for f in fields}
         result = self.annotate_tokens(queries.tokens, coverage=queries.coverage, own=queries.own)
-        outside = [n for n, inside in zip(queries.names, result.in_domain, strict=True) if not inside]
-        if outside:
-            warn(
-                f"{len(outside)} quer{'y is' if len(outside) == 1 else 'ies are'} unlike every reference set (few of "
-                f"its regions in the universe, or no more shared regions than chance: another genome, assay or a "
-                f"random file?); their labels get the base rates, not a prediction: {outside[:10]}"
-            )
+        _warn_outside(queries.names, result.in_domain)
         scores = {f: result.scores[f] for f in fields}
         probabilities = {f: result.probabilities[f] for f in fields if f in result.probabilities}
         return annotation_table(
@@ -734,6 +804,17 @@ class BEDSpaceModel:
             np.full(n, -1, np.int64) if own is None else np.asarray(own, dtype=np.int64),
         )
         return queries.rankable()
+
+
+def _warn_outside(names: list[str], in_domain: np.ndarray) -> None:
+    """Warn of queries the annotator judged unlike every reference set (their labels get the base rates)."""
+    outside = [n for n, inside in zip(names, in_domain, strict=True) if not inside]
+    if outside:
+        warn(
+            f"{len(outside)} quer{'y is' if len(outside) == 1 else 'ies are'} unlike every reference set (few of "
+            f"its regions in the universe, or no more shared regions than chance: another genome, assay or a "
+            f"random file?); their labels get the base rates, not a prediction: {outside[:10]}"
+        )
 
 
 def _approximate_table(

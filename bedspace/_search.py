@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -19,20 +21,24 @@ def ranked_table(
     *,
     drop_excluded: bool = False,
     several: bool | None = None,
+    parts: Mapping[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """The ``top_k`` best candidates per query: ``query`` (when ``several``), ``rank``, ``name``, ``score``, metadata.
 
     ``drop_excluded`` leaves out candidates scored ``-inf`` (a query's own set). ``several`` (default: more than
-    one query) keeps the ``query`` column, for a list of queries of which only one could be ranked.
+    one query) keeps the ``query`` column, for a list of queries of which only one could be ranked. ``parts``:
+    more queries × candidates numbers (what the score is made of), each a column after ``score``.
     """
     index, best = top_k_of(scores, top_k)
     n = index.shape[1]
+    rows = np.repeat(np.arange(len(queries)), n)
     table = pd.DataFrame(
         {
-            "query": np.repeat(np.asarray(queries, dtype=object), n),
+            "query": np.asarray(queries, dtype=object)[rows],
             "rank": np.tile(np.arange(1, n + 1), len(queries)),
             "name": np.asarray(names, dtype=object)[index.ravel()],
             "score": best.ravel().astype(np.float64),
+            **{name: np.asarray(part, dtype=np.float64)[rows, index.ravel()] for name, part in (parts or {}).items()},
         }
     )
     if metadata is not None and len(metadata.columns):

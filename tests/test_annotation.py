@@ -271,3 +271,9 @@ def test_uncalibrated_training_still_annotates_by_scores(hg19_adata):
     assert "probability" not in table.columns and table["score"].is_monotonic_decreasing
     with pytest.raises(ValueError, match="calibrate=True"):
         bs.tl.search(part, part.obs_names[0], search_type="r2l", min_probability=0.5)
+    # without probabilities there is no shared-label term: r2r ranks by the embedding alone (and says so on request)
+    by_default = bs.tl.search(part, part.obs_names[0], search_type="r2r", top_k=5)
+    by_vectors = bs.tl.search(part, part.obs_names[0], search_type="r2r", top_k=5, method="embedding")
+    pd.testing.assert_frame_equal(by_default, by_vectors)
+    with pytest.raises(ValueError, match="no calibrated annotator"):
+        bs.tl.search(part, part.obs_names[0], search_type="r2r", method="regions")

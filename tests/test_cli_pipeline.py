@@ -162,9 +162,9 @@ def test_search_r2l_with_a_file_never_seen(cli, pipeline, hg19_folder):
     ).stdout  # fmt: skip
     confident = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
     assert len(confident) < len(table) and (confident["probability"] >= 0.3).all()
-    result = cli("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "--method", "regions",
-                      cwd=pipeline, check=False)  # fmt: skip
-    assert result.returncode == 1 and "r2l and -t l2r only" in result.stderr
+    result = cli("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "--min-probability", "0.5",
+                 cwd=pipeline, check=False)  # fmt: skip
+    assert result.returncode == 1 and "-t r2l only" in result.stderr
 
 
 def test_search_l2r_and_r2r(cli, pipeline, hg19_folder):
@@ -183,8 +183,14 @@ def test_search_l2r_and_r2r(cli, pipeline, hg19_folder):
     assert all(h["assay"] == "ATAC-seq" for h in json.loads(out))
     table = cli("search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "-n", "3", cwd=pipeline).stdout
     lines = table.strip().splitlines()
-    assert lines[0].split()[:3] == ["rank", "name", "score"] and len(lines) == 4
+    assert lines[0].split()[:5] == ["rank", "name", "score", "cosine", "shared_labels"] and len(lines) == 4
     assert "DNase-seq" in lines[1]
+    out = cli(
+        "search", "-t", "r2r", "-d", "distances.pkl", "-q", held_back, "-n", "3", "--method", "embedding",
+        "--format", "tsv", cwd=pipeline,
+    ).stdout  # fmt: skip
+    by_vectors = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
+    assert list(by_vectors.columns) == ["rank", "name", "score", "assay", "organ"]
     # a set of the collection asked for by name is not its own hit; its file is compared with every set
     own = sorted((folder / "beds").iterdir())[0]
     out = cli(

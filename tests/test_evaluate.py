@@ -188,6 +188,26 @@ def test_repeated_evaluation_runs_every_split_and_seed(repeated):
     assert pooled[["method", "field"]].values.tolist() == [["bedspace", "organ"], ["bedspace", "assay"]]
     assert (pooled["n"] == repeated.predictions.groupby("field", sort=False).size().to_numpy()).all()
     assert pooled["ECE"].between(0, 1).all() and pooled["accuracy"].between(0, 1).all()
+    assert pooled["ECE_if_calibrated"].between(0, 1).all()
+
+
+def test_the_calibration_floor_is_the_binning_noise_of_calibrated_answers():
+    stated = np.r_[np.full(400, 0.5), np.full(100, 1.0)]
+    predictions = pd.DataFrame(
+        {
+            "method": "m",
+            "field": "f",
+            "confidence": stated,
+            "correct": np.r_[np.arange(400) % 2 == 0, np.ones(100, bool)],
+        }
+    )
+    result = bs.tl.RepeatedEvaluation(runs=pd.DataFrame(), summary=pd.DataFrame(), predictions=predictions)
+    pooled = result.calibration_error(n_draws=300)
+    # these answers are right exactly as often as stated: ECE 0; drawn ones stray by the binomial noise of 400
+    # coin flips, weighted by the bin's share (0.8 × E|mean - 0.5| ≈ 0.8 × 0.02)
+    assert pooled["ECE"].iloc[0] == pytest.approx(0.0, abs=1e-12)
+    assert 0.008 < pooled["ECE_if_calibrated"].iloc[0] < 0.025
+    assert pooled["ECE_if_calibrated"].iloc[0] == result.calibration_error(n_draws=300)["ECE_if_calibrated"].iloc[0]
 
 
 def test_repeated_summary_is_the_runs_aggregated(repeated):

@@ -98,14 +98,14 @@ def test_r2r_by_name_never_returns_the_set_itself(around_real):
 def test_search_on_the_collection_matches_exact(hg19, trained):
     # 129 sets: the graph links nearly every pair, so the approximate answer is the exact one
     name = trained.obs_names[3]
-    approx = bs.tl.search(trained, name, search_type="r2r", top_k=10, approximate=True)
-    exact = bs.tl.search(trained, name, search_type="r2r", top_k=10)
+    approx = bs.tl.search(trained, name, search_type="r2r", top_k=10, method="embedding", approximate=True)
+    exact = bs.tl.search(trained, name, search_type="r2r", top_k=10, method="embedding")
     assert name not in approx["name"].tolist()
     assert approx["name"].tolist() == exact["name"].tolist()
     np.testing.assert_allclose(approx["score"], exact["score"], atol=1e-5)
     assert list(approx.columns) == list(exact.columns)
     query = hg19.beds / name  # a file is compared with every set: its own stored set is its best hit
-    hits = bs.tl.search(trained, query, search_type="r2r", top_k=3, approximate=True)
+    hits = bs.tl.search(trained, query, search_type="r2r", top_k=3, method="embedding", approximate=True)
     assert hits["name"].iloc[0] == name and hits["score"].iloc[0] == pytest.approx(1.0, abs=1e-5)
     labels = ["organ=blood", "assay=DNase-seq"]
     approx = bs.tl.search(trained, labels, search_type="l2r", method="embedding", top_k=5, approximate=True)
@@ -122,5 +122,7 @@ def test_approximate_where_it_does_not_apply_is_an_error(trained):
         bs.tl.search(trained, "organ=blood", search_type="l2r", approximate=True)  # regions by default
     with pytest.raises(ValueError, match="use method='embedding'"):
         bs.tl.search(trained, "organ=blood", search_type="l2r", method="regions", approximate=True)
+    with pytest.raises(ValueError, match="use method='embedding'"):
+        bs.tl.search(trained, name, search_type="r2r", approximate=True)  # cosine plus shared labels by default
     with pytest.raises(ValueError, match="approximate must be True or False"):
         bs.tl.search(trained, name, search_type="r2r", approximate="yes")

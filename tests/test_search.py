@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scanpy as sc
+import scipy.sparse as sp
 
 import bedspace as bs
 from bedspace._labels import LabelTable
@@ -56,7 +57,49 @@ def test_r2r_excludes_a_stored_set_asked_for_by_name(hg19, hg19_trained):
     # a BED file is compared with every set: the stored set with its name is a hit (its best), not hidden
     hits = bs.tl.search(train, hg19.beds / name, search_type="r2r", top_k=train.n_obs)
     assert len(hits) == train.n_obs and hits["name"].iloc[0] == name
-    assert hits["score"].iloc[0] == pytest.approx(1.0, abs=1e-5)
+    assert hits["cosine"].iloc[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_r2r_adds_the_probability_of_shared_labels_to_the_cosine(hg19, hg19_trained):
+    train, test = hg19_trained
+    query = hg19.beds / test.obs_names[0]
+    hits = bs.tl.search(train, query, search_type="r2r", top_k=train.n_obs)
+    assert list(hits.columns[:5]) == ["rank", "name", "score", "cosine", "shared_labels"]
+    np.testing.assert_allclose(hits["score"], hits["cosine"] + 0.5 * hits["shared_labels"])
+    assert hits["score"].is_monotonic_decreasing and hits["shared_labels"].between(0, 1).all()
+    # shared_labels, from r2l's probabilities: the mean over fields of the query's probability of the set's label
+    r2l = bs.tl.search(train, query, search_type="r2l", top_k=100)
+    probability = {(f, v): p for f, v, p in r2l[["field", "value", "probability"]].itertuples(index=False)}
+    fields = ["organ", "cell_class", "assay"]
+    for _, hit in hits.iloc[[0, 40, -1]].iterrows():
+        expected = np.mean([probability[f, train.obs.loc[hit["name"], f]] for f in fields])
+        assert hit["shared_labels"] == pytest.approx(expected, abs=1e-6)
+    # the model's arrays: what the search ranked by, for the query's tokens
+    model = bs.BEDSpaceModel.from_anndata(train)
+    tokens = sp.csr_matrix(test.X[:1] > 0, dtype=np.float32)
+    arrays = model.set_scores(tokens)
+    np.testing.assert_allclose(arrays[0, train.obs_names.get_indexer(hits["name"])], hits["score"], atol=1e-6)
+    cosine_only = model.set_scores(tokens, method="embedding")
+    np.testing.assert_allclose(cosine_only[0, train.obs_names.get_indexer(hits["name"])], hits["cosine"], atol=1e-6)
+    # the embedding alone, StarSpace's way, on request: the same cosines
+    by_vectors = bs.tl.search(train, query, search_type="r2r", top_k=train.n_obs, method="embedding")
+    assert list(by_vectors.columns[:3]) == ["rank", "name", "score"] and "cosine" not in by_vectors
+    assert by_vectors["score"].is_monotonic_decreasing
+    cosine = dict(zip(hits["name"], hits["cosine"], strict=True))
+    np.testing.assert_allclose(by_vectors["score"], by_vectors["name"].map(cosine), atol=1e-6)
+
+
+def test_r2r_weighs_unlabelled_sets_by_the_base_rates():
+    from bedspace._annotation import shared_label_probability
+
+    probabilities = {"organ": np.array([[0.7, 0.2, 0.1]]), "assay": np.array([[1.0, 0.0]])}
+    codes = {"organ": np.array([0, 2, -1]), "assay": np.array([0, -1, 1])}
+    priors = {"organ": np.array([0.5, 0.25, 0.25]), "assay": np.array([0.5, 0.5])}
+    shared = shared_label_probability(probabilities, codes, priors)
+    unknown_organ = 0.7 * 0.5 + 0.2 * 0.25 + 0.1 * 0.25
+    np.testing.assert_allclose(shared, [[(0.7 + 1.0) / 2, (0.1 + 0.5) / 2, (unknown_organ + 0.0) / 2]])
+    with pytest.raises(ValueError, match="no label probabilities"):
+        shared_label_probability({}, codes, priors)
 
 
 def test_a_path_means_the_file_even_when_a_set_has_its_name(hg19, hg19_trained, tmp_path, monkeypatch):

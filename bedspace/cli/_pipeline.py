@@ -198,17 +198,15 @@ def search(args: argparse.Namespace) -> None:
     model = bs.BEDSpaceModel.from_anndata(adata)
     if args.type != "r2l" and args.min_probability:
         raise ValueError("--min-probability is an option of -t r2l only")
-    if args.type == "r2r" and args.method is not None:
-        raise ValueError("--method is an option of -t r2l and -t l2r only")
-    options = {"method": args.method, "min_probability": args.min_probability} if args.type == "r2l" else {}
-    if args.type == "l2r":
-        options = {"method": args.method}
-    result = model.search(args.query, search_type=args.type, top_k=args.n, field=args.field, **options)
+    options = {"min_probability": args.min_probability} if args.type == "r2l" else {}
+    result = model.search(
+        args.query, search_type=args.type, top_k=args.n, field=args.field, method=args.method, **options
+    )
     if args.type != "r2l":
         labels = [c for c in np.atleast_1d(model.params.get("labels", [])) if c in result.columns]
-        keep = ["rank", "name", "score", *labels] if labels else ["rank", "name", "score"]
-        result = result[(["query"] if "query" in result.columns else []) + keep]
-    result = result.assign(score=result["score"].round(4))
+        parts = [c for c in ("cosine", "shared_labels") if c in result.columns]
+        result = result[(["query"] if "query" in result.columns else []) + ["rank", "name", "score", *parts, *labels]]
+    result = result.assign(**{c: result[c].round(4) for c in ("score", "cosine", "shared_labels") if c in result})
     if "probability" in result.columns:
         result = result.assign(probability=result["probability"].round(4))
     if args.format == "json":

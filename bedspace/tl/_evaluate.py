@@ -156,8 +156,11 @@ def evaluate(
     * ``bedspace``: the default annotator (:func:`bedspace.tl.search`, ``method="regions"``: a kernel ridge
       classifier on the sets' region overlap, fitted on the training sets) for r2l and l2r, ranked by its
       calibrated probabilities when the training was calibrated (then r2l also reports ``ECE``, the expected
-      calibration error), else by its scores; r2r by cosine similarity in the embedding.
-    * ``bedspace-labels``: r2l and l2r by cosine similarity to the label vectors (StarSpace's way); r2r the same.
+      calibration error), else by its scores; r2r as :func:`bedspace.tl.search` ranks it: by cosine similarity
+      in the embedding plus 0.5 × the probability that a training set shares the held-out set's labels when
+      calibrated (``method="regions"``), else by the cosine alone.
+    * ``bedspace-labels``: r2l and l2r by cosine similarity to the label vectors, r2r by cosine similarity of the
+      set vectors (StarSpace's way: the embedding alone).
 
     Baselines on the same split, none of which is trained:
 
@@ -219,20 +222,22 @@ def _embedding_rows(
     method: str,
     predictions: list[pd.DataFrame] | None = None,
 ) -> list[tuple]:
-    """Rows of a trained model: ``method`` (the default annotator; r2r in the embedding) and ``method-labels``."""
+    """Rows of a trained model: ``method`` (the default annotator and r2r) and ``method-labels`` (the embedding)."""
     test_vectors = unit_rows(model.embed(test))
-    train_vectors = model.unit_set_vectors
-    annotation = model.annotate_tokens(binary_csr(test.X, name="test.X"))
+    test_tokens = binary_csr(test.X, name="test.X")
+    annotation = model.annotate_tokens(test_tokens)
+    by_vectors = model.set_scores(test_tokens, test_vectors, method="embedding")
+    # r2r as bs.tl.search ranks it: cosine plus the shared-label probability when calibrated, else cosine alone
+    default_r2r = model.set_scores(test_tokens, test_vectors) if model.can_compare_labels else by_vectors
     rows = []
     for field in coded:
         known = field.known
         if not known.any():
             continue
         truth = field.test[known]
-        r2r = test_vectors[known] @ train_vectors.T
         probabilities = annotation.probabilities.get(field.name)
         # r2l and l2r as bs.tl.search ranks them: by probability when calibrated, else by score
-        results = _measure(annotation.ranking(field.name)[known], r2r, truth, field.train)
+        results = _measure(annotation.ranking(field.name)[known], default_r2r[known], truth, field.train)
         if probabilities is not None:
             results["r2l"]["ECE"] = expected_calibration_error(probabilities[known], truth)
             if predictions is not None:
@@ -249,7 +254,8 @@ def _embedding_rows(
                 )
         rows += _rows(field.name, method, results)
         by_label_vectors = test_vectors[known] @ model.unit_label_vectors[field.in_model].T
-        rows += _rows(field.name, method + LABEL_VECTORS, _measure(by_label_vectors, r2r, truth, field.train))
+        label_vector_results = _measure(by_label_vectors, by_vectors[known], truth, field.train)
+        rows += _rows(field.name, method + LABEL_VECTORS, label_vector_results)
     return rows
 
 
@@ -351,7 +357,7 @@ class RepeatedEvaluation:
     summary: pd.DataFrame
     predictions: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
-    def calibration_error(self, *, n_bins: int = 15) -> pd.DataFrame:
+    def calibration_error(self, *, n_bins: int = 15, n_draws: int = 200, random_state: int = 0) -> pd.DataFrame:
         """Expected calibration error of the r2l probabilities, pooled over every held-out annotation of every run.
 
         One run holds out about 45 sets: binned over so few, even a calibrated annotator shows an ECE of 0.05–0.1
@@ -360,17 +366,29 @@ class RepeatedEvaluation:
         Returns
         -------
         One row per method and field: ``n`` (annotations), ``confidence`` (mean stated probability of the top
-        label), ``accuracy`` (share right) and ``ECE``.
+        label), ``accuracy`` (share right), ``ECE``, and ``ECE_if_calibrated``: the ECE that answers right exactly
+        as often as stated would still show over these annotations (the mean over ``n_draws`` draws, each answer
+        right with its stated probability): the binning noise, the floor to read ``ECE`` against. Runs of the
+        same split share their held-out sets, so the real floor is somewhat higher.
         """
         if self.predictions.empty:
             raise ValueError("no calibrated probabilities were evaluated (train with calibrate=True)")
+        rng = np.random.default_rng(random_state)
         rows = []
         for (method, field), part in self.predictions.groupby(["method", "field"], sort=False):
             confidence = part["confidence"].to_numpy()
             correct = part["correct"].to_numpy()
             ece = confidence_calibration_error(confidence, correct, n_bins=n_bins)
-            rows.append((method, field, len(part), confidence.mean(), correct.mean(), ece))
-        return pd.DataFrame(rows, columns=["method", "field", "n", "confidence", "accuracy", "ECE"])
+            floor = np.mean(
+                [
+                    confidence_calibration_error(confidence, rng.random(confidence.size) < confidence, n_bins=n_bins)
+                    for _ in range(n_draws)
+                ]
+            )
+            rows.append((method, field, len(part), confidence.mean(), correct.mean(), ece, floor))
+        return pd.DataFrame(
+            rows, columns=["method", "field", "n", "confidence", "accuracy", "ECE", "ECE_if_calibrated"]
+        )
 
     def table(self, metrics: Mapping[str, str] | None = None, *, digits: int = 3) -> pd.DataFrame:
         """``mean ± sd`` side by side: rows ``field``, ``search``, ``metric``; one column per method.

@@ -42,18 +42,23 @@ def search(
     field
         Only labels of this field (``"r2l"``; for ``"l2r"`` it tells which field a bare value belongs to).
     method
-        How ``"r2l"`` and ``"l2r"`` score labels. ``"regions"`` (the default when the collection's tokens are at
-        hand): per field, a kernel ridge classifier fitted on the collection's labelled sets predicts the
-        labels from the query's overlap with each of them (the cosine of their region tokens; its strength
-        chosen by leave-one-out), with probabilities calibrated by :func:`bedspace.tl.calibrate`; ``"l2r"``
-        ranks the collection's sets by that probability (or score) for the label, each set annotated from the
-        other sets (computed for all sets on the first such search, then kept). ``"embedding"``: cosine
-        similarity of set vectors to the label vectors, StarSpace's way (instant on any number of sets).
+        ``"regions"`` (the default when the collection's tokens are at hand) uses the default annotator: per
+        field, a kernel ridge classifier fitted on the collection's labelled sets predicts the labels from the
+        query's overlap with each of them (the cosine of their region tokens; its strength chosen by
+        leave-one-out), with probabilities calibrated by :func:`bedspace.tl.calibrate`. ``"r2l"`` lists those
+        labels; ``"l2r"`` ranks the collection's sets by that probability (or score) for the label, each set
+        annotated from the other sets (computed for all sets on the first such search, then kept); ``"r2r"``
+        ranks the sets by the cosine of their vectors plus 0.5 × the probability that the query carries the
+        set's labels, averaged over the label fields (a set without a label in a field counts as one of the base
+        rates): sets of the query's cell type, tissue and assay come first, in the embedding's order (this needs
+        the calibrated probabilities; without them r2r defaults to ``"embedding"``). ``"embedding"``: cosine
+        similarity of the set vectors to the label vectors (``"r2l"``, ``"l2r"``) or to the query's vector
+        (``"r2r"``) alone, StarSpace's way (instant on any number of sets).
     min_probability
         ``"r2l"`` with probabilities: leave out labels less probable than this (a query may get no label: it
         abstains).
     approximate
-        ``"r2r"``, and ``"l2r"`` with ``method="embedding"``: take the candidate sets from an approximate
+        ``"r2r"`` and ``"l2r"``, with ``method="embedding"``: take the candidate sets from an approximate
         nearest-neighbour index of the set vectors (pynndescent) instead of comparing the query with every set.
         The scores are still exact cosines; only which sets are found is approximate: recall@10 against exact
         search was 0.97–1.0 on clustered set vectors from 10⁴ to 10⁶ sets, and 0.19 on pure random vectors (no
@@ -64,7 +69,7 @@ def search(
         when one process answers many queries over a large collection: the build is repaid after about 1,000
         one-query searches at 10⁴ sets, 3,000 at 10⁵ and 6,000 at 10⁶ (``benchmarks/index.py``); for fewer,
         exact search is faster overall, and ``approximate=True`` still builds the index. ``True`` with
-        ``"r2l"`` or with the default (``method="regions"``) ``"l2r"`` is an error.
+        ``"r2l"`` or with ``method="regions"`` (the default of ``"l2r"`` and ``"r2r"``) is an error.
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
 
@@ -80,24 +85,30 @@ def search(
     * ``"l2r"``: ``rank``, ``name`` (a set), ``score`` (the set's calibrated probability of the label, or its
       classifier score when uncalibrated, or with ``method="embedding"`` the cosine similarity), the sets'
       ``.obs`` metadata.
-    * ``"r2l"`` with ``method="embedding"``, and ``"r2r"``: ranked by ``score`` (raw cosine similarity,
+    * ``"r2r"``, ``method="regions"``: ``rank``, ``name`` (a set), ``score`` (``cosine + 0.5 × shared_labels``),
+      ``cosine`` (of the set vectors), ``shared_labels`` (the probability that the query carries the set's
+      labels, mean over the fields), the sets' ``.obs`` metadata; a query unlike every collection set gets a
+      warning (its probabilities are the base rates).
+    * ``"r2l"`` and ``"r2r"`` with ``method="embedding"``: ranked by ``score`` (raw cosine similarity,
       comparable across queries and searches): ``rank``, ``name`` (a label or a set name), ``score``; for labels
-      ``field`` and ``value``; for sets their ``.obs`` metadata. In ``"r2r"`` a set of the collection asked for
-      by name is never its own hit (a BED file is compared with every set); in ``"r2l"`` (``"regions"``) it is
-      annotated from the other sets.
+      ``field`` and ``value``; for sets their ``.obs`` metadata.
+
+    In ``"r2r"`` a set of the collection asked for by name is never its own hit (a BED file is compared with
+    every set); in ``"r2l"`` (``"regions"``) it is annotated from the other sets.
 
     Raises
     ------
     ValueError
         The query overlaps no region the model knows (nothing to rank); with several queries such queries are
-        left out with a warning instead. ``approximate=True`` with ``"r2l"`` or with ``method="regions"`` in
-        ``"l2r"``.
+        left out with a warning instead. ``approximate=True`` with ``"r2l"`` or with ``method="regions"``;
+        ``method="regions"`` in ``"r2r"`` on a collection trained with ``calibrate=False``.
 
     Examples
     --------
     >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2l", field="organ")  # doctest: +SKIP
     >>> bs.tl.search(adata, "organ=blood", search_type="l2r", top_k=5)  # doctest: +SKIP
-    >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2r", approximate=True)  # doctest: +SKIP
+    >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2r")  # doctest: +SKIP
+    >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2r", method="embedding", approximate=True)  # doctest: +SKIP
     """
     return searchable(adata, key).search(
         query,
