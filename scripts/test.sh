@@ -28,4 +28,4 @@ fi
 .venv/bin/ruff format --check .
 # the test suite and the tutorials (executed top to bottom); arguments, if any, replace the default paths
 if [ $# -eq 0 ]; then set -- tests tutorials; fi
-MPLBACKEND=agg .venv/bin/python -m pytest --nbmake "$@"
+MPLBACKEND=agg .venv/bin/python -m pytest --nbmake --durations=15 "$@"
