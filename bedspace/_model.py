@@ -602,6 +602,7 @@ class BEDSpaceModel:
         method: Literal["regions", "embedding"] = "regions",
         coverage: np.ndarray | None = None,
         own: np.ndarray | None = None,
+        annotation: Annotation | None = None,
     ) -> np.ndarray:
         """Queries × reference sets: the scores r2r ranks by (arrays in and out; :meth:`search` makes the table).
 
@@ -610,14 +611,15 @@ class BEDSpaceModel:
         fields (:func:`~bedspace._annotation.shared_label_probability`; the query annotated by the default
         annotator). ``tokens``: queries × this model's universe regions (0/1 CSR); ``vectors``: their unit
         vectors (embedded from the tokens when not given); ``own``: per query, the reference set it is (never its
-        own hit: scored ``-inf``, and annotated from the others), or -1.
+        own hit: scored ``-inf``, and annotated from the others), or -1; ``annotation``: the queries'
+        :meth:`annotate_tokens` answer when already at hand (not computed again).
         """
         if vectors is None:
             vectors = unit_rows(self.embed_rows(tokens.indptr, tokens.indices))
-        return self._scored_sets(tokens, vectors, method, coverage=coverage, own=own)[0]
+        return self._scored_sets(tokens, vectors, method, coverage=coverage, own=own, annotation=annotation)[0]
 
     def _scored_sets(
-        self, tokens: sp.csr_matrix, vectors: np.ndarray, method: str, *, coverage, own
+        self, tokens: sp.csr_matrix, vectors: np.ndarray, method: str, *, coverage, own, annotation=None
     ) -> tuple[np.ndarray, dict[str, np.ndarray] | None, Annotation | None]:
         """r2r scores (own sets ``-inf``), what they are made of (``cosine``, ``shared_labels``), the annotation."""
         if method not in ("regions", "embedding"):
@@ -625,7 +627,8 @@ class BEDSpaceModel:
         cosine = scores_against(vectors, self._need_reference().unit_vectors)
         if method == "embedding":
             return self._exclude_own(cosine, own), None, None
-        annotation = self.annotate_tokens(tokens, coverage=coverage, own=own)
+        if annotation is None:
+            annotation = self.annotate_tokens(tokens, coverage=coverage, own=own)
         shared = self.shared_labels(annotation)
         scores = self._exclude_own(cosine + LABEL_WEIGHT * shared, own)
         return scores, {"cosine": cosine, "shared_labels": shared}, annotation
@@ -642,11 +645,11 @@ class BEDSpaceModel:
                 "annotator (trained with calibrate=False, or without its sets' tokens): use method='embedding', or "
                 "bs.tl.calibrate the collection first"
             )
-        reference = self._need_reference()
         fields = [f for f in self._annotator.fields if f in annotation.probabilities]
-        codes = {f: self._labels.codes(f, reference.metadata[f]) for f in fields}
         return shared_label_probability(
-            {f: annotation.probabilities[f] for f in fields}, codes, {f: self._annotator.priors[f] for f in fields}
+            {f: annotation.probabilities[f] for f in fields},
+            {f: self._reference_codes[f] for f in fields},
+            {f: self._annotator.priors[f] for f in fields},
         )
 
     @staticmethod
@@ -675,13 +678,15 @@ class BEDSpaceModel:
                 "method='embedding'"
             )
         if self._classifier is None:
-            reference = self._reference
-            fields = [f for f in self._labels.fields if f in reference.metadata.columns]
-            codes = {
-                f: (self._labels.codes(f, reference.metadata[f]), int(self._labels.in_field(f).sum())) for f in fields
-            }
-            self._classifier = KernelClassifier.fit(reference.tokens, codes)
+            codes = {f: (c, int(self._labels.in_field(f).sum())) for f, c in self._reference_codes.items()}
+            self._classifier = KernelClassifier.fit(self._reference.tokens, codes)
         return self._classifier
+
+    @cached_property
+    def _reference_codes(self) -> dict[str, np.ndarray]:
+        """Per label field the reference sets' metadata has, each reference set's label column (-1: none)."""
+        metadata = self._need_reference().metadata
+        return {f: self._labels.codes(f, metadata[f]) for f in self._labels.fields if f in metadata.columns}
 
     def annotate_tokens(
         self, tokens: sp.csr_matrix, *, coverage: np.ndarray | None = None, own: np.ndarray | None = None

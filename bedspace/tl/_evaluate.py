@@ -228,7 +228,9 @@ def _embedding_rows(
     annotation = model.annotate_tokens(test_tokens)
     by_vectors = model.set_scores(test_tokens, test_vectors, method="embedding")
     # r2r as bs.tl.search ranks it: cosine plus the shared-label probability when calibrated, else cosine alone
-    default_r2r = model.set_scores(test_tokens, test_vectors) if model.can_compare_labels else by_vectors
+    default_r2r = (
+        model.set_scores(test_tokens, test_vectors, annotation=annotation) if model.can_compare_labels else by_vectors
+    )
     rows = []
     for field in coded:
         known = field.known
