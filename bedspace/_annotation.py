@@ -8,10 +8,11 @@ of them: like a vote of its most overlapping sets, but the weights are fitted so
 each other, which keeps a large group of look-alike sets (hundreds of blood sets) from outvoting the two or three
 sets that are the only ones of their label. A query whose best match is weaker than the reference sets' typical
 best match (a noisier or shallower peak file) has its overlaps scaled up to that first, so that uniformly weaker
-overlaps do not pull every answer towards the commonest label. The model has an intercept (the kernel is centred) and one
-regularisation strength per field, chosen by exact leave-one-out over the reference sets from
-:data:`ALPHAS`; the same leave-one-out scores calibrate the probabilities (:func:`fit_annotator`), so nothing of
-the calibration is optimistic.
+overlaps do not pull every answer towards the commonest label, but by :data:`MAX_LIFT` at most: overlaps far
+weaker than that are mostly chance, and scaled up they would make a label of it. The model has an intercept (the
+kernel is centred) and one regularisation strength per field, chosen by exact leave-one-out over the reference
+sets from :data:`ALPHAS`; the same leave-one-out scores calibrate the probabilities (:func:`fit_annotator`), so
+nothing of the calibration is optimistic.
 
 ``benchmarks/evaluate.py`` chose this over the earlier default (enrichment, overlap and embedding neighbours
 fused by rank) and over adding the embedding's cosine to the kernel: on held-out sets of the hg19 collection it
@@ -44,6 +45,14 @@ ALPHAS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 #: The classifier is fitted on at most this many labelled reference sets (a stratified sample beyond: every label
 #: keeps its sets first): fitting costs sets³ and sets² memory (2,000 sets: a few seconds and 32 MB).
 MAX_FITTED_SETS = 2000
+#: A query's kernel row is scaled up by at most this factor (:meth:`FieldClassifier.predict`): a best match up to
+#: 4 times weaker than the reference sets' typical best match is taken for a noisier copy of a set like them. A
+#: query weaker still is not; its few shared regions are mostly chance (a ChIP-seq of a factor that binds a few
+#: hundred sites, most outside open chromatin), and its scores are left to fall back towards the labels' shares.
+#: On the splits of ``benchmarks/evaluate.py`` an exploratory run found r2l hit@1 the same for any cap from 2 to 5
+#: (3 to 5 on sets perturbed as ``benchmarks/perturb.py`` does), and at or above the uncapped scaling on every
+#: field.
+MAX_LIFT = 4.0
 # Without a fitted annotator: a query with fewer of its regions in the universe is from another genome or universe.
 MIN_COVERAGE = 0.2
 # Bins of the reliability diagram kept with the annotator (about 100 held-out sets: more bins would be mostly noise).
@@ -185,13 +194,14 @@ class FieldClassifier:
 
         A query whose best match is weaker than the fitted sets' typical best match (:attr:`typical_best`) — a
         noisier peak file, another pipeline's peaks, a shallower experiment — has its kernel row scaled up to
-        it first. Uniformly weaker overlaps would otherwise shrink its scores towards the intercept (the labels'
-        shares), and the most common label would win whatever the query; scaled, its labels rank as its
-        overlaps' pattern says. (``benchmarks/perturb.py`` measures this on perturbed sets.)
+        it first, by :data:`MAX_LIFT` at most. Uniformly weaker overlaps would otherwise shrink its scores towards
+        the intercept (the labels' shares), and the most common label would win whatever the query; scaled, its
+        labels rank as its overlaps' pattern says. (``benchmarks/perturb.py`` measures this on perturbed sets.)
+        A query far weaker than that keeps some of the shrinkage: its overlaps are mostly chance.
         """
         best = kernel.max(axis=1, keepdims=True) if kernel.shape[1] else np.zeros((kernel.shape[0], 1))
         lift = np.where(best > 0, np.maximum(1.0, self.typical_best / np.where(best > 0, best, 1.0)), 1.0)
-        return self.scores_of(kernel * lift)
+        return self.scores_of(kernel * np.minimum(lift, MAX_LIFT))
 
     def scores_of(self, kernel: np.ndarray) -> np.ndarray:
         """The regression's scores of kernel rows as they are (what the leave-one-out answers are)."""

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 import bedspace as bs
 from bedspace._annotation import (
+    MAX_LIFT,
     Annotator,
     FieldClassifier,
     KernelClassifier,
@@ -69,9 +70,23 @@ def test_uniformly_weaker_overlaps_do_not_change_the_answer():
     classifier = FieldClassifier.fit(kernel[np.ix_(fitted, fitted)], codes[fitted], 3, fitted)
     row = kernel[[0]][:, fitted]
     weak = row * (0.5 * classifier.typical_best / row.max())
-    for fainter in (weak, 0.1 * weak):
+    for fainter in (weak, 0.6 * weak):  # lifted 2 and 3.3 times: within MAX_LIFT
         np.testing.assert_allclose(classifier.predict(fainter), classifier.predict(weak))
     assert classifier.predict(weak).argmax() == codes[0]
+
+
+def test_overlaps_far_weaker_than_typical_are_lifted_only_so_far():
+    """A query sharing next to nothing with every set is not a noisy copy: its chance overlaps are not amplified."""
+    tokens, codes = _random_sets()
+    sizes = np.diff(tokens.indptr).astype(np.float64)
+    kernel = token_cosine((tokens @ tokens.T).toarray(), sizes, sizes)
+    fitted = np.arange(1, codes.size)
+    classifier = FieldClassifier.fit(kernel[np.ix_(fitted, fitted)], codes[fitted], 3, fitted)
+    row = kernel[[0]][:, fitted]
+    faint = row * (0.01 * classifier.typical_best / row.max())  # would need a 100-fold lift
+    np.testing.assert_allclose(classifier.predict(faint), classifier.scores_of(faint * MAX_LIFT))
+    spread = np.ptp(classifier.predict(faint)), np.ptp(classifier.predict(faint * 25))  # the latter fully lifted
+    assert spread[0] < 0.5 * spread[1]  # nearer the labels' shares than a fully lifted row
 
 
 def test_a_stored_set_is_annotated_from_the_others():
