@@ -13,10 +13,12 @@ import scipy.sparse as sp
 
 import bedspace as bs
 from bedspace._annotation import (
+    BALANCE_POWERS,
     MAX_LIFT,
     Annotator,
     FieldClassifier,
     KernelClassifier,
+    _balanced_label_weights,
     _fitted_rows,
     annotate,
     compare,
@@ -57,8 +59,30 @@ def test_leave_one_out_is_exactly_a_refit_without_the_set():
         others = np.flatnonzero(np.arange(codes.size) != i)
         refit = FieldClassifier.fit(kernel[np.ix_(others, others)], codes[others], 4, others)
         if refit.alpha == whole.alpha:  # the same strength: the shortcut is the refit, to round-off
-            np.testing.assert_allclose(whole.leave_one_out[i, :3], refit.scores_of(kernel[[i]][:, others])[0, :3])
+            # (each with its own label weights: the shares differ by the set left out)
+            np.testing.assert_allclose(
+                whole.leave_one_out[i, :3] / whole.label_weights[:3],
+                refit.scores_of(kernel[[i]][:, others])[0, :3] / refit.label_weights[:3],
+            )
     assert np.mean(whole.leave_one_out.argmax(axis=1) == codes) > 0.9  # the groups are easy to tell apart
+
+
+def test_rare_labels_are_weighted_up_as_far_as_leave_one_out_says():
+    codes = np.repeat([0, 1], [6, 2])
+    shares = np.array([0.75, 0.25])
+    # the common label's sets are clear; the rare label's lose narrowly to the common label, unweighted
+    leave_one_out = np.array([[0.9, 0.1]] * 6 + [[0.5, 0.4]] * 2)
+    power, weights = _balanced_label_weights(leave_one_out, codes, shares, np.array([True, True]))
+    # the rare label's sets come right once 0.4 * 4**p > 0.5 * (4/3)**p, i.e. p > 0.203: the smallest power that does
+    assert power == min(p for p in BALANCE_POWERS if p > 0.203)
+    np.testing.assert_allclose(weights, shares**-power)
+    assert ((leave_one_out * weights).argmax(axis=1) == codes).all()
+    # equal shares: every power gives the same answers, and the plain regression (0) is kept
+    assert _balanced_label_weights(leave_one_out, codes, np.array([0.5, 0.5]), np.array([True, True]))[0] == 0.0
+    # a label no set carries is never chosen, whatever its weight
+    three = np.c_[leave_one_out, np.full(8, 5.0)]
+    power, weights = _balanced_label_weights(three, codes, np.r_[shares, 0.0], np.array([True, True, False]))
+    assert weights[2] == 1.0 and power > 0
 
 
 def test_uniformly_weaker_overlaps_do_not_change_the_answer():
