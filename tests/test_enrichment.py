@@ -9,10 +9,12 @@ from scipy.stats import fisher_exact, hypergeom
 
 from bedspace._enrichment import (
     aggregate_by_label,
+    binary_csr,
     enrichment_blocks,
     label_enrichment,
     log_fisher_greater,
     odds_ratio,
+    overlap_counts,
     rank_references,
 )
 
@@ -203,6 +205,21 @@ def test_enrichment_rejects_bad_input():
         label_enrichment(query, reference, np.array([0, 1, 2, 0]), 2)
     with pytest.raises(TypeError, match="integer label codes"):
         label_enrichment(query, reference, np.array([0.0, 1.0, 1.0, 0.0]), 2)
+
+
+def test_overlap_counts_are_the_sparse_product():
+    dense = sp.random(7, 300, density=0.2, random_state=1).toarray()
+    dense[3] = 0  # an empty set shares nothing
+    query = binary_csr(dense, name="q")
+    reference = binary_csr(sp.random(11, 300, density=0.3, random_state=2, format="csr"), name="r")
+    expected = (query @ reference.T).toarray()
+    np.testing.assert_array_equal(overlap_counts(query, reference), expected)
+    wide = sp.csr_matrix((reference.data, reference.indices.astype(np.int64), reference.indptr.astype(np.int64)))
+    np.testing.assert_array_equal(overlap_counts(query, wide), expected)  # 64-bit indices (large collections)
+    assert overlap_counts(query[:0], reference).shape == (0, 11)
+    assert overlap_counts(query, reference[:0]).shape == (7, 0)
+    with pytest.raises(ValueError, match="universe regions"):
+        overlap_counts(query, reference[:, :200])
 
 
 def test_every_real_set_finds_itself_first(hg19_adata):
