@@ -7,10 +7,11 @@ classifier's weights sit on the reference sets, so a query's scores are a weight
 of them: like a vote of its most overlapping sets, but the weights are fitted so that the reference sets predict
 each other, which keeps a large group of look-alike sets (hundreds of blood sets) from outvoting the two or three
 sets that are the only ones of their label; and a rare label's target is weighted up against the common ones'
-(label-balanced targets, as far as leave-one-out says it helps: :data:`BALANCE_POWERS`). A query whose best match is weaker than the reference sets' typical
-best match (a noisier or shallower peak file) has its overlaps scaled up to that first, so that uniformly weaker
-overlaps do not pull every answer towards the commonest label, but by :data:`MAX_LIFT` at most: overlaps far
-weaker than that are mostly chance, and scaled up they would make a label of it. The model has an intercept (the
+(label-balanced targets, as far as leave-one-out says it helps: :data:`BALANCE_POWERS`). A query whose best
+match is weaker than the reference sets' typical best match (a noisier or shallower peak file) has its overlaps
+scaled up to that first, so that uniformly weaker overlaps do not pull every answer towards the commonest label,
+but by :data:`MAX_LIFT` at most: overlaps far weaker than that are mostly chance, and scaled up they would make a
+label of it. The model has an intercept (the
 kernel is centred) and one regularisation strength per field, chosen by exact leave-one-out over the reference
 sets from :data:`ALPHAS`; the same leave-one-out scores calibrate the probabilities (:func:`fit_annotator`), so
 the calibration is not fitted on answers the classifier saw (only the one balancing power was chosen on them).
@@ -102,9 +103,7 @@ def compare(
     ``own``: per query, the row of the reference set it is (left out of ``best_log_odds``), or -1.
     """
     query, reference = binary_csr(query_tokens, name="query"), binary_csr(reference_tokens, name="reference")
-    if query.shape[1] != reference.shape[1]:
-        raise ValueError(f"queries have {query.shape[1]} universe regions, the reference sets {reference.shape[1]}")
-    shared = overlap_counts(query, reference)
+    shared = overlap_counts(query, reference)  # checks that both are on the same universe
     query_sizes = np.diff(query.indptr).astype(np.float64)
     reference_sizes = np.diff(reference.indptr).astype(np.float64)
     log_odds = _log_odds(shared, query_sizes, reference_sizes, query.shape[1])
@@ -157,9 +156,6 @@ class FieldClassifier:
         kernel value is below it has its kernel row scaled up to it (see :meth:`predict`).
     balance
         The power of the label-balanced targets chosen by leave-one-out (:data:`BALANCE_POWERS`).
-    label_weights
-        Per label, its share of the fitted sets to the power ``-balance`` (1 for a label no fitted set carries):
-        what each label's regression scores are multiplied by.
     """
 
     rows: np.ndarray
@@ -171,7 +167,6 @@ class FieldClassifier:
     leave_one_out: np.ndarray
     typical_best: float
     balance: float
-    label_weights: np.ndarray
 
     @classmethod
     def fit(cls, kernel: np.ndarray, codes: np.ndarray, n_labels: int, rows: np.ndarray) -> FieldClassifier:
@@ -205,17 +200,16 @@ class FieldClassifier:
         others = np.where(np.eye(n, dtype=bool), -np.inf, kernel)
         typical_best = float(others.max(axis=1).mean()) if n > 1 else 0.0
         return cls(
-            rows,
-            kernel_mean,
-            coefficients,
-            intercept,
-            present,
-            float(alpha),
-            leave_one_out,
-            typical_best,
-            balance,
-            label_weights,
+            rows, kernel_mean, coefficients, intercept, present, float(alpha), leave_one_out, typical_best, balance
         )
+
+    @property
+    def label_weights(self) -> np.ndarray:
+        """What each label's regression scores are multiplied by (see :data:`BALANCE_POWERS`).
+
+        Per label, its share of the fitted sets to the power ``-balance``; 1 for a label no fitted set carries.
+        """
+        return _label_weights(self.intercept, self.present, self.balance)
 
     def predict(self, kernel: np.ndarray) -> np.ndarray:
         """Scores of queries × labels from their kernel with the fitted sets (queries × :attr:`rows`).
@@ -244,11 +238,16 @@ def _balanced_label_weights(
     absent = np.where(present, 0.0, -np.inf)  # a label no fitted set carries is never a leave-one-out answer
     best = None
     for power in BALANCE_POWERS:
-        weights = np.where(present, shares, 1.0) ** -power
+        weights = _label_weights(shares, present, power)
         right = np.count_nonzero((leave_one_out * weights + absent).argmax(axis=1) == codes)
         if best is None or right > best[0]:
             best = (right, float(power), weights)
     return best[1], best[2]
+
+
+def _label_weights(shares: np.ndarray, present: np.ndarray, power: float) -> np.ndarray:
+    """Each label's share to the power ``-power``; 1 for a label no set carries (its share is 0)."""
+    return np.where(present, shares, 1.0) ** -power
 
 
 def _last(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
