@@ -146,6 +146,26 @@ def test_split_is_stratified(hg19_adata):
         bs.pp.split(hg19_adata, stratify="organ", test_size=1.5)
 
 
+def test_split_at_random_holds_out_a_share_of_all_sets(hg19_adata):
+    train, test = bs.pp.split(hg19_adata, test_size=0.25, random_state=3)
+    assert test.n_obs == round(0.25 * hg19_adata.n_obs) and train.n_obs + test.n_obs == hg19_adata.n_obs
+    assert not set(train.obs_names) & set(test.obs_names)
+    again, _ = bs.pp.split(hg19_adata, stratify=None, test_size=0.25, random_state=3)
+    assert again.obs_names.equals(train.obs_names)
+    other, _ = bs.pp.split(hg19_adata, test_size=0.25, random_state=4)
+    assert not other.obs_names.equals(train.obs_names)
+    # not stratified: over a few seeds, some organ is held out whole or not at all although it has sets to spare
+    counts = hg19_adata.obs["organ"].value_counts()
+    unstratified = 0
+    for seed in range(5):
+        _, held = bs.pp.split(hg19_adata, random_state=seed)
+        shares = held.obs["organ"].value_counts().reindex(counts.index, fill_value=0)
+        unstratified += int(((shares == 0) & (counts >= 2)).any() or ((shares == counts) & (counts >= 1)).any())
+    assert unstratified > 0
+    with pytest.raises(ValueError, match="fewer than two"):
+        bs.pp.split(hg19_adata[:1].copy())
+
+
 REPEATED = {"dim": 16, "epochs": 3, "n_threads": 1}  # n_threads=1: bit-for-bit reproducible per seed
 TRAINED = ["bedspace", "bedspace-labels", "starspace", "starspace-labels"]
 
@@ -208,6 +228,32 @@ def test_the_calibration_floor_is_the_binning_noise_of_calibrated_answers():
     assert pooled["ECE"].iloc[0] == pytest.approx(0.0, abs=1e-12)
     assert 0.008 < pooled["ECE_if_calibrated"].iloc[0] < 0.025
     assert pooled["ECE_if_calibrated"].iloc[0] == result.calibration_error(n_draws=300)["ECE_if_calibrated"].iloc[0]
+
+
+def test_repeats_of_one_held_out_set_share_the_calibration_floors_draw():
+    rng = np.random.default_rng(0)
+    stated = rng.uniform(0.3, 1.0, 120)
+    once = pd.DataFrame({"method": "m", "field": "f", "confidence": stated, "correct": rng.random(120) < stated})
+    # two training seeds of one split annotate the same 120 sets alike: evidence of 120 annotations, not 240
+    twice = pd.concat([once.assign(split=0, seed=seed, set=[f"s{i}" for i in range(120)]) for seed in (0, 1)])
+
+    def floor(predictions):
+        result = bs.tl.RepeatedEvaluation(runs=pd.DataFrame(), summary=pd.DataFrame(), predictions=predictions)
+        return result.calibration_error(n_draws=300)["ECE_if_calibrated"].iloc[0]
+
+    assert floor(twice) == pytest.approx(floor(once), abs=1e-12)
+    # drawn independently, the repeats would halve the binning noise's variance: a floor too low to read against
+    independent = twice.assign(set=[f"s{i}" for i in range(240)])
+    assert floor(independent) < 0.85 * floor(twice)
+
+
+def test_repeated_evaluation_can_hold_out_sets_at_random(hg19_adata):
+    result = bs.tl.evaluate_repeated(
+        hg19_adata, fields=["assay"], stratify=False, n_splits=1, seeds=[0], baselines=(), train_kwargs=REPEATED
+    )
+    _, held_out = bs.pp.split(hg19_adata, stratify=None, random_state=0)
+    # every assay has sets in training, so every held-out set is annotated, and only those
+    assert sorted(result.predictions["set"]) == sorted(held_out.obs_names)
 
 
 def test_repeated_summary_is_the_runs_aggregated(repeated):
@@ -286,3 +332,5 @@ def test_repeated_evaluation_checks_its_options(hg19_adata):
         run(fields=["tissue"])
     with pytest.raises(KeyError, match="tissue"):
         run(labels=["tissue"])
+    with pytest.raises(TypeError, match="stratify must be a column name"):
+        run(stratify=True)

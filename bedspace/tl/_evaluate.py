@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Literal
 
 import anndata as ad
 import numpy as np
@@ -249,6 +250,7 @@ def _embedding_rows(
                         {
                             "method": method,
                             "field": field.name,
+                            "set": test.obs_names[known],
                             "confidence": stated.max(axis=1),
                             "correct": stated.argmax(axis=1) == truth,
                         }
@@ -353,6 +355,10 @@ class RepeatedEvaluation:
         One row per ``field``, ``search``, ``metric``, ``method``: ``mean``, ``sd`` (sample sd over all runs),
         ``n`` (runs), ``sd_split`` (sd over splits of the per-split means) and ``sd_seed`` (pooled sd between
         training seeds within a split; ``nan`` for baselines and with one seed).
+    predictions
+        One row per held-out set annotated with calibrated probabilities, per run and field: ``method``,
+        ``field``, ``set`` (the held-out set's name), ``confidence`` (probability of the top label), ``correct``,
+        ``split`` and ``seed``. What :meth:`calibration_error` pools.
     """
 
     runs: pd.DataFrame
@@ -370,8 +376,9 @@ class RepeatedEvaluation:
         One row per method and field: ``n`` (annotations), ``confidence`` (mean stated probability of the top
         label), ``accuracy`` (share right), ``ECE``, and ``ECE_if_calibrated``: the ECE that answers right exactly
         as often as stated would still show over these annotations (the mean over ``n_draws`` draws, each answer
-        right with its stated probability): the binning noise, the floor to read ``ECE`` against. Runs of the
-        same split share their held-out sets, so the real floor is somewhat higher.
+        right with its stated probability): the binning noise, the floor to read ``ECE`` against. The runs of a
+        split (one per training seed) annotate the same held-out sets: their annotations of one set share one
+        draw, as they share one truth, so that repeats do not pass for independent evidence.
         """
         if self.predictions.empty:
             raise ValueError("no calibrated probabilities were evaluated (train with calibrate=True)")
@@ -381,9 +388,12 @@ class RepeatedEvaluation:
             confidence = part["confidence"].to_numpy()
             correct = part["correct"].to_numpy()
             ece = confidence_calibration_error(confidence, correct, n_bins=n_bins)
+            same_set = [c for c in ("split", "set") if c in part.columns]
+            annotated = part.groupby(same_set, sort=False).ngroup().to_numpy() if same_set else np.arange(len(part))
+            n_sets = int(annotated.max()) + 1 if annotated.size else 0
             floor = np.mean(
                 [
-                    confidence_calibration_error(confidence, rng.random(confidence.size) < confidence, n_bins=n_bins)
+                    confidence_calibration_error(confidence, rng.random(n_sets)[annotated] < confidence, n_bins=n_bins)
                     for _ in range(n_draws)
                 ]
             )
@@ -425,7 +435,7 @@ def evaluate_repeated(
     *,
     fields: list[str] | str,
     labels: list[str] | str | None = None,
-    stratify: str | None = None,
+    stratify: str | Literal[False] | None = None,
     n_splits: int = 5,
     seeds: Sequence[int] = (0, 1),
     test_size: float = 0.25,
@@ -438,7 +448,7 @@ def evaluate_repeated(
     """Held-out evaluation repeated over stratified splits and training seeds: mean ± sd beside the baselines.
 
     For each split seed ``0 … n_splits - 1``, the collection is split with :func:`bedspace.pp.split`
-    (stratified by ``stratify``); every configuration is trained on the training part once per training seed
+    (stratified by ``stratify``, or at random); every configuration is trained on the training part once per training seed
     and measured by :func:`evaluate` on the held-out part; the baselines (untrained) are measured once per split.
     A split of ~45 held-out sets moves hit@1 by 0.022 per set, and two training seeds can differ by 0.03–0.10:
     read differences against ``sd``, and against ``sd_seed`` for what a seed alone does.
@@ -456,7 +466,9 @@ def evaluate_repeated(
     labels
         ``.obs`` columns to train on (default: ``fields``).
     stratify
-        Column the splits keep in proportion (default: the first field).
+        Column the splits keep in proportion (default: the first field); ``False``: sets held out at random,
+        like new experiments from the collection's source (what the calibrated probabilities are fitted for;
+        see :func:`bedspace.pp.split`).
     n_splits
         Number of splits (split seeds ``0 … n_splits - 1``).
     seeds
@@ -499,7 +511,9 @@ def evaluate_repeated(
     missing = [c for c in labels if c not in adata.obs.columns]
     if missing:
         raise KeyError(f"label column(s) {missing} are not in .obs; available: {list(adata.obs.columns)}")
-    stratify = fields[0] if stratify is None else stratify
+    if stratify is not False and not isinstance(stratify, str | None):
+        raise TypeError(f"stratify must be a column name, None (the first field) or False (random), got {stratify!r}")
+    stratify = fields[0] if stratify is None else stratify or None
     if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 1:
         raise ValueError(f"n_splits must be an integer >= 1, got {n_splits!r}")
     if isinstance(seeds, int | np.integer) or not all(isinstance(s, int | np.integer) for s in seeds):
