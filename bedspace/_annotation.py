@@ -279,15 +279,23 @@ class KernelClassifier:
         """Fit a classifier per field on the labelled reference sets.
 
         ``codes``: per field, ``(label column of each reference set (-1: none), number of labels)``. Beyond
-        ``max_sets`` labelled sets, a sample is fitted on: each label's sets in random order, dealt one label at a
-        time, so that every label keeps at least one set and the large labels give up sets first.
+        ``max_sets`` sets labelled in some field, one sample serves every field: the sets of each combination of
+        labels in random order, dealt one combination at a time, so that every combination (and so every label)
+        keeps at least one set and the large ones give up sets first. Each field is fitted on the sample's sets
+        it labels: the kernel is at most ``max_sets`` × ``max_sets``.
         """
         reference = binary_csr(reference_tokens, name="reference")
-        chosen = {f: _fitted_rows(np.asarray(c), int(max_sets), random_state) for f, (c, _) in codes.items()}
-        union = np.unique(np.concatenate([np.zeros(0, np.int64), *chosen.values()]))
-        sub = reference[union]
-        sizes = np.diff(sub.indptr).astype(np.float64)
-        kernel = token_cosine(overlap_counts(sub, sub), sizes, sizes)
+        by_field = np.column_stack([np.asarray(c) for c, _ in codes.values()] or [np.full(reference.shape[0], -1)])
+        union = _fitted_rows(by_field, int(max_sets), random_state)
+        sizes = np.diff(reference.indptr)[union].astype(np.float64)
+        # A block of fitted sets at a time against the fitted sets, read in place: overlap_counts copies (transposes)
+        # only its queries, so the memory beyond the collection's matrix is a block's tokens and the kernel.
+        shared = np.vstack(
+            [np.zeros((0, union.size))]
+            + [overlap_counts(reference[union[rows]], reference, reference_rows=union) for rows in blocks(union.size)]
+        )
+        kernel = token_cosine(shared, sizes, sizes)
+        chosen = {f: union[np.asarray(c)[union] >= 0] for f, (c, _) in codes.items()}
         fields = {}
         for name, rows in chosen.items():
             at = np.searchsorted(union, rows)
@@ -311,15 +319,22 @@ class KernelClassifier:
 
 
 def _fitted_rows(codes: np.ndarray, max_sets: int, random_state: int) -> np.ndarray:
-    """The labelled rows, or a sample of ``max_sets`` of them that keeps every label (see :meth:`KernelClassifier.fit`)."""
-    labelled = np.flatnonzero(codes >= 0)
+    """The rows labelled in some column of ``codes`` (sets × fields), or a sample of ``max_sets`` of them.
+
+    The sample keeps every combination of labels while it can: each combination's sets in random order, dealt one
+    combination at a time (see :meth:`KernelClassifier.fit`).
+    """
+    codes = np.asarray(codes).reshape(len(codes), -1)
+    labelled = np.flatnonzero((codes >= 0).any(axis=1))
     if labelled.size <= max_sets:
         return labelled
     rng = np.random.default_rng(random_state)
-    by_label = [rng.permutation(labelled[codes[labelled] == label]) for label in np.unique(codes[labelled])]
-    # round-robin over the labels: the i-th set of every label before the (i+1)-th of any
-    order = sorted(((i, k) for k, members in enumerate(by_label) for i in range(members.size)))
-    return np.sort(np.array([by_label[k][i] for i, k in order[:max_sets]], dtype=np.int64))
+    _, combination = np.unique(codes[labelled], axis=0, return_inverse=True)
+    combination = combination.ravel()
+    by_combination = [rng.permutation(labelled[combination == k]) for k in range(combination.max() + 1)]
+    # round-robin over the combinations: the i-th set of every combination before the (i+1)-th of any
+    order = sorted(((i, k) for k, members in enumerate(by_combination) for i in range(members.size)))
+    return np.sort(np.array([by_combination[k][i] for i, k in order[:max_sets]], dtype=np.int64))
 
 
 def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:

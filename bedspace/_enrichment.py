@@ -78,31 +78,37 @@ def jaccard_from_counts(shared: np.ndarray, query_sizes: np.ndarray, reference_s
     return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
 
 
-def overlap_counts(query: sp.csr_matrix, reference: sp.csr_matrix) -> np.ndarray:
+def overlap_counts(
+    query: sp.csr_matrix, reference: sp.csr_matrix, *, reference_rows: np.ndarray | None = None
+) -> np.ndarray:
     """Shared regions of every query and reference set (0/1 CSR matrices from :func:`binary_csr`), dense.
 
     ``query @ reference.T``, counted straight into the dense result: each reference set's regions are looked up
     in the query block transposed (region → queries), so only the block is transposed and the reference, the big
     matrix, is read once as it is and never copied. (scipy's sparse product makes a second pass to size a sparse
-    result and builds it, which here is dense anyway: about 2-3 times the work.)
+    result and builds it, which here is dense anyway: about 2-3 times the work.) ``reference_rows``: only these
+    reference sets (the result's columns, in this order), read in place.
     """
     if query.shape[1] != reference.shape[1]:
         raise ValueError(f"queries have {query.shape[1]} universe regions, the reference sets {reference.shape[1]}")
     by_region = sp.csr_matrix(query.T)  # regions × queries: the block's sets on each region
-    return _shared_counts(reference.indptr, reference.indices, by_region.indptr, by_region.indices, query.shape[0])
+    rows = np.arange(reference.shape[0]) if reference_rows is None else np.asarray(reference_rows, dtype=np.int64)
+    return _shared_counts(
+        reference.indptr, reference.indices, rows, by_region.indptr, by_region.indices, query.shape[0]
+    )
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _shared_counts(reference_indptr, reference_indices, region_indptr, region_queries, n_queries):
-    n_references = reference_indptr.size - 1
-    shared = np.zeros((n_queries, n_references))
-    for j in numba.prange(n_references):
+def _shared_counts(reference_indptr, reference_indices, reference_rows, region_indptr, region_queries, n_queries):
+    shared = np.zeros((n_queries, reference_rows.size))
+    for column in numba.prange(reference_rows.size):
+        j = reference_rows[column]
         counts = np.zeros(n_queries)
         for p in range(reference_indptr[j], reference_indptr[j + 1]):
             region = reference_indices[p]
             for t in range(region_indptr[region], region_indptr[region + 1]):
                 counts[region_queries[t]] += 1.0
-        shared[:, j] = counts
+        shared[:, column] = counts
     return shared
 
 

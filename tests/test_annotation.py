@@ -138,6 +138,24 @@ def test_unlabelled_sets_are_not_fitted_and_a_sample_keeps_every_label():
     np.testing.assert_array_equal(_fitted_rows(skewed, 100, random_state=0), np.flatnonzero(skewed >= 0))
 
 
+def test_one_sample_serves_every_field_and_keeps_every_label():
+    rng = np.random.default_rng(0)
+    n = 300
+    tokens = sp.csr_matrix((rng.random((n, 400)) < 0.05).astype(np.float32))
+    organ = np.r_[np.zeros(280, int), np.repeat([1, 2, 3, 4], 5)]  # one big label, four small ones
+    assay = rng.integers(0, 3, n)
+    assay[:10] = -1  # unlabelled in this field only
+    classifier = KernelClassifier.fit(tokens, {"organ": (organ, 5), "assay": (assay, 3)}, max_sets=40)
+    organ_rows, assay_rows = classifier.fields["organ"].rows, classifier.fields["assay"].rows
+    fitted = np.union1d(organ_rows, assay_rows)
+    assert fitted.size <= 40  # one kernel of at most max_sets sets, not one sample per field
+    assert set(organ[organ_rows]) == {0, 1, 2, 3, 4} and set(assay[assay_rows]) == {0, 1, 2}
+    assert (assay[assay_rows] >= 0).all() and np.isin(assay_rows, organ_rows).all()
+    # the fitted sets' kernel is the one of the sample alone
+    alone = KernelClassifier.fit(tokens[organ_rows], {"organ": (organ[organ_rows], 5)})
+    np.testing.assert_allclose(classifier.fields["organ"].coefficients, alone.fields["organ"].coefficients)
+
+
 def test_folds_are_stratified():
     codes = np.repeat([0, 1, 2], [6, 4, 1])
     folds = stratified_folds(codes, 2, random_state=0)

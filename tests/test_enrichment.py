@@ -218,6 +218,8 @@ def test_overlap_counts_are_the_sparse_product():
     np.testing.assert_array_equal(overlap_counts(query, wide), expected)  # 64-bit indices (large collections)
     assert overlap_counts(query[:0], reference).shape == (0, 11)
     assert overlap_counts(query, reference[:0]).shape == (7, 0)
+    some = np.array([9, 2, 5])  # some reference sets, in any order, read in place
+    np.testing.assert_array_equal(overlap_counts(query, reference, reference_rows=some), expected[:, some])
     with pytest.raises(ValueError, match="universe regions"):
         overlap_counts(query, reference[:, :200])
 

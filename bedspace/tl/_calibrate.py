@@ -36,7 +36,9 @@ def cross_fit(adata: ad.AnnData, *, key: str, n_folds: int | None, random_state:
     rows = np.flatnonzero(np.asarray(adata.obs[keys.in_training], dtype=bool))
     codes = {f: table.codes(f, adata.obs[f].iloc[rows]) for f in fields}
     n_labels = {f: int(table.in_field(f).sum()) for f in fields}
-    X = binary_csr(adata.X, name="adata.X")[rows]
+    X = binary_csr(adata.X, name="adata.X")  # the collection's own matrix when it is 0/1 float32 CSR (tokenize's)
+    if rows.size < X.shape[0]:  # a copy of the training sets' tokens only when some sets are not in training
+        X = X[rows]
     if n_folds is None:
         # Leave one out: exact for the kernel classifier. Beyond MAX_QUERIES, a random share of the training sets
         # (the fit needs hundreds of annotations, not all).
@@ -44,7 +46,8 @@ def cross_fit(adata: ad.AnnData, *, key: str, n_folds: int | None, random_state:
         if rows.size > MAX_QUERIES:
             picked = np.sort(np.random.default_rng(seed).choice(rows.size, MAX_QUERIES, replace=False))
         classifier = KernelClassifier.fit(X, {f: (codes[f], n_labels[f]) for f in fields}, random_state=seed)
-        result = annotate(X[picked], X, classifier, None, own=picked)
+        queries = X if picked.size == X.shape[0] else X[picked]
+        result = annotate(queries, X, classifier, None, own=picked)
         held_scores, best_log_odds = result.scores, result.best_log_odds
     else:
         picked = np.arange(rows.size)
