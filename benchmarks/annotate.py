@@ -140,6 +140,12 @@ def main() -> None:
         child(args.child, args.threads)
         return
     environment = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads))
+    print(f"default annotator, {args.threads} threads; MB beyond what the process held before the call\n")
+    print(
+        f"{'sets':>7}{'tokens':>15}{'matrix MB':>11}{'dense N×N MB':>14}{'calibrate s':>13}{'extra MB':>10}"
+        f"{'r2l first s':>13}{'extra MB':>10}{'r2l s':>8}{'extra MB':>10}",
+        flush=True,
+    )
     rows = []
     for n in args.sizes:
         command = [sys.executable, __file__, "--child", str(n), "--threads", str(args.threads)]
@@ -147,20 +153,12 @@ def main() -> None:
         line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
         if out.returncode != 0 or line is None:
             raise RuntimeError(f"N={n} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
-        rows.append(json.loads(line.removeprefix("RESULT ")))
-        r = rows[-1]
-        print(f"N={n:,}: calibrate {r['calibrate_s']:.0f} s, r2l {r['r2l_s']:.2f} s", flush=True)
-    print(f"\ndefault annotator, {args.threads} threads; MB beyond what the process held before the call\n")
-    header = (
-        f"{'sets':>7}{'tokens':>15}{'matrix MB':>11}{'dense N×N MB':>14}{'calibrate s':>13}{'extra MB':>10}"
-        f"{'r2l first s':>13}{'extra MB':>10}{'r2l s':>8}{'extra MB':>10}"
-    )
-    print(header)
-    for r in rows:
+        rows.append(r := json.loads(line.removeprefix("RESULT ")))
         print(
             f"{r['n']:>7,}{r['tokens']:>15,}{r['matrix_mb']:>11,.0f}{r['dense_mb']:>14,.0f}{r['calibrate_s']:>13.1f}"
             f"{r['calibrate_mb']:>10,.0f}{r['r2l_first_s']:>13.2f}{r['r2l_first_mb']:>10,.0f}{r['r2l_s']:>8.2f}"
-            f"{r['r2l_mb']:>10,.0f}"
+            f"{r['r2l_mb']:>10,.0f}",
+            flush=True,
         )
     last = rows[-1]
     answers = ", ".join(f"{f} {v} ({p:.2f}; truth {last['truth'][f]})" for f, (v, p) in last["answer"].items())
