@@ -75,6 +75,8 @@ BLOCK = 256
 LABEL_WEIGHT = 0.5
 FORMAT = "bedspace-annotator"
 FORMAT_VERSION = 2
+CLASSIFIER_FORMAT = "bedspace-classifier"
+CLASSIFIER_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -96,16 +98,23 @@ class Comparison:
 
 
 def compare(
-    query_tokens: sp.csr_matrix, reference_tokens: sp.csr_matrix, *, own: np.ndarray | None = None
+    query_tokens: sp.csr_matrix,
+    reference_tokens: sp.csr_matrix,
+    *,
+    own: np.ndarray | None = None,
+    reference_rows: np.ndarray | None = None,
 ) -> Comparison:
     """Compare queries with every reference set (0/1 token matrices on the same universe).
 
-    ``own``: per query, the row of the reference set it is (left out of ``best_log_odds``), or -1.
+    ``reference_rows``: the reference sets are these rows of ``reference_tokens`` (read in place); ``own``: per
+    query, the reference set it is (a position among the reference sets, left out of ``best_log_odds``), or -1.
     """
     query, reference = binary_csr(query_tokens, name="query"), binary_csr(reference_tokens, name="reference")
-    shared = overlap_counts(query, reference)  # checks that both are on the same universe
+    shared = overlap_counts(query, reference, reference_rows=reference_rows)  # checks the universes are the same
     query_sizes = np.diff(query.indptr).astype(np.float64)
     reference_sizes = np.diff(reference.indptr).astype(np.float64)
+    if reference_rows is not None:
+        reference_sizes = reference_sizes[np.asarray(reference_rows, dtype=np.int64)]
     log_odds = _log_odds(shared, query_sizes, reference_sizes, query.shape[1])
     if own is not None:
         rows = np.flatnonzero(np.asarray(own) >= 0)
@@ -136,7 +145,9 @@ class FieldClassifier:
     Attributes
     ----------
     rows
-        The reference sets it was fitted on (rows of the reference token matrix), ascending.
+        The reference sets it was fitted on (positions among the reference sets), ascending.
+    codes
+        Their label columns.
     kernel_mean
         Per fitted set, its mean kernel value with the fitted sets (the centring of the kernel).
     coefficients
@@ -159,6 +170,7 @@ class FieldClassifier:
     """
 
     rows: np.ndarray
+    codes: np.ndarray
     kernel_mean: np.ndarray
     coefficients: np.ndarray
     intercept: np.ndarray
@@ -200,8 +212,9 @@ class FieldClassifier:
         others = np.where(np.eye(n, dtype=bool), -np.inf, kernel)
         typical_best = float(others.max(axis=1).mean()) if n > 1 else 0.0
         return cls(
-            rows, kernel_mean, coefficients, intercept, present, float(alpha), leave_one_out, typical_best, balance
-        )
+            rows, codes, kernel_mean, coefficients, intercept, present, float(alpha), leave_one_out, typical_best,
+            balance,
+        )  # fmt: skip
 
     @property
     def label_weights(self) -> np.ndarray:
@@ -261,11 +274,17 @@ def _last(scores: np.ndarray, present: np.ndarray) -> np.ndarray:
 class KernelClassifier:
     """The default annotator's classifier: one :class:`FieldClassifier` per label field.
 
-    ``n_labels``: per field, the number of labels (score columns), as in the model's label table.
+    ``n_labels``: per field, the number of labels (score columns), as in the model's label table; ``n_sets``,
+    ``max_sets`` and ``random_state``: the reference sets it was fitted among and how its sample was drawn
+    (:meth:`fit`). It is kept with a trained collection (:meth:`to_record`) so that a query does not refit it, and
+    used again only where it fits the reference sets as they are (:meth:`from_record`).
     """
 
     fields: Mapping[str, FieldClassifier]
     n_labels: Mapping[str, int]
+    n_sets: int = 0
+    max_sets: int = MAX_FITTED_SETS
+    random_state: int = 0
 
     @classmethod
     def fit(
@@ -273,12 +292,15 @@ class KernelClassifier:
         reference_tokens: sp.csr_matrix,
         codes: Mapping[str, tuple[np.ndarray, int]],
         *,
+        reference_rows: np.ndarray | None = None,
         max_sets: int = MAX_FITTED_SETS,
         random_state: int = 0,
     ) -> KernelClassifier:
         """Fit a classifier per field on the labelled reference sets.
 
-        ``codes``: per field, ``(label column of each reference set (-1: none), number of labels)``. Beyond
+        ``reference_rows``: the reference sets are these rows of ``reference_tokens`` (read in place; the
+        classifier's :attr:`FieldClassifier.rows` are then positions among them). ``codes``: per field,
+        ``(label column of each reference set (-1: none), number of labels)``. Beyond
         ``max_sets`` sets labelled in some field, one sample serves every field: the sets of each combination of
         labels in random order, dealt one combination at a time, so that every combination (and so every label)
         keeps at least one set and the large ones give up sets first. Each field is fitted on the sample's sets
@@ -287,12 +309,16 @@ class KernelClassifier:
         reference = binary_csr(reference_tokens, name="reference")
         by_field = np.column_stack([np.asarray(c) for c, _ in codes.values()] or [np.full(reference.shape[0], -1)])
         union = _fitted_rows(by_field, int(max_sets), random_state)
-        sizes = np.diff(reference.indptr)[union].astype(np.float64)
+        in_matrix = union if reference_rows is None else np.asarray(reference_rows, dtype=np.int64)[union]
+        sizes = np.diff(reference.indptr)[in_matrix].astype(np.float64)
         # A block of fitted sets at a time against the fitted sets, read in place: overlap_counts copies (transposes)
         # only its queries, so the memory beyond the collection's matrix is a block's tokens and the kernel.
         shared = np.vstack(
             [np.zeros((0, union.size))]
-            + [overlap_counts(reference[union[rows]], reference, reference_rows=union) for rows in blocks(union.size)]
+            + [
+                overlap_counts(reference[in_matrix[rows]], reference, reference_rows=in_matrix)
+                for rows in blocks(union.size)
+            ]
         )
         kernel = token_cosine(shared, sizes, sizes)
         chosen = {f: union[np.asarray(c)[union] >= 0] for f, (c, _) in codes.items()}
@@ -301,7 +327,87 @@ class KernelClassifier:
             at = np.searchsorted(union, rows)
             field_codes, n_labels = codes[name]
             fields[name] = FieldClassifier.fit(kernel[np.ix_(at, at)], np.asarray(field_codes)[rows], n_labels, rows)
-        return cls(fields, {f: int(n) for f, (_, n) in codes.items()})
+        n_sets = reference.shape[0] if reference_rows is None else len(reference_rows)
+        return cls(fields, {f: int(n) for f, (_, n) in codes.items()}, n_sets, int(max_sets), int(random_state))
+
+    def to_record(self, reference_tokens: sp.csr_matrix) -> dict:
+        """Its arrays as nested plain values and arrays (for ``AnnData.uns`` and a model folder).
+
+        ``reference_tokens``: the reference sets it was fitted among (all rows); a fingerprint of each fitted
+        set's tokens goes with it, for :meth:`from_record` to check.
+        """
+        return {
+            "format": CLASSIFIER_FORMAT,
+            "format_version": CLASSIFIER_FORMAT_VERSION,
+            "n_sets": int(self.n_sets),
+            "max_sets": int(self.max_sets),
+            "random_state": int(self.random_state),
+            "fields": list(self.fields),
+            "by_field": {
+                name: {
+                    "n_labels": int(self.n_labels[name]),
+                    "tokens": _token_fingerprint(reference_tokens, fitted.rows),
+                    **{attribute: getattr(fitted, attribute) for attribute in FieldClassifier.__dataclass_fields__},
+                }
+                for name, fitted in self.fields.items()
+            },
+        }
+
+    @classmethod
+    def from_record(
+        cls, record: Mapping, reference_tokens: sp.csr_matrix, codes: Mapping[str, tuple[np.ndarray, int]]
+    ) -> KernelClassifier | None:
+        """The classifier :meth:`to_record` kept, if it is the one :meth:`fit` would fit now; else ``None``.
+
+        It is, when the reference sets are as many, carry the same labels (``codes`` as for :meth:`fit`), the
+        same sets would be drawn, and every fitted set has the same tokens as then (a fingerprint of each).
+        """
+        try:
+            if str(record["format"]) != CLASSIFIER_FORMAT or int(record["format_version"]) != CLASSIFIER_FORMAT_VERSION:
+                return None
+            names = [str(f) for f in np.atleast_1d(record["fields"])]
+            n_sets, max_sets, random_state = (int(record[k]) for k in ("n_sets", "max_sets", "random_state"))
+            stored = {name: dict(record["by_field"][name]) for name in names}
+        except (KeyError, TypeError, ValueError):
+            return None
+        if names != list(codes) or n_sets != reference_tokens.shape[0]:
+            return None
+        by_field = np.column_stack([np.asarray(c) for c, _ in codes.values()] or [np.full(n_sets, -1)])
+        union = _fitted_rows(by_field, max_sets, random_state)
+        fields = {}
+        for name, (field_codes, n_labels) in codes.items():
+            entry = stored[name]
+            try:
+                fitted = FieldClassifier(
+                    rows=np.asarray(entry["rows"], dtype=np.int64),
+                    codes=np.asarray(entry["codes"], dtype=np.int64),
+                    kernel_mean=np.asarray(entry["kernel_mean"], dtype=np.float64),
+                    coefficients=np.asarray(entry["coefficients"], dtype=np.float64).reshape(-1, n_labels),
+                    intercept=np.asarray(entry["intercept"], dtype=np.float64),
+                    present=np.asarray(entry["present"], dtype=bool),
+                    alpha=float(entry["alpha"]),
+                    leave_one_out=np.asarray(entry["leave_one_out"], dtype=np.float64).reshape(-1, n_labels),
+                    typical_best=float(entry["typical_best"]),
+                    balance=float(entry["balance"]),
+                )
+                tokens = np.asarray(entry["tokens"], dtype=np.int64)
+                same = int(entry["n_labels"]) == n_labels
+            except (KeyError, TypeError, ValueError):
+                return None
+            rows = union[np.asarray(field_codes)[union] >= 0]
+            same = (
+                same
+                and np.array_equal(fitted.rows, rows)
+                and np.array_equal(fitted.codes, np.asarray(field_codes)[rows])
+                and np.array_equal(tokens, _token_fingerprint(reference_tokens, rows))
+                and fitted.kernel_mean.shape == (rows.size,)
+                and fitted.coefficients.shape == fitted.leave_one_out.shape == (rows.size, n_labels)
+                and fitted.intercept.shape == fitted.present.shape == (n_labels,)
+            )
+            if not same:
+                return None
+            fields[name] = fitted
+        return cls(fields, {f: int(n) for f, (_, n) in codes.items()}, n_sets, max_sets, random_state)
 
     def scores(self, name: str, comparison: Comparison, own: np.ndarray | None = None) -> np.ndarray:
         """Queries × labels scores of field ``name``; a query that is a fitted set (``own``) gets its leave-one-out."""
@@ -316,6 +422,40 @@ class KernelClassifier:
             fitted[fitted] = classifier.rows[position[fitted]] == own[fitted]
             scores[fitted] = classifier.leave_one_out[position[fitted]]
         return scores
+
+
+def record_arrays(record: Mapping) -> dict[str, np.ndarray]:
+    """A :meth:`KernelClassifier.to_record` record as flat named arrays (for ``numpy.savez``; no pickle)."""
+    fields = [str(f) for f in np.atleast_1d(record["fields"])]
+    arrays = {
+        key: np.asarray(record[key]) for key in ("format", "format_version", "n_sets", "max_sets", "random_state")
+    }
+    arrays["fields"] = np.array(fields, dtype=str)
+    for i, name in enumerate(fields):
+        arrays.update({f"field{i}/{key}": np.asarray(value) for key, value in record["by_field"][name].items()})
+    return arrays
+
+
+def arrays_record(arrays: Mapping[str, np.ndarray]) -> dict:
+    """The record :func:`record_arrays` flattened (what :meth:`KernelClassifier.from_record` reads)."""
+    fields = [str(f) for f in np.atleast_1d(arrays["fields"])]
+    record = {key: arrays[key][()] for key in ("format", "format_version", "n_sets", "max_sets", "random_state")}
+    by_field = {name: {} for name in fields}
+    for key, value in arrays.items():
+        if key.startswith("field") and "/" in key:
+            index, attribute = key[len("field") :].split("/", 1)
+            by_field[fields[int(index)]][attribute] = value[()] if value.ndim == 0 else value
+    return {**record, "fields": fields, "by_field": by_field}
+
+
+def _token_fingerprint(tokens: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """Per row: its number of regions and the sum of their columns (a set whose regions changed changes them)."""
+    tokens = binary_csr(tokens, name="reference")  # counts as the annotator counts them: each region once
+    indptr, indices = tokens.indptr, tokens.indices
+    return np.array(
+        [(indptr[row + 1] - indptr[row], indices[indptr[row] : indptr[row + 1]].sum(dtype=np.int64)) for row in rows],
+        dtype=np.int64,
+    ).reshape(-1, 2)
 
 
 def _fitted_rows(codes: np.ndarray, max_sets: int, random_state: int) -> np.ndarray:
@@ -563,23 +703,29 @@ def annotate(
     classifier: KernelClassifier,
     annotator: Annotator | None,
     *,
+    query_rows: np.ndarray | None = None,
+    reference_rows: np.ndarray | None = None,
     coverage: np.ndarray | None = None,
     own: np.ndarray | None = None,
 ) -> Annotation:
     """Scores, probabilities and domain of queries against the labelled reference sets, a block at a time.
 
-    ``classifier``: fitted on ``reference_tokens``; ``coverage``: per query, the share of its regions in the
-    universe (``nan``: unknown); ``own``: per query, the reference row it is (it is then annotated from the
-    others: leave-one-out), or -1.
+    ``classifier``: fitted on the reference sets (with the same ``reference_rows``); ``query_rows`` and
+    ``reference_rows``: the queries and the reference sets are these rows of ``query_tokens`` and
+    ``reference_tokens`` (read a block at a time, in place: a collection annotated against itself costs no copy
+    of its matrix); ``coverage``: per query, the share of its regions in the universe (``nan``: unknown);
+    ``own``: per query, the reference set it is (a position among them; it is then annotated from the others:
+    leave-one-out), or -1.
     """
-    n = query_tokens.shape[0]
+    n = query_tokens.shape[0] if query_rows is None else len(query_rows)
     coverage = np.full(n, np.nan) if coverage is None else np.asarray(coverage, dtype=np.float64)
     scores = {name: np.zeros((n, n_labels)) for name, n_labels in classifier.n_labels.items()}
     best = np.zeros(n)
     reference = binary_csr(reference_tokens, name="reference")  # once, not per block
     for rows in blocks(n):
         block_own = None if own is None else np.asarray(own)[rows]
-        comparison = compare(query_tokens[rows], reference, own=block_own)
+        block = query_tokens[rows] if query_rows is None else query_tokens[np.asarray(query_rows)[rows]]
+        comparison = compare(block, reference, own=block_own, reference_rows=reference_rows)
         best[rows] = comparison.best_log_odds
         for name in scores:
             scores[name][rows] = classifier.scores(name, comparison, block_own)

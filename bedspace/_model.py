@@ -26,7 +26,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._annotation import LABEL_WEIGHT, Annotation, Annotator, KernelClassifier, annotate, shared_label_probability
+from ._annotation import (
+    LABEL_WEIGHT,
+    Annotation,
+    Annotator,
+    KernelClassifier,
+    annotate,
+    arrays_record,
+    record_arrays,
+    shared_label_probability,
+)
 from ._atomic import atomic_folder
 from ._cache import PerObject
 from ._engine.native import set_vectors
@@ -34,6 +43,7 @@ from ._formats.bed import read_intervals, write_bed
 from ._formats.starspace import place_symbols, read_starspace_tsv, write_starspace_tsv
 from ._keys import TOKENIZE, Keys
 from ._labels import LabelTable
+from ._logging import info
 from ._ondisk import embed_file_rows, executor_of
 from ._reference import ReferenceSets, check_finite
 from ._search import SEARCH_TYPES, annotation_table, ranked_table
@@ -53,6 +63,7 @@ FILES = {
     "label_vectors": "label_vectors.npy",
 }
 REFERENCE_FILE = "reference.h5ad"
+CLASSIFIER_FILE = "classifier.npz"
 _V1_SET_FILES = {"sets": "sets.csv.gz", "set_vectors": "set_vectors.npy"}  # folders of format 1 (bedspace 0.1)
 
 
@@ -81,6 +92,10 @@ class BEDSpaceModel:
         annotator), or ``None``.
     annotator
         Calibration and domain of the default r2l annotator (fitted by :func:`bedspace.tl.train`), or ``None``.
+    classifier
+        The default annotator's classifier as :func:`bedspace.tl.calibrate` kept it
+        (``KernelClassifier.to_record``), or ``None``. It is used when it fits the reference sets as they are;
+        otherwise the classifier is fitted on them at the first query that needs it.
 
     Examples
     --------
@@ -100,6 +115,7 @@ class BEDSpaceModel:
         loss: np.ndarray | None = None,
         reference: ReferenceSets | None = None,
         annotator: Annotator | None = None,
+        classifier: dict | None = None,
     ):
         self._universe = Universe.load(universe)
         self._labels = labels if isinstance(labels, LabelTable) else LabelTable.from_frame(labels)
@@ -130,6 +146,7 @@ class BEDSpaceModel:
         self._reference = reference
         self._annotator = annotator
         self._classifier: KernelClassifier | None = None
+        self._classifier_record = classifier
         self._stored_annotation: Annotation | None = None
 
     # -- what the model holds ---------------------------------------------------------------------------------
@@ -219,6 +236,7 @@ class BEDSpaceModel:
             loss=self.loss,
             reference=reference,
             annotator=self._annotator,
+            classifier=self._classifier_record,
         )
 
     def __repr__(self) -> str:
@@ -262,6 +280,9 @@ class BEDSpaceModel:
         )
         adata.obsm[keys.set_vectors] = self._reference.vectors.copy()
         self.write_into(adata, key)
+        classifier = self._kept_classifier()
+        if classifier is not None:  # for these very sets: a query of the AnnData need not refit it
+            adata.uns[keys.record] = {**adata.uns[keys.record], "classifier": classifier}
         return adata
 
     def write_into(self, adata: ad.AnnData, key: str = "bedspace") -> None:
@@ -278,6 +299,7 @@ class BEDSpaceModel:
             universe=self._universe.record(),
         )
         record.pop("annotator", None)
+        record.pop("classifier", None)  # fitted on this model's reference sets, not the AnnData's
         if self._annotator is not None:
             record["annotator"] = self._annotator.to_dict()
         adata.uns[keys.record] = record
@@ -289,7 +311,8 @@ class BEDSpaceModel:
         The folder holds ``model.json`` (format, bedspace version, parameters, universe name and chromosome
         sizes, loss, and the size and sha256 of every other file), ``universe.bed.gz``, ``region_vectors.npy``,
         ``labels.tsv``, ``label_vectors.npy`` and, when the model carries its reference collection,
-        ``reference.h5ad`` (set names, metadata with their dtypes, and set vectors). An existing model folder
+        ``reference.h5ad`` (set names, metadata with their dtypes, set vectors and tokens) and
+        ``classifier.npz`` (the default annotator's classifier, so that a loaded model does not refit it). An existing model folder
         is replaced only with ``overwrite=True``; a folder that is not a bedspace model is never replaced.
         """
         folder = Path(folder)
@@ -303,6 +326,11 @@ class BEDSpaceModel:
             if self._reference is not None:
                 self._reference.save(tmp / REFERENCE_FILE)
                 files["reference"] = REFERENCE_FILE
+            classifier = self._kept_classifier()
+            if classifier is not None:
+                with open(tmp / CLASSIFIER_FILE, "wb") as handle:
+                    np.savez(handle, **record_arrays(classifier))
+                files["classifier"] = CLASSIFIER_FILE
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -372,6 +400,9 @@ class BEDSpaceModel:
                     f"{paths['reference']}: set vectors have dimension {reference.vectors.shape[1]}, "
                     f"{MANIFEST} says {manifest.get('dim')}"
                 )
+        classifier = None
+        if "classifier" in paths:
+            classifier = _read(lambda p: arrays_record(dict(np.load(p, allow_pickle=False))), paths["classifier"])
         return cls(
             universe,
             region_vectors,
@@ -381,6 +412,7 @@ class BEDSpaceModel:
             loss=np.asarray(manifest.get("loss") or [], dtype=np.float64),
             reference=reference,
             annotator=_read_annotator(manifest.get("annotator"), folder / MANIFEST),
+            classifier=classifier,
         )
 
     # -- StarSpace interoperability ---------------------------------------------------------------------------
@@ -669,7 +701,9 @@ class BEDSpaceModel:
     def classifier(self) -> KernelClassifier:
         """The default annotator's kernel ridge classifier, fitted on the reference sets (on first use, then kept).
 
-        One per label field the reference sets' metadata has (see :mod:`bedspace._annotation`).
+        One per label field the reference sets' metadata has (see :mod:`bedspace._annotation`). The one
+        :func:`bedspace.tl.calibrate` fitted and kept with the collection is used when it fits the reference sets
+        as they are (the same sets, tokens and labels).
         """
         if not self.can_annotate:
             raise ValueError(
@@ -679,8 +713,22 @@ class BEDSpaceModel:
             )
         if self._classifier is None:
             codes = {f: (c, int(self._labels.in_field(f).sum())) for f, c in self._reference_codes.items()}
-            self._classifier = KernelClassifier.fit(self._reference.tokens, codes)
+            tokens = self._reference.tokens
+            if self._classifier_record is not None:
+                self._classifier = KernelClassifier.from_record(self._classifier_record, tokens, codes)
+                if self._classifier is None:
+                    info("the kept annotator classifier does not fit the reference sets (changed since training)")
+            if self._classifier is None:
+                info(f"fitting the default annotator's classifier on {tokens.shape[0]:,} reference sets")
+                seed = self.params.get("random_state", 0)
+                self._classifier = KernelClassifier.fit(tokens, codes, random_state=int(seed or 0))
         return self._classifier
+
+    def _kept_classifier(self) -> dict | None:
+        """The classifier to keep with the reference sets: the fitted one, else the one given (unchecked)."""
+        if self._classifier is not None:
+            return self._classifier.to_record(self._reference.tokens)
+        return self._classifier_record if self.can_annotate else None
 
     @cached_property
     def _reference_codes(self) -> dict[str, np.ndarray]:
@@ -920,6 +968,7 @@ def _embedding_of(adata: ad.AnnData, key: str) -> BEDSpaceModel:
         id(record["label_vectors"]),
         id(record["labels"]),
         id(record.get("annotator")),
+        id(record.get("classifier")),
         id(adata.var),
     )
     cache = _EMBEDDINGS.get(adata)
@@ -938,6 +987,7 @@ def _embedding_of(adata: ad.AnnData, key: str) -> BEDSpaceModel:
         params=_plain(record.get("params", {})),
         loss=np.asarray(record.get("loss", []), dtype=np.float64),
         annotator=_read_annotator(record.get("annotator"), f"adata.uns[{keys.record!r}]['annotator']"),
+        classifier=record.get("classifier"),
     )
     cache[key] = (fingerprint, model)
     return model

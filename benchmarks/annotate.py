@@ -16,9 +16,10 @@ collection, train one epoch on every set (``calibrate=False``; calibration reads
 embedding does not matter to it), then
 
 * **calibrate**: ``bs.tl.calibrate(adata)`` — the classifier fitted on at most 2,000 sets (``MAX_FITTED_SETS``,
-  one sample for every field), leave-one-out annotations of at most 2,000 sets (``MAX_QUERIES``) against all N;
+  one sample for every field), leave-one-out annotations of at most 2,000 sets (``MAX_QUERIES``) against all N,
+  read from the collection's matrix in place; the classifier is kept in ``adata.uns``;
 * **r2l**: ``bs.tl.search(adata, path, search_type="r2l")`` of a real hg19 BED file, tokenizing included: the
-  first call, which fits the classifier on the reference sets (as calibrate did) and builds the universe's
+  first call, which checks the kept classifier against the sets (it is not refitted) and builds the universe's
   overlap index, and the best of 3 after it.
 
 "Extra MB" is the process's peak resident memory during the call (``VmHWM`` after resetting it through

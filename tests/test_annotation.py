@@ -21,7 +21,9 @@ from bedspace._annotation import (
     _balanced_label_weights,
     _fitted_rows,
     annotate,
+    arrays_record,
     compare,
+    record_arrays,
     stratified_folds,
     token_cosine,
 )
@@ -154,6 +156,58 @@ def test_one_sample_serves_every_field_and_keeps_every_label():
     # the fitted sets' kernel is the one of the sample alone
     alone = KernelClassifier.fit(tokens[organ_rows], {"organ": (organ[organ_rows], 5)})
     np.testing.assert_allclose(classifier.fields["organ"].coefficients, alone.fields["organ"].coefficients)
+
+
+def test_sets_are_read_in_place_as_from_a_copy():
+    tokens, codes = _random_sets()
+    reference = np.arange(0, codes.size, 2)[3:]  # some of the sets, not in order of the matrix's rows alone
+    queries = np.array([1, 6, 9, 8])
+    own = np.array([-1, 0, -1, 1])  # sets 6 and 8 are reference sets 0 and 1: annotated from the others
+    copied = KernelClassifier.fit(tokens[reference], {"group": (codes[reference], 3)})
+    in_place = KernelClassifier.fit(tokens, {"group": (codes[reference], 3)}, reference_rows=reference)
+    np.testing.assert_array_equal(in_place.fields["group"].rows, copied.fields["group"].rows)
+    np.testing.assert_allclose(in_place.fields["group"].coefficients, copied.fields["group"].coefficients)
+    expected = annotate(tokens[queries], tokens[reference], copied, None, own=own)
+    got = annotate(tokens, tokens, in_place, None, query_rows=queries, reference_rows=reference, own=own)
+    np.testing.assert_allclose(got.scores["group"], expected.scores["group"])
+    np.testing.assert_allclose(got.best_log_odds, expected.best_log_odds)
+
+
+def test_a_kept_classifier_is_used_only_for_the_sets_it_was_fitted_on(tmp_path):
+    tokens, codes = _random_sets()
+    codes = codes.copy()
+    codes[5] = -1
+    fields = {"group": (codes, 3), "half": ((np.arange(codes.size) < 15).astype(int), 2)}
+    fitted = KernelClassifier.fit(tokens, fields, max_sets=20, random_state=4)
+    record = fitted.to_record(tokens)
+    # through an .h5ad (as bs.tl.calibrate keeps it) and through flat arrays (a model folder's classifier.npz)
+    adata = ad.AnnData(np.zeros((1, 1)))
+    adata.uns["record"] = {"classifier": record}
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    np.savez(tmp_path / "c.npz", **record_arrays(record))
+    for kept in (
+        record,
+        ad.read_h5ad(tmp_path / "a.h5ad").uns["record"]["classifier"],
+        arrays_record(dict(np.load(tmp_path / "c.npz", allow_pickle=False))),
+    ):
+        again = KernelClassifier.from_record(kept, tokens, fields)
+        assert again is not None and list(again.fields) == ["group", "half"]
+        assert (again.n_sets, again.max_sets, again.random_state) == (30, 20, 4)
+        for name, field in fitted.fields.items():
+            for attribute in FieldClassifier.__dataclass_fields__:
+                np.testing.assert_array_equal(getattr(again.fields[name], attribute), getattr(field, attribute))
+    # refused for other sets: a fitted set's regions changed, a label changed, a set more, a field less
+    changed = tokens.tolil()
+    first = int(fitted.fields["group"].rows[0])
+    changed[first, int(np.flatnonzero(changed[first].toarray()[0] == 0)[0])] = 1
+    relabelled = {**fields, "group": (np.where(np.arange(codes.size) == first, (codes + 1) % 3, codes), 3)}
+    more = sp.vstack([tokens, tokens[:1]]).tocsr()
+    longer = {name: (np.r_[c, 0], n) for name, (c, n) in fields.items()}
+    assert KernelClassifier.from_record(record, changed.tocsr(), fields) is None
+    assert KernelClassifier.from_record(record, tokens, relabelled) is None
+    assert KernelClassifier.from_record(record, more, longer) is None
+    assert KernelClassifier.from_record(record, tokens, {"group": fields["group"]}) is None
+    assert KernelClassifier.from_record({**record, "format_version": 99}, tokens, fields) is None
 
 
 def test_folds_are_stratified():
@@ -296,10 +350,43 @@ def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
     model = bs.BEDSpaceModel.from_anndata(train)
     assert model.can_annotate and model.annotator is not None
     model.save(tmp_path / "model")
+    assert (tmp_path / "model" / "classifier.npz").is_file()
     loaded = bs.BEDSpaceModel.load(tmp_path / "model")
     assert loaded.annotator.to_dict() == model.annotator.to_dict()
     assert (loaded.reference.tokens != model.reference.tokens).nnz == 0
     pd.testing.assert_frame_equal(loaded.search(queries, search_type="r2l", top_k=3), expected)
+
+
+def test_the_classifier_calibration_fitted_is_kept_not_refitted(trained, tmp_path, monkeypatch):
+    train, test = trained
+    assert train.obs["bedspace_in_training"].all()
+    kept = train.uns["bedspace"]["classifier"]
+    queries = test[:4].copy()
+    refitted = bs.BEDSpaceModel.from_anndata(train)
+    refitted._classifier_record = None  # what a query did before: fit the classifier on the sets
+    expected = refitted.search(queries, search_type="r2l", top_k=3)
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("the kept classifier was refitted")
+
+    train.write_h5ad(tmp_path / "trained.h5ad")
+    read = ad.read_h5ad(tmp_path / "trained.h5ad")
+    bs.BEDSpaceModel.from_anndata(read).save(tmp_path / "model")
+    with monkeypatch.context() as patched:
+        patched.setattr(KernelClassifier, "fit", no_fitting)
+        pd.testing.assert_frame_equal(bs.tl.search(read, queries, search_type="r2l", top_k=3), expected)
+        loaded = bs.BEDSpaceModel.load(tmp_path / "model")
+        pd.testing.assert_frame_equal(loaded.search(queries, search_type="r2l", top_k=3), expected)
+        # the sets changed since: a set relabelled is fitted again, not answered by a classifier of other labels
+        relabelled = read.copy()
+        fitted_set = int(kept["by_field"]["organ"]["rows"][0])
+        other = next(v for v in relabelled.obs["organ"].cat.categories if v != relabelled.obs["organ"].iloc[fitted_set])
+        relabelled.obs.iloc[fitted_set, relabelled.obs.columns.get_loc("organ")] = other
+        with pytest.raises(AssertionError, match="refitted"):
+            bs.tl.search(relabelled, queries, search_type="r2l", top_k=3)
+    # cross-fitted calibration fits no classifier on every set: it keeps none
+    held = bs.tl.calibrate(read, n_folds=2, copy=True)
+    assert "classifier" not in held.uns["bedspace"]
 
 
 def test_calibrate_on_its_own(trained):

@@ -37,39 +37,50 @@ def cross_fit(adata: ad.AnnData, *, key: str, n_folds: int | None, random_state:
     codes = {f: table.codes(f, adata.obs[f].iloc[rows]) for f in fields}
     n_labels = {f: int(table.in_field(f).sum()) for f in fields}
     X = binary_csr(adata.X, name="adata.X")  # the collection's own matrix when it is 0/1 float32 CSR (tokenize's)
-    if rows.size < X.shape[0]:  # a copy of the training sets' tokens only when some sets are not in training
-        X = X[rows]
+    # The training sets are read from it in place (reference_rows, query_rows): no copy of their tokens.
+    training = None if rows.size == X.shape[0] else rows
     if n_folds is None:
         # Leave one out: exact for the kernel classifier. Beyond MAX_QUERIES, a random share of the training sets
         # (the fit needs hundreds of annotations, not all).
         picked = np.arange(rows.size)
         if rows.size > MAX_QUERIES:
             picked = np.sort(np.random.default_rng(seed).choice(rows.size, MAX_QUERIES, replace=False))
-        classifier = KernelClassifier.fit(X, {f: (codes[f], n_labels[f]) for f in fields}, random_state=seed)
-        queries = X if picked.size == X.shape[0] else X[picked]
-        result = annotate(queries, X, classifier, None, own=picked)
+        classifier = KernelClassifier.fit(
+            X, {f: (codes[f], n_labels[f]) for f in fields}, reference_rows=training, random_state=seed
+        )
+        result = annotate(X, X, classifier, None, query_rows=rows[picked], reference_rows=training, own=picked)
         held_scores, best_log_odds = result.scores, result.best_log_odds
+        # Fitted on every set of the collection, it is the classifier a query of it needs: kept, not refitted.
+        kept = classifier.to_record(X) if training is None else None
     else:
         picked = np.arange(rows.size)
-        held_scores, best_log_odds = _cross_fitted(X, codes, n_labels, n_folds, seed)
+        held_scores, best_log_odds = _cross_fitted(X, rows, codes, n_labels, n_folds, seed)
+        kept = None
     _fit(adata, keys, table, fields, rows, picked, codes, n_labels, held_scores, best_log_odds, n_folds)
+    record = dict(adata.uns[keys.record])
+    record.pop("classifier", None)
+    if kept is not None:
+        record["classifier"] = kept
+    adata.uns[keys.record] = record
+    if kept is not None:
+        logg.added(keys.record, "classifier (the default r2l annotator's, fitted on every set)", "uns")
 
 
-def _cross_fitted(X, codes, n_labels, n_folds, seed):
-    """Scores of each training set by a classifier fitted on the other folds, against the other folds' sets."""
+def _cross_fitted(X, rows, codes, n_labels, n_folds, seed):
+    """Scores of each training set (``rows`` of ``X``) by a classifier fitted on the other folds, against them."""
     fields = list(codes)
     folds = stratified_folds(codes[fields[0]], n_folds, seed)
     if np.bincount(folds, minlength=n_folds).min() < 1:
-        raise ValueError(f"{X.shape[0]} training sets are too few for {n_folds} folds")
-    held_scores = {f: np.zeros((X.shape[0], n_labels[f])) for f in fields}
-    best_log_odds = np.zeros(X.shape[0])
+        raise ValueError(f"{rows.size} training sets are too few for {n_folds} folds")
+    held_scores = {f: np.zeros((rows.size, n_labels[f])) for f in fields}
+    best_log_odds = np.zeros(rows.size)
     for fold in range(n_folds):
         held, kept = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
         logg.info(f"calibrate: fold {fold + 1} of {n_folds}, fitted on {kept.size} sets")
         classifier = KernelClassifier.fit(
-            X[kept], {f: (codes[f][kept], n_labels[f]) for f in fields}, random_state=seed
+            X, {f: (codes[f][kept], n_labels[f]) for f in fields}, reference_rows=rows[kept], random_state=seed
         )
-        result = annotate(X[held], X[kept], classifier, None)
+        result = annotate(X, X, classifier, None, query_rows=rows[held], reference_rows=rows[kept])
         for f in fields:
             held_scores[f][held] = result.scores[f]
         best_log_odds[held] = result.best_log_odds

@@ -136,7 +136,8 @@ def train(
         examples),
         ``labels`` (DataFrame ``field``, ``value``, indexed ``field=value``), ``label_vectors`` (labels × ``dim``,
         rows aligned with ``labels``), ``loss`` (per epoch) and ``universe`` (name, size, chromosome sizes); with
-        the default key, next to what :func:`bedspace.pp.tokenize` recorded there.
+        the default key, next to what :func:`bedspace.pp.tokenize` recorded there; with ``calibrate``,
+        ``annotator`` and ``classifier`` (see :func:`calibrate`).
 
     Raises
     ------
@@ -408,6 +409,11 @@ def calibrate(
         Per label field the calibrator (temperature, isotonic knots, labels, fit diagnostics) and the labels'
         base rates (``priors``), the domain thresholds (``min_log_odds``, ``min_coverage``) and per field the
         ``hit@1`` and ``ece`` of the held-out annotations (``diagnostics``) and their reliability bins.
+    ``adata.uns[key]["classifier"]``
+        With leave-one-out and every set in training: the kernel ridge classifier it fitted (per field the
+        fitted sets, their dual weights and leave-one-out scores, and a fingerprint of their tokens), which a
+        query of the collection then uses instead of refitting it — as long as the sets, their tokens and labels
+        are those it was fitted on. Otherwise it is dropped.
 
     Raises
     ------
