@@ -63,13 +63,22 @@ def binary_csr(matrix, *, name: str) -> sp.csr_matrix:
         and matrix.format == "csr"
         and matrix.dtype == dtype
         and matrix.has_canonical_format  # no duplicate entries: each region counts once
-        and np.all(matrix.data == 1)
+        and _all_ones(matrix.data)
     ):
         return matrix
     matrix = sp.csr_matrix(matrix, copy=True)  # the caller's matrix is left as it is
     matrix.sum_duplicates()
     matrix.eliminate_zeros()
     return sp.csr_matrix((np.ones(matrix.nnz, dtype=dtype), matrix.indices, matrix.indptr), shape=matrix.shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def _all_ones(values: np.ndarray) -> bool:
+    """Whether every value is 1, without the temporary ``values == 1`` (a byte a token: 0.8 GB for 10,000 sets)."""
+    for value in values:
+        if value != 1:
+            return False
+    return True
 
 
 def jaccard_from_counts(shared: np.ndarray, query_sizes: np.ndarray, reference_sizes: np.ndarray) -> np.ndarray:

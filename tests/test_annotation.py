@@ -384,6 +384,10 @@ def test_the_classifier_calibration_fitted_is_kept_not_refitted(trained, tmp_pat
         relabelled.obs.iloc[fitted_set, relabelled.obs.columns.get_loc("organ")] = other
         with pytest.raises(AssertionError, match="refitted"):
             bs.tl.search(relabelled, queries, search_type="r2l", top_k=3)
+    # a damaged classifier file is refused by name, like every file of the folder
+    (tmp_path / "model" / "classifier.npz").write_bytes(b"not a classifier")
+    with pytest.raises(ValueError, match="classifier.npz does not match the checksum"):
+        bs.BEDSpaceModel.load(tmp_path / "model")
     # cross-fitted calibration fits no classifier on every set: it keeps none
     held = bs.tl.calibrate(read, n_folds=2, copy=True)
     assert "classifier" not in held.uns["bedspace"]

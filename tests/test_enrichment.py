@@ -207,6 +207,18 @@ def test_enrichment_rejects_bad_input():
         label_enrichment(query, reference, np.array([0.0, 1.0, 1.0, 0.0]), 2)
 
 
+def test_binary_csr_passes_a_0_1_matrix_through_and_converts_anything_else():
+    tokens = binary_csr(sp.random(5, 40, density=0.3, random_state=0, format="csr"), name="t")
+    assert tokens.dtype == np.float32 and (tokens.data == 1).all()
+    assert binary_csr(tokens, name="t") is tokens  # no copy of a collection that is already 0/1
+    for value in (2.0, np.nan):
+        counts = tokens.copy()
+        counts.data[-1] = value
+        converted = binary_csr(counts, name="t")
+        assert converted is not counts and (converted.data == 1).all() and converted.nnz == tokens.nnz
+        assert counts.data[-1] != 1  # the caller's matrix is left as it was
+
+
 def test_overlap_counts_are_the_sparse_product():
     dense = sp.random(7, 300, density=0.2, random_state=1).toarray()
     dense[3] = 0  # an empty set shares nothing
