@@ -307,8 +307,8 @@ class KernelClassifier:
         it labels: the kernel is at most ``max_sets`` × ``max_sets``.
         """
         reference = binary_csr(reference_tokens, name="reference")
-        by_field = np.column_stack([np.asarray(c) for c, _ in codes.values()] or [np.full(reference.shape[0], -1)])
-        union = _fitted_rows(by_field, int(max_sets), random_state)
+        n_sets = reference.shape[0] if reference_rows is None else len(reference_rows)
+        union, chosen = _sample(codes, n_sets, int(max_sets), random_state)
         in_matrix = union if reference_rows is None else np.asarray(reference_rows, dtype=np.int64)[union]
         sizes = np.diff(reference.indptr)[in_matrix].astype(np.float64)
         # A block of fitted sets at a time against the fitted sets, read in place: overlap_counts copies (transposes)
@@ -321,13 +321,11 @@ class KernelClassifier:
             ]
         )
         kernel = token_cosine(shared, sizes, sizes)
-        chosen = {f: union[np.asarray(c)[union] >= 0] for f, (c, _) in codes.items()}
         fields = {}
         for name, rows in chosen.items():
             at = np.searchsorted(union, rows)
             field_codes, n_labels = codes[name]
             fields[name] = FieldClassifier.fit(kernel[np.ix_(at, at)], np.asarray(field_codes)[rows], n_labels, rows)
-        n_sets = reference.shape[0] if reference_rows is None else len(reference_rows)
         return cls(fields, {f: int(n) for f, (_, n) in codes.items()}, n_sets, int(max_sets), int(random_state))
 
     def to_record(self, reference_tokens: sp.csr_matrix) -> dict:
@@ -372,8 +370,7 @@ class KernelClassifier:
             return None
         if names != list(codes) or n_sets != reference_tokens.shape[0]:
             return None
-        by_field = np.column_stack([np.asarray(c) for c, _ in codes.values()] or [np.full(n_sets, -1)])
-        union = _fitted_rows(by_field, max_sets, random_state)
+        _, chosen = _sample(codes, n_sets, max_sets, random_state)
         fields = {}
         for name, (field_codes, n_labels) in codes.items():
             entry = stored[name]
@@ -394,7 +391,7 @@ class KernelClassifier:
                 same = int(entry["n_labels"]) == n_labels
             except (KeyError, TypeError, ValueError):
                 return None
-            rows = union[np.asarray(field_codes)[union] >= 0]
+            rows = chosen[name]
             same = (
                 same
                 and np.array_equal(fitted.rows, rows)
@@ -456,6 +453,15 @@ def _token_fingerprint(tokens: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
         [(indptr[row + 1] - indptr[row], indices[indptr[row] : indptr[row + 1]].sum(dtype=np.int64)) for row in rows],
         dtype=np.int64,
     ).reshape(-1, 2)
+
+
+def _sample(
+    codes: Mapping[str, tuple[np.ndarray, int]], n_sets: int, max_sets: int, random_state: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The sets :meth:`KernelClassifier.fit` fits on: all of them, and per field those it labels."""
+    by_field = np.column_stack([np.asarray(c) for c, _ in codes.values()] or [np.full(n_sets, -1)])
+    union = _fitted_rows(by_field, max_sets, random_state)
+    return union, {f: union[np.asarray(c)[union] >= 0] for f, (c, _) in codes.items()}
 
 
 def _fitted_rows(codes: np.ndarray, max_sets: int, random_state: int) -> np.ndarray:

@@ -312,8 +312,9 @@ class BEDSpaceModel:
         sizes, loss, and the size and sha256 of every other file), ``universe.bed.gz``, ``region_vectors.npy``,
         ``labels.tsv``, ``label_vectors.npy`` and, when the model carries its reference collection,
         ``reference.h5ad`` (set names, metadata with their dtypes, set vectors and tokens) and
-        ``classifier.npz`` (the default annotator's classifier, so that a loaded model does not refit it). An existing model folder
-        is replaced only with ``overwrite=True``; a folder that is not a bedspace model is never replaced.
+        ``classifier.npz`` (the default annotator's classifier, so that a loaded model does not refit it). An
+        existing model folder is replaced only with ``overwrite=True``; a folder that is not a bedspace model is
+        never replaced.
         """
         folder = Path(folder)
         with atomic_folder(folder, overwrite=overwrite, replaceable=is_model_folder) as tmp:

@@ -56,14 +56,7 @@ def cross_fit(adata: ad.AnnData, *, key: str, n_folds: int | None, random_state:
         picked = np.arange(rows.size)
         held_scores, best_log_odds = _cross_fitted(X, rows, codes, n_labels, n_folds, seed)
         kept = None
-    _fit(adata, keys, table, fields, rows, picked, codes, n_labels, held_scores, best_log_odds, n_folds)
-    record = dict(adata.uns[keys.record])
-    record.pop("classifier", None)
-    if kept is not None:
-        record["classifier"] = kept
-    adata.uns[keys.record] = record
-    if kept is not None:
-        logg.added(keys.record, "classifier (the default r2l annotator's, fitted on every set)", "uns")
+    _fit(adata, keys, table, fields, rows, picked, codes, n_labels, held_scores, best_log_odds, n_folds, kept)
 
 
 def _cross_fitted(X, rows, codes, n_labels, n_folds, seed):
@@ -87,8 +80,13 @@ def _cross_fitted(X, rows, codes, n_labels, n_folds, seed):
     return held_scores, best_log_odds
 
 
-def _fit(adata, keys, table, fields, rows, picked, codes, n_labels, held_scores, best_log_odds, n_folds) -> None:
-    """Fit the annotator on the held-out annotations (of the training sets ``picked``) and write it into ``uns``."""
+def _fit(
+    adata, keys, table, fields, rows, picked, codes, n_labels, held_scores, best_log_odds, n_folds, classifier
+) -> None:
+    """Fit the annotator on the held-out annotations (of the training sets ``picked``); write it into ``uns``.
+
+    ``classifier``: the record of the classifier to keep beside it, or ``None`` (an older one is dropped).
+    """
     label_names = {f: table.names[table.in_field(f)].tolist() for f in fields}
     priors, answerable = {}, {}
     for f in fields:
@@ -105,8 +103,13 @@ def _fit(adata, keys, table, fields, rows, picked, codes, n_labels, held_scores,
     )
     record = dict(adata.uns[keys.record])
     record["annotator"] = annotator.to_dict()
+    record.pop("classifier", None)
+    if classifier is not None:
+        record["classifier"] = classifier
     adata.uns[keys.record] = record
     summary = ", ".join(f"{f} hit@1 {d['hit@1']:.2f} ECE {d['ece']:.3f}" for f, d in annotator.diagnostics.items())
     how = "leave-one-out" if n_folds is None else f"{n_folds} folds"
     logg.info(f"calibrated the annotator on {picked.size} held-out annotations ({how}): {summary}")
     logg.added(keys.record, "annotator (calibration and domain of the default r2l annotator)", "uns")
+    if classifier is not None:
+        logg.added(keys.record, "classifier (the default r2l annotator's, fitted on every set)", "uns")
