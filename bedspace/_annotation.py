@@ -26,6 +26,10 @@ regions with it than chance would (``best_log_odds``, a shuffled or random file)
 the training collection. A query of a few hundred regions carries little evidence either way: a random one that
 small can pass for a small real set.
 
+A query is compared with the classifier's fitted sets only (every labelled set up to :data:`MAX_FITTED_SETS`,
+beyond that a sample keeping every combination of labels): its scores need nothing else, its domain is judged
+on the same sets as the thresholds were, and its cost stops growing with the collection.
+
 Everything here is arrays in, arrays out (CSR token matrices, label codes): no AnnData.
 """
 
@@ -33,12 +37,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
 from ._calibration import Calibrator, expected_calibration_error, fit_calibrator, reliability_bins
-from ._enrichment import binary_csr, overlap_counts
+from ._enrichment import binary_csr, binary_rows, overlap_counts
 
 #: Regularisation strengths tried per field; the one with the smallest leave-one-out squared error is kept (as
 #: scikit-learn's RidgeCV chooses). On the hg19 collection that is the smallest, and the held-out answers are the
@@ -81,7 +86,7 @@ CLASSIFIER_FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class Comparison:
-    """A block of queries against every reference set.
+    """A block of queries against reference sets (the classifier's :attr:`~KernelClassifier.compared_rows`).
 
     Attributes
     ----------
@@ -89,7 +94,7 @@ class Comparison:
         Token cosine, queries × references: shared regions / sqrt(query size × reference size) (0 for an empty
         set).
     best_log_odds
-        Per query, the largest log odds ratio (Haldane-corrected) of sharing regions with a reference set other
+        Per query, the largest log odds ratio (Haldane-corrected) of sharing regions with a compared set other
         than itself: about 0 for a set that shares no more regions with any reference set than chance would.
     """
 
@@ -110,12 +115,26 @@ def compare(
     query, the reference set it is (a position among the reference sets, left out of ``best_log_odds``), or -1.
     """
     query, reference = binary_csr(query_tokens, name="query"), binary_csr(reference_tokens, name="reference")
+    return _compare(query, reference, own=own, reference_rows=reference_rows)
+
+
+def _compare(
+    query: sp.csr_matrix, reference: sp.csr_matrix, *, own: np.ndarray | None, reference_rows: np.ndarray | None
+) -> Comparison:
+    """:func:`compare` of matrices :func:`~bedspace._enrichment.binary_csr` has checked (or the rows read)."""
     shared = overlap_counts(query, reference, reference_rows=reference_rows)  # checks the universes are the same
     query_sizes = np.diff(query.indptr).astype(np.float64)
     reference_sizes = np.diff(reference.indptr).astype(np.float64)
     if reference_rows is not None:
         reference_sizes = reference_sizes[np.asarray(reference_rows, dtype=np.int64)]
-    log_odds = _log_odds(shared, query_sizes, reference_sizes, query.shape[1])
+    return _comparison(shared, query_sizes, reference_sizes, query.shape[1], own)
+
+
+def _comparison(
+    shared: np.ndarray, query_sizes: np.ndarray, reference_sizes: np.ndarray, n_regions: int, own: np.ndarray | None
+) -> Comparison:
+    """The :class:`Comparison` of queries and reference sets from their shared regions and sizes."""
+    log_odds = _log_odds(shared, query_sizes, reference_sizes, n_regions)
     if own is not None:
         rows = np.flatnonzero(np.asarray(own) >= 0)
         log_odds[rows, np.asarray(own)[rows]] = -np.inf
@@ -286,6 +305,16 @@ class KernelClassifier:
     max_sets: int = MAX_FITTED_SETS
     random_state: int = 0
 
+    @cached_property
+    def compared_rows(self) -> np.ndarray:
+        """The reference sets a query is compared with (positions among them, ascending): every field's fitted sets.
+
+        The scores need a query's kernel with these sets only, and its domain is judged on them too: a query costs
+        at most :data:`MAX_FITTED_SETS` comparisons however large the collection (the sample keeps a set of every
+        combination of labels while it can).
+        """
+        return np.unique(np.concatenate([np.zeros(0, np.int64)] + [f.rows for f in self.fields.values()]))
+
     @classmethod
     def fit(
         cls,
@@ -296,7 +325,27 @@ class KernelClassifier:
         max_sets: int = MAX_FITTED_SETS,
         random_state: int = 0,
     ) -> KernelClassifier:
-        """Fit a classifier per field on the labelled reference sets.
+        """Fit a classifier per field on the labelled reference sets (:meth:`fit_compared`, without the comparison)."""
+        classifier, _ = cls.fit_compared(
+            reference_tokens, codes, reference_rows=reference_rows, max_sets=max_sets, random_state=random_state
+        )
+        return classifier
+
+    @classmethod
+    def fit_compared(
+        cls,
+        reference_tokens: sp.csr_matrix,
+        codes: Mapping[str, tuple[np.ndarray, int]],
+        *,
+        reference_rows: np.ndarray | None = None,
+        max_sets: int = MAX_FITTED_SETS,
+        random_state: int = 0,
+    ) -> tuple[KernelClassifier, Comparison]:
+        """Fit a classifier per field on the labelled reference sets; with the fitted sets' comparison.
+
+        The comparison is of the :attr:`compared_rows` with each other, each left out of its own
+        ``best_log_odds``: what :func:`annotate` would compute for them as queries with ``own`` (the fit has
+        every number it needs, so calibration's leave-one-out does not compare those sets a second time).
 
         ``reference_rows``: the reference sets are these rows of ``reference_tokens`` (read in place; the
         classifier's :attr:`FieldClassifier.rows` are then positions among them). ``codes``: per field,
@@ -306,10 +355,10 @@ class KernelClassifier:
         keeps at least one set and the large ones give up sets first. Each field is fitted on the sample's sets
         it labels: the kernel is at most ``max_sets`` × ``max_sets``.
         """
-        reference = binary_csr(reference_tokens, name="reference")
-        n_sets = reference.shape[0] if reference_rows is None else len(reference_rows)
+        n_sets = reference_tokens.shape[0] if reference_rows is None else len(reference_rows)
         union, chosen = _sample(codes, n_sets, int(max_sets), random_state)
         in_matrix = union if reference_rows is None else np.asarray(reference_rows, dtype=np.int64)[union]
+        reference, in_matrix = binary_rows(reference_tokens, in_matrix, name="reference")
         sizes = np.diff(reference.indptr)[in_matrix].astype(np.float64)
         # A block of fitted sets at a time against the fitted sets, read in place: overlap_counts copies (transposes)
         # only its queries, so the memory beyond the collection's matrix is a block's tokens and the kernel.
@@ -320,13 +369,15 @@ class KernelClassifier:
                 for rows in blocks(union.size)
             ]
         )
-        kernel = token_cosine(shared, sizes, sizes)
+        among = _comparison(shared, sizes, sizes, reference.shape[1], np.arange(union.size))
+        kernel = among.kernel
         fields = {}
         for name, rows in chosen.items():
             at = np.searchsorted(union, rows)
             field_codes, n_labels = codes[name]
             fields[name] = FieldClassifier.fit(kernel[np.ix_(at, at)], np.asarray(field_codes)[rows], n_labels, rows)
-        return cls(fields, {f: int(n) for f, (_, n) in codes.items()}, n_sets, int(max_sets), int(random_state))
+        classifier = cls(fields, {f: int(n) for f, (_, n) in codes.items()}, n_sets, int(max_sets), int(random_state))
+        return classifier, among
 
     def to_record(self, reference_tokens: sp.csr_matrix) -> dict:
         """Its arrays as nested plain values and arrays (for ``AnnData.uns`` and a model folder).
@@ -407,11 +458,15 @@ class KernelClassifier:
         return cls(fields, {f: int(n) for f, (_, n) in codes.items()}, n_sets, max_sets, random_state)
 
     def scores(self, name: str, comparison: Comparison, own: np.ndarray | None = None) -> np.ndarray:
-        """Queries × labels scores of field ``name``; a query that is a fitted set (``own``) gets its leave-one-out."""
+        """Queries × labels scores of field ``name``; a query that is a fitted set (``own``) gets its leave-one-out.
+
+        ``comparison``: of the queries with the :attr:`compared_rows`; ``own``: per query, the reference set it is
+        (a position among all reference sets), or -1.
+        """
         classifier = self.fields[name]
         if classifier.rows.size == 0:  # no labelled set: nothing to tell the labels apart
             return np.zeros((comparison.kernel.shape[0], self.n_labels[name]))
-        scores = classifier.predict(comparison.kernel[:, classifier.rows])
+        scores = classifier.predict(comparison.kernel[:, np.searchsorted(self.compared_rows, classifier.rows)])
         if own is not None:
             own = np.asarray(own)
             position = np.searchsorted(classifier.rows, own)
@@ -447,7 +502,8 @@ def arrays_record(arrays: Mapping[str, np.ndarray]) -> dict:
 
 def _token_fingerprint(tokens: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
     """Per row: its number of regions and the sum of their columns (a set whose regions changed changes them)."""
-    tokens = binary_csr(tokens, name="reference")  # counts as the annotator counts them: each region once
+    # counts as the annotator counts them (each region once), reading only these rows
+    tokens, rows = binary_rows(tokens, np.asarray(rows, dtype=np.int64), name="reference")
     indptr, indices = tokens.indptr, tokens.indices
     return np.array(
         [(indptr[row + 1] - indptr[row], indices[indptr[row] : indptr[row + 1]].sum(dtype=np.int64)) for row in rows],
@@ -481,6 +537,14 @@ def _fitted_rows(codes: np.ndarray, max_sets: int, random_state: int) -> np.ndar
     # round-robin over the combinations: the i-th set of every combination before the (i+1)-th of any
     order = sorted(((i, k) for k, members in enumerate(by_combination) for i in range(members.size)))
     return np.sort(np.array([by_combination[k][i] for i, k in order[:max_sets]], dtype=np.int64))
+
+
+def positions_in(sorted_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Position of each of ``rows`` in ``sorted_rows`` (ascending), or -1 where it is not there (or is -1)."""
+    at = np.minimum(np.searchsorted(sorted_rows, rows), max(sorted_rows.size - 1, 0))
+    found = (rows >= 0) & (sorted_rows.size > 0)
+    found[found] = sorted_rows[at[found]] == rows[found]
+    return np.where(found, at, -1)
 
 
 def blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
@@ -716,6 +780,8 @@ def annotate(
 ) -> Annotation:
     """Scores, probabilities and domain of queries against the labelled reference sets, a block at a time.
 
+    Each query is compared with the classifier's :attr:`~KernelClassifier.compared_rows` only (its fitted sets).
+
     ``classifier``: fitted on the reference sets (with the same ``reference_rows``); ``query_rows`` and
     ``reference_rows``: the queries and the reference sets are these rows of ``query_tokens`` and
     ``reference_tokens`` (read a block at a time, in place: a collection annotated against itself costs no copy
@@ -727,11 +793,17 @@ def annotate(
     coverage = np.full(n, np.nan) if coverage is None else np.asarray(coverage, dtype=np.float64)
     scores = {name: np.zeros((n, n_labels)) for name, n_labels in classifier.n_labels.items()}
     best = np.zeros(n)
-    reference = binary_csr(reference_tokens, name="reference")  # once, not per block
+    compared = classifier.compared_rows
+    compared_in_matrix = compared if reference_rows is None else np.asarray(reference_rows, dtype=np.int64)[compared]
+    # once, not per block, and only the sets compared: not every set of a large collection
+    reference, compared_in_matrix = binary_rows(reference_tokens, compared_in_matrix, name="reference")
+    own_compared = None if own is None else positions_in(compared, np.asarray(own, dtype=np.int64))
     for rows in blocks(n):
         block_own = None if own is None else np.asarray(own)[rows]
         block = query_tokens[rows] if query_rows is None else query_tokens[np.asarray(query_rows)[rows]]
-        comparison = compare(block, reference, own=block_own, reference_rows=reference_rows)
+        block_own_compared = None if own is None else own_compared[rows]
+        block = binary_csr(block, name="query")
+        comparison = _compare(block, reference, own=block_own_compared, reference_rows=compared_in_matrix)
         best[rows] = comparison.best_log_odds
         for name in scores:
             scores[name][rows] = classifier.scores(name, comparison, block_own)

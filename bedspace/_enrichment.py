@@ -72,6 +72,38 @@ def binary_csr(matrix, *, name: str) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(matrix.nnz, dtype=dtype), matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
+def binary_rows(matrix, rows: np.ndarray, *, name: str) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Rows ``rows`` of ``matrix`` as 0/1 CSR, checked without reading the other rows: ``(matrix, rows)``.
+
+    The matrix itself and ``rows`` when those rows already are what :func:`binary_csr` returns (0/1, sorted, no
+    duplicate regions, its dtype): a query of a large collection then checks the few thousand sets it reads, not
+    every set. Otherwise a converted copy of those rows alone and ``0 … len(rows) - 1``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    dtype = np.float32 if matrix.shape[1] < 2**24 else np.float64
+    if (
+        sp.issparse(matrix)
+        and matrix.format == "csr"
+        and matrix.dtype == dtype
+        and _rows_binary(matrix.indptr, matrix.indices, matrix.data, rows)
+    ):
+        return matrix, rows
+    if sp.issparse(matrix) and matrix.format != "csr":
+        matrix = matrix.tocsr()
+    return binary_csr(matrix[rows], name=name), np.arange(rows.size)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_binary(indptr, indices, data, rows) -> bool:
+    """Whether every value of these rows is 1 and each row's columns are strictly increasing (canonical CSR)."""
+    for row in rows:
+        start, stop = indptr[row], indptr[row + 1]
+        for p in range(start, stop):
+            if data[p] != 1 or (p > start and indices[p] <= indices[p - 1]):
+                return False
+    return True
+
+
 @numba.njit(cache=True, nogil=True)
 def _all_ones(values: np.ndarray) -> bool:
     """Whether every value is 1, without the temporary ``values == 1`` (a byte a token: 0.8 GB for 10,000 sets)."""

@@ -1,11 +1,12 @@
-"""The default annotator on large collections: time and memory of its calibration and of one r2l query against N.
+"""The default annotator on large collections: time and memory of its calibration and of one r2l query.
 
     python benchmarks/annotate.py [--sizes 1000 2500 5000 10000] [--threads 2]
 
 The default r2l annotator (a kernel ridge classifier on the sets' region overlap) compares a query's universe
-regions with every set of the collection, so it needs the collection's tokens in memory; what it should not need
-is more: no dense sets × sets matrix (10,000 sets: 800 MB, 10⁵: 80 GB), no second copy of the tokens. This script
-measures, for collections of N sets held in memory as ``bs.pp.tokenize`` makes them (float32 CSR), the memory
+regions with the sets it is fitted on (all labelled sets up to 2,000, a sample of 2,000 beyond), read in place
+from the collection's tokens, so it needs those tokens in memory; what it should not need is more: no dense
+sets × sets matrix (10,000 sets: 800 MB, 10⁵: 80 GB), no second copy of the tokens, and past 2,000 sets no
+time that grows with the collection. This script measures, for collections of N sets held in memory as ``bs.pp.tokenize`` makes them (float32 CSR), the memory
 ``bs.tl.calibrate`` and ``bs.tl.search(..., search_type="r2l")`` take beyond what the process held before the
 call, beside the size of the collection's own sparse matrix.
 
@@ -16,8 +17,8 @@ collection, train one epoch on every set (``calibrate=False``; calibration reads
 embedding does not matter to it), then
 
 * **calibrate**: ``bs.tl.calibrate(adata)`` — the classifier fitted on at most 2,000 sets (``MAX_FITTED_SETS``,
-  one sample for every field), leave-one-out annotations of at most 2,000 sets (``MAX_QUERIES``) against all N,
-  read from the collection's matrix in place; the classifier is kept in ``adata.uns``;
+  one sample for every field), leave-one-out annotations of at most 2,000 sets (``MAX_QUERIES``) against the
+  fitted sets, read from the collection's matrix in place; the classifier is kept in ``adata.uns``;
 * **r2l**: ``bs.tl.search(adata, path, search_type="r2l")`` of a real hg19 BED file, tokenizing included: the
   first call, which checks the kept classifier against the sets (it is not refitted) and builds the universe's
   overlap index, and the best of 3 after it.

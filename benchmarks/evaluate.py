@@ -39,7 +39,8 @@ the probabilities may read underconfident there. Sets held out at random (``stra
 the calibration assumes. About 45 held-out sets a split are too few to measure an error of 0.05 (a perfectly
 calibrated annotator shows about 0.06 on the 450 answers of 5 splits × 2 seeds): the pooled runs hold out 20
 splits' worth. The r2l probabilities do not depend on the embedding (the annotator compares region tokens), so
-the pooled splits train it for one epoch on one seed.
+the pooled splits train it for one epoch on one seed. Beside each pool's errors, organ's answers by how many sets
+of the collection carry the held-out set's organ: where stated and right part.
 """
 
 from __future__ import annotations
@@ -105,6 +106,18 @@ def verdicts(result: bs.tl.RepeatedEvaluation, method: str = "bedspace") -> pd.D
     table = pd.DataFrame(rows, columns=["field", "number", "best rival", "difference", "se", "verdict"])
     order = {(f, f"{s} {m}"): i for i, (f, (s, m)) in enumerate((f, sm) for f in FIELDS for sm in HEADLINE.items())}
     return table.iloc[np.argsort([order[(f, n)] for f, n in zip(table["field"], table["number"], strict=True)])]
+
+
+def by_label_size(result: bs.tl.RepeatedEvaluation, adata, field: str) -> pd.DataFrame:
+    """Stated against right, by how many sets of the collection carry the held-out set's label (pooled answers)."""
+    answers = result.predictions[(result.predictions["method"] == "bedspace") & (result.predictions["field"] == field)]
+    labels = adata.obs[field].astype(str)
+    size = answers["set"].map(labels.map(labels.value_counts()))
+    groups = pd.cut(size, [1, 3, 10, 40, np.inf], labels=["2-3", "4-10", "11-40", "over 40"])
+    table = answers.groupby(groups, observed=True).agg(
+        answers=("correct", "size"), stated=("confidence", "mean"), right=("correct", "mean")
+    )
+    return table.rename_axis(f"sets of the {field}").reset_index()
 
 
 def main_table(adata, args, n_splits: int, seeds: list[int], settings: dict) -> None:
@@ -216,6 +229,7 @@ def main() -> None:
             f"({time.perf_counter() - t0:.0f} s; held-out sets of a label no training set has are not annotated)"
         )
         print(pooled.calibration_error().round(3).to_string(index=False))
+        print(by_label_size(pooled, adata, "organ").round(3).to_string(index=False))
 
     if args.sweep:
         sweep = SWEEP

@@ -158,6 +158,57 @@ def test_one_sample_serves_every_field_and_keeps_every_label():
     np.testing.assert_allclose(classifier.fields["organ"].coefficients, alone.fields["organ"].coefficients)
 
 
+def test_a_query_is_compared_with_the_fitted_sets_only(monkeypatch):
+    rng = np.random.default_rng(1)
+    n = 300
+    tokens = sp.csr_matrix((rng.random((n, 400)) < 0.05).astype(np.float32))
+    organ = np.r_[np.zeros(280, int), np.repeat([1, 2, 3, 4], 5)]
+    classifier = KernelClassifier.fit(tokens, {"organ": (organ, 5)}, max_sets=40)
+    fitted = classifier.fields["organ"].rows
+    np.testing.assert_array_equal(classifier.compared_rows, fitted)
+    not_fitted = np.setdiff1d(np.arange(n), fitted)
+    queries = np.r_[fitted[:3], not_fitted[:3]]  # three fitted sets (left out) and three other sets of it
+    seen = []
+    original = bs._annotation.overlap_counts
+    monkeypatch.setattr(
+        bs._annotation,
+        "overlap_counts",
+        lambda q, r, **kw: seen.append(kw.get("reference_rows")) or original(q, r, **kw),
+    )
+    got = annotate(tokens, tokens, classifier, None, query_rows=queries, own=queries)
+    assert all(np.array_equal(rows, fitted) for rows in seen)  # never the 300 sets, only the 40 fitted
+    monkeypatch.undo()
+    # the same as comparing with every set and keeping the fitted sets' columns
+    everything = compare(tokens[queries], tokens)
+    expected = classifier.fields["organ"].predict(everything.kernel[:, fitted])
+    expected[:3] = classifier.fields["organ"].leave_one_out[:3]
+    np.testing.assert_allclose(got.scores["organ"], expected)
+    log_odds = np.array(
+        [compare(tokens[[q]], tokens, reference_rows=np.setdiff1d(fitted, [q])).best_log_odds[0] for q in queries]
+    )
+    np.testing.assert_allclose(got.best_log_odds, log_odds)
+
+
+def test_the_fit_compares_the_fitted_sets_as_annotate_would():
+    rng = np.random.default_rng(2)
+    n = 120
+    tokens = sp.csr_matrix((rng.random((n, 300)) < 0.08).astype(np.float32))
+    organ, assay = rng.integers(0, 4, n), rng.integers(0, 3, n)
+    assay[:15] = -1  # fitted for organ, not for assay: scored from the other sets' kernel
+    organ[-5:] = assay[-5:] = -1  # labelled in no field: not fitted, not compared
+    reference = np.arange(3, n)  # read in place
+    codes = {"organ": (organ[reference], 4), "assay": (assay[reference], 3)}
+    classifier, among = KernelClassifier.fit_compared(tokens, codes, reference_rows=reference, max_sets=80)
+    compared = classifier.compared_rows
+    assert compared.size == 80 and among.kernel.shape == (80, 80)
+    expected = annotate(
+        tokens, tokens, classifier, None, query_rows=reference[compared], reference_rows=reference, own=compared
+    )
+    np.testing.assert_allclose(among.best_log_odds, expected.best_log_odds)
+    for name in codes:
+        np.testing.assert_allclose(classifier.scores(name, among, compared), expected.scores[name])
+
+
 def test_sets_are_read_in_place_as_from_a_copy():
     tokens, codes = _random_sets()
     reference = np.arange(0, codes.size, 2)[3:]  # some of the sets, not in order of the matrix's rows alone

@@ -10,6 +10,7 @@ from scipy.stats import fisher_exact, hypergeom
 from bedspace._enrichment import (
     aggregate_by_label,
     binary_csr,
+    binary_rows,
     enrichment_blocks,
     label_enrichment,
     log_fisher_greater,
@@ -217,6 +218,29 @@ def test_binary_csr_passes_a_0_1_matrix_through_and_converts_anything_else():
         converted = binary_csr(counts, name="t")
         assert converted is not counts and (converted.data == 1).all() and converted.nnz == tokens.nnz
         assert counts.data[-1] != 1  # the caller's matrix is left as it was
+
+
+def test_binary_rows_reads_only_the_rows_asked_for():
+    tokens = binary_csr(sp.random(6, 40, density=0.3, random_state=0, format="csr"), name="t")
+    rows = np.array([4, 1])
+    matrix, same_rows = binary_rows(tokens, rows, name="t")
+    assert matrix is tokens and same_rows is not None and same_rows.tolist() == [4, 1]  # no copy, no remapping
+    other = tokens.copy()
+    other.data[other.indptr[0]] = 2.0  # a count in a row not asked for is not looked at
+    assert binary_rows(other, rows, name="t")[0] is other
+    for damage in ("count", "unsorted"):
+        bad = tokens.copy()
+        start = bad.indptr[4]
+        if damage == "count":
+            bad.data[start] = 3.0
+        else:
+            bad.indices[start : start + 2] = bad.indices[start : start + 2][::-1].copy()
+        converted, new_rows = binary_rows(bad, rows, name="t")
+        assert converted is not bad and new_rows.tolist() == [0, 1]
+        np.testing.assert_array_equal(converted.toarray(), tokens[rows].toarray())
+    coo = tokens.tocoo()
+    converted, new_rows = binary_rows(coo, rows, name="t")
+    np.testing.assert_array_equal(converted[new_rows].toarray(), tokens[rows].toarray())
 
 
 def test_overlap_counts_are_the_sparse_product():

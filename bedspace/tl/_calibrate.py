@@ -11,7 +11,7 @@ import anndata as ad
 import numpy as np
 
 from .. import _logging as logg
-from .._annotation import KernelClassifier, annotate, fit_annotator, stratified_folds
+from .._annotation import Comparison, KernelClassifier, annotate, fit_annotator, positions_in, stratified_folds
 from .._enrichment import binary_csr
 from .._keys import Keys
 from .._model import searchable
@@ -45,11 +45,10 @@ def cross_fit(adata: ad.AnnData, *, key: str, n_folds: int | None, random_state:
         picked = np.arange(rows.size)
         if rows.size > MAX_QUERIES:
             picked = np.sort(np.random.default_rng(seed).choice(rows.size, MAX_QUERIES, replace=False))
-        classifier = KernelClassifier.fit(
+        classifier, among_fitted = KernelClassifier.fit_compared(
             X, {f: (codes[f], n_labels[f]) for f in fields}, reference_rows=training, random_state=seed
         )
-        result = annotate(X, X, classifier, None, query_rows=rows[picked], reference_rows=training, own=picked)
-        held_scores, best_log_odds = result.scores, result.best_log_odds
+        held_scores, best_log_odds = _left_out(X, rows, training, picked, classifier, among_fitted)
         # Fitted on every set of the collection, it is the classifier a query of it needs: kept, not refitted.
         kept = classifier.to_record(X) if training is None else None
     else:
@@ -57,6 +56,29 @@ def cross_fit(adata: ad.AnnData, *, key: str, n_folds: int | None, random_state:
         held_scores, best_log_odds = _cross_fitted(X, rows, codes, n_labels, n_folds, seed)
         kept = None
     _fit(adata, keys, table, fields, rows, picked, codes, n_labels, held_scores, best_log_odds, n_folds, kept)
+
+
+def _left_out(X, rows, training, picked, classifier, among_fitted):
+    """Leave-one-out scores and best log odds of the training sets ``picked`` (positions among ``rows``).
+
+    The classifier's fitted sets were compared with each other by its fit (``among_fitted``): their answers come
+    from those numbers; only the other sets (unlabelled ones, or beyond the fitted sample) are compared again.
+    """
+    at = positions_in(classifier.compared_rows, picked)
+    fitted = at >= 0
+    held_scores = {name: np.zeros((picked.size, n)) for name, n in classifier.n_labels.items()}
+    best_log_odds = np.zeros(picked.size)
+    known = Comparison(among_fitted.kernel[at[fitted]], among_fitted.best_log_odds[at[fitted]])
+    best_log_odds[fitted] = known.best_log_odds
+    for name in held_scores:
+        held_scores[name][fitted] = classifier.scores(name, known, picked[fitted])
+    if not fitted.all():
+        others = picked[~fitted]
+        result = annotate(X, X, classifier, None, query_rows=rows[others], reference_rows=training, own=others)
+        best_log_odds[~fitted] = result.best_log_odds
+        for name in held_scores:
+            held_scores[name][~fitted] = result.scores[name]
+    return held_scores, best_log_odds
 
 
 def _cross_fitted(X, rows, codes, n_labels, n_folds, seed):
