@@ -317,19 +317,10 @@ class KernelClassifier:
 
     @classmethod
     def fit(
-        cls,
-        reference_tokens: sp.csr_matrix,
-        codes: Mapping[str, tuple[np.ndarray, int]],
-        *,
-        reference_rows: np.ndarray | None = None,
-        max_sets: int = MAX_FITTED_SETS,
-        random_state: int = 0,
+        cls, reference_tokens: sp.csr_matrix, codes: Mapping[str, tuple[np.ndarray, int]], **options
     ) -> KernelClassifier:
-        """Fit a classifier per field on the labelled reference sets (:meth:`fit_compared`, without the comparison)."""
-        classifier, _ = cls.fit_compared(
-            reference_tokens, codes, reference_rows=reference_rows, max_sets=max_sets, random_state=random_state
-        )
-        return classifier
+        """Fit a classifier per field on the labelled reference sets: :meth:`fit_compared`, without the comparison."""
+        return cls.fit_compared(reference_tokens, codes, **options)[0]
 
     @classmethod
     def fit_compared(
@@ -503,7 +494,7 @@ def arrays_record(arrays: Mapping[str, np.ndarray]) -> dict:
 def _token_fingerprint(tokens: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
     """Per row: its number of regions and the sum of their columns (a set whose regions changed changes them)."""
     # counts as the annotator counts them (each region once), reading only these rows
-    tokens, rows = binary_rows(tokens, np.asarray(rows, dtype=np.int64), name="reference")
+    tokens, rows = binary_rows(tokens, rows, name="reference")
     indptr, indices = tokens.indptr, tokens.indices
     return np.array(
         [(indptr[row + 1] - indptr[row], indices[indptr[row] : indptr[row + 1]].sum(dtype=np.int64)) for row in rows],

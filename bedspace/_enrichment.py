@@ -47,6 +47,11 @@ class EnrichmentBlock:
     odds_ratio: np.ndarray
 
 
+def _token_dtype(n_regions: int) -> type:
+    """float32 counts shared regions exactly below 2**24 universe regions; float64 above."""
+    return np.float32 if n_regions < 2**24 else np.float64
+
+
 def binary_csr(matrix, *, name: str) -> sp.csr_matrix:
     """``matrix`` as a CSR of 0/1 (any nonzero counts as "has the region"), checked; not copied when it is one.
 
@@ -57,7 +62,7 @@ def binary_csr(matrix, *, name: str) -> sp.csr_matrix:
         matrix = np.asarray(matrix)
         if matrix.ndim != 2:
             raise ValueError(f"{name} must be a 2-D sets × regions matrix, got shape {matrix.shape}")
-    dtype = np.float32 if matrix.shape[1] < 2**24 else np.float64
+    dtype = _token_dtype(matrix.shape[1])
     if (
         sp.issparse(matrix)
         and matrix.format == "csr"
@@ -80,7 +85,7 @@ def binary_rows(matrix, rows: np.ndarray, *, name: str) -> tuple[sp.csr_matrix, 
     every set. Otherwise a converted copy of those rows alone and ``0 … len(rows) - 1``.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    dtype = np.float32 if matrix.shape[1] < 2**24 else np.float64
+    dtype = _token_dtype(matrix.shape[1])
     if (
         sp.issparse(matrix)
         and matrix.format == "csr"
