@@ -6,9 +6,10 @@ write; ``docs/dev.md`` has the table of who writes and who reads each key.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 
@@ -16,9 +17,19 @@ from . import _logging as logg
 from ._labels import LabelTable
 from ._similarity import unit_rows
 
-#: ``.uns`` entry of :func:`bedspace.pp.tokenize`: the universe and the tokenization parameters.
-TOKENIZE = "bedspace"
+if TYPE_CHECKING:
+    import anndata as ad
+
+#: The default key of every tool (``key_added`` of :func:`bedspace.tl.train`, ``key`` of the tools after it).
 DEFAULT = "bedspace"
+#: ``.uns`` entry of :func:`bedspace.pp.tokenize`: the universe and the tokenization parameters.
+TOKENIZE = DEFAULT
+
+
+def is_anndata(value) -> bool:
+    """Whether ``value`` is an AnnData, without importing anndata (a process that has none loaded has none)."""
+    anndata = sys.modules.get("anndata")
+    return anndata is not None and isinstance(value, anndata.AnnData)
 
 
 @dataclass(frozen=True)

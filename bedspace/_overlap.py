@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import pandas as pd
-import pyranges1 as pr
 
 from ._formats.bed import Intervals
 
@@ -135,6 +134,8 @@ class UniverseIndex:
         if self.non_overlapping:
             self._starts, self._ends = starts_sorted, ends_sorted
         else:
+            import pyranges1 as pr  # imported on use: sorted universes (the usual case) never need it
+
             self._ranges = pr.PyRanges(
                 {"Chromosome": np.asarray(chrom), "Start": starts, "End": ends, "row": np.arange(starts.size)}
             )
@@ -170,6 +171,8 @@ class UniverseIndex:
             return np.zeros(0, np.int32), 0
         frame = intervals.to_frame()
         frame["Start"], frame["End"] = bedtools_extent(frame["Start"].to_numpy(), frame["End"].to_numpy())
+        import pyranges1 as pr
+
         query = pr.PyRanges(frame)
         hits = self._ranges.overlap(query, strand_behavior="ignore")
         tokens = np.unique(hits["row"].to_numpy()).astype(np.int32)

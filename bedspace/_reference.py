@@ -1,47 +1,80 @@
-"""The reference collection a model carries: the names, metadata and vectors of the sets it can return."""
+"""The reference collection a model carries: its sets' names, metadata, vectors, tokens, and their annotator.
+
+The collection owns its annotator (:class:`~bedspace.annotate.RegionAnnotator`): fitted once on its sets
+(:func:`bedspace.tl.train`), kept with them (``AnnData.uns``, a model folder) and checked against their tokens once
+when it is bound to them. The tokens may live in memory, memory-mapped in a model folder or in an ``.h5ad`` file
+opened backed: only the rows a search needs are read.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from functools import cached_property
-from pathlib import Path
 
-import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ._index import ApproximateIndex
+from ._labels import LabelTable
 from ._logging import info
-from ._quiet import quiet_anndata_io
 from ._similarity import unit_rows
+from .annotate import RegionAnnotator, TokenMatrix
 
 
 class ReferenceSets:
-    """Region sets searchable by ``l2r`` and ``r2r``: metadata (index = set names) and one vector per set.
+    """Region sets searchable by ``l2r`` and ``r2r``: metadata (index = set names), one vector per set, tokens.
 
-    With ``tokens`` (sets × universe regions, sparse: the collection's ``X``), the default annotator also
-    compares a query's regions with the sets' (overlap and enrichment evidence); without, it has the embedding
-    only.
+    Parameters
+    ----------
+    metadata
+        One row per set, indexed by set name; or a function that reads it (a model folder reads it on first use).
+    vectors
+        Set vectors (sets × dim); may be memory-mapped.
+    tokens
+        Sets × universe regions (a scipy matrix, an AnnData's backed ``X`` or a :class:`~bedspace.annotate.TokenMatrix`),
+        or ``None``: without, the default annotator cannot run (only the embedding searches).
+    annotator
+        The default annotator fitted on these sets (bound to ``tokens``), or ``None``.
+    n_sets
+        The number of sets, when ``metadata`` is a function.
     """
 
-    def __init__(self, metadata: pd.DataFrame, vectors: np.ndarray, tokens: sp.spmatrix | None = None):
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or len(metadata) != vectors.shape[0]:
-            raise ValueError(f"{vectors.shape[0] if vectors.ndim else 0} set vectors for {len(metadata)} sets")
+    def __init__(
+        self,
+        metadata: pd.DataFrame | Callable[[], pd.DataFrame],
+        vectors: np.ndarray,
+        tokens=None,
+        *,
+        annotator: RegionAnnotator | None = None,
+        n_sets: int | None = None,
+    ):
+        self._read_metadata = metadata if callable(metadata) else None
+        n = len(metadata) if n_sets is None else int(n_sets)
+        if vectors.ndim != 2 or vectors.shape[0] != n:
+            raise ValueError(f"{vectors.shape[0] if vectors.ndim else 0} set vectors for {n} sets")
+        if vectors.dtype != np.float32:
+            vectors = np.asarray(vectors, dtype=np.float32)
         if tokens is not None:
-            if not sp.issparse(tokens) or tokens.shape[0] != len(metadata):
-                raise ValueError(f"tokens must be a sparse matrix with one row per set ({len(metadata)})")
-            tokens = tokens if tokens.format == "csr" else tokens.tocsr()
-            if tokens.nnz == 0:  # an AnnData written without its tokens (an empty X) carries none
+            tokens = TokenMatrix.of(tokens)
+            if tokens.n_sets != n:
+                raise ValueError(f"tokens must have one row per set ({n}), got {tokens.n_sets}")
+            if tokens.matrix is not None and tokens.matrix.nnz == 0:  # an AnnData without its tokens carries none
                 tokens = None
-        check_finite(vectors, "set vectors")
-        names = pd.Index(metadata.index.astype(str))
-        if names.has_duplicates:
-            raise ValueError(f"set names must be unique; repeated: {sorted(set(names[names.duplicated()]))[:10]}")
-        self._metadata = metadata.set_axis(names)
-        self._vectors = np.ascontiguousarray(vectors)
+        if not isinstance(vectors, np.memmap):  # a model folder's are checked by their checksum
+            check_finite(vectors, "set vectors")
+        self._n = n
+        self._vectors = vectors
         self._tokens = tokens
+        self._annotator = annotator
+        if not callable(metadata):
+            self._metadata = _named(metadata)
+
+    @cached_property
+    def _metadata(self) -> pd.DataFrame:
+        metadata = _named(self._read_metadata())
+        if len(metadata) != self._n:
+            raise ValueError(f"the metadata has {len(metadata)} rows for {self._n} sets")
+        return metadata
 
     @property
     def names(self) -> pd.Index:
@@ -59,14 +92,14 @@ class ReferenceSets:
         return self._vectors
 
     @property
-    def tokens(self) -> sp.csr_matrix | None:
-        """Sets × universe regions (nonzero: the set has the region), or ``None`` when not carried."""
+    def tokens(self) -> TokenMatrix | None:
+        """Sets × universe regions, readable by rows, or ``None`` when not carried."""
         return self._tokens
 
     @cached_property
     def unit_vectors(self) -> np.ndarray:
         """Vectors scaled to length 1 (computed once; searches are matrix products with it)."""
-        return unit_rows(self._vectors)
+        return unit_rows(np.asarray(self._vectors))
 
     @cached_property
     def approximate_index(self) -> ApproximateIndex:
@@ -79,7 +112,7 @@ class ReferenceSets:
         return ApproximateIndex(self.unit_vectors)
 
     def __len__(self) -> int:
-        return len(self._metadata)
+        return self._n
 
     def position(self, name: str) -> int | None:
         """Row of the set called ``name``, or ``None``."""
@@ -88,27 +121,67 @@ class ReferenceSets:
         except KeyError:
             return None
 
-    def to_anndata(self) -> ad.AnnData:
-        """As an AnnData: ``X`` the tokens (none when not carried), ``.obs`` the metadata, ``.obsm["X"]`` the vectors."""
-        return ad.AnnData(X=self._tokens, obs=self._metadata.copy(), obsm={"X": self._vectors})
+    # -- the annotator ----------------------------------------------------------------------------------------
+    @property
+    def annotator(self) -> RegionAnnotator | None:
+        """The default annotator fitted on these sets, or ``None``."""
+        return self._annotator
 
-    def save(self, path: str | os.PathLike) -> None:
-        """Write as ``.h5ad`` (keeps every dtype: categoricals, numbers, booleans; never a pickle)."""
-        with quiet_anndata_io():
-            self.to_anndata().write_h5ad(path)
+    def label_codes(self, labels: LabelTable) -> dict[str, np.ndarray]:
+        """Per label field of ``labels`` that the metadata has, each set's label column (-1: none)."""
+        return {f: labels.codes(f, self.metadata[f]) for f in labels.fields if f in self.metadata.columns}
 
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> ReferenceSets:
-        """Read what :meth:`save` wrote; an unreadable file is an error naming it."""
-        path = Path(path)
-        try:
-            with quiet_anndata_io():
-                adata = ad.read_h5ad(path)
-            vectors = np.asarray(adata.obsm["X"])
-            tokens = adata.X if sp.issparse(adata.X) else None
-        except Exception as err:  # h5py and anndata raise many kinds; the user needs the file's name
-            raise ValueError(f"{path}: not a readable reference collection ({type(err).__name__}: {err})") from None
-        return cls(adata.obs, vectors, tokens)
+    def fit_annotator(self, labels: LabelTable, **options) -> RegionAnnotator:
+        """Fit the default annotator on these sets' tokens and their labels in ``labels``' fields; keep it.
+
+        ``options`` go to :class:`~bedspace.annotate.RegionAnnotator`. The share of each set's regions in the
+        universe (``frac_regions_in_universe``, recorded by :func:`bedspace.pp.tokenize`) sets the domain.
+        """
+        if self._tokens is None:
+            raise ValueError(
+                "the default annotator compares a query's regions with the reference sets', and these sets carry no "
+                "tokens (a model from StarSpace?): use method='embedding'"
+            )
+        codes = self.label_codes(labels)
+        if not codes:
+            raise KeyError(f"the sets' metadata has none of the label fields {labels.fields} to fit the annotator on")
+        names = {f: labels.names[labels.in_field(f)].tolist() for f in codes}
+        column = "frac_regions_in_universe"
+        coverage = self.metadata[column].to_numpy(np.float64) if column in self.metadata.columns else None
+        info(f"fitting the default annotator on {len(self):,} reference sets")
+        self._annotator = RegionAnnotator(**options).fit(self._tokens, codes, names, coverage=coverage)
+        return self._annotator
+
+    def bind_annotator(self, record, labels: LabelTable, **options) -> RegionAnnotator | None:
+        """The annotator ``record`` holds, bound to these sets' tokens; refitted when they are not its sets.
+
+        Without a record (an older collection, or one trained without calibration), an annotator without
+        calibration is fitted, as long as the sets carry tokens and labels. ``options`` go to the refit.
+        """
+        if self._tokens is None:
+            return None
+        if record is not None:
+            try:
+                self._annotator = RegionAnnotator.from_record(record, self._tokens)
+                if self.label_codes(labels).keys() == set(self._annotator.fields_) and all(
+                    np.array_equal(c, self._annotator.codes_[f]) for f, c in self.label_codes(labels).items()
+                ):
+                    return self._annotator
+                info("the kept annotator was fitted on other labels than the sets carry now: fitting it again")
+            except ValueError as err:
+                info(f"the kept annotator does not fit these sets ({err}): fitting it again")
+            return self.fit_annotator(labels, **options)
+        if not self.label_codes(labels):
+            return None
+        return self.fit_annotator(labels, calibrate=False, **options)
+
+
+def _named(metadata: pd.DataFrame) -> pd.DataFrame:
+    """``metadata`` indexed by unique string names."""
+    names = pd.Index(metadata.index.astype(str))
+    if names.has_duplicates:
+        raise ValueError(f"set names must be unique; repeated: {sorted(set(names[names.duplicated()]))[:10]}")
+    return metadata.set_axis(names)
 
 
 def check_finite(values: np.ndarray, what: str) -> None:

@@ -1,4 +1,11 @@
-"""Ranking: turning a queries × candidates score matrix into the tidy table every search returns."""
+"""The three searches of a model: what each ranks by, and the tidy table every search returns.
+
+:func:`search` checks the options once and dispatches: **r2l** ranks a query's labels (by the default annotator's
+calibrated probabilities, or by the label vectors' cosine), **l2r** ranks the stored sets for a label (by each
+set's leave-one-out annotation, or by the label vector's cosine), **r2r** ranks the stored sets for a query (by
+the cosine of the set vectors plus the probability that a set shares the query's labels, or by the cosine alone).
+Everything here takes the model as it is; nothing is built.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,198 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ._keys import is_anndata
+from ._queries import Queries, parse_queries
+from ._similarity import scores_against
 from ._similarity import top_k as top_k_of
+from ._warnings import warn
+from .annotate import LABEL_WEIGHT, Annotation
+from .annotate._kernel import exclude_own
 
 SEARCH_TYPES = ("r2l", "l2r", "r2r")
+METHODS = ("regions", "embedding")
+
+
+def search(
+    model, query, search_type: str, top_k: int, field: str | None, *, method: str | None, min_probability: float,
+    approximate: bool,
+) -> pd.DataFrame:
+    """:meth:`BEDSpaceModel.search <bedspace.BEDSpaceModel.search>`: check the options, then run one search."""  # fmt: skip
+    if search_type not in SEARCH_TYPES:
+        raise ValueError(f"search_type must be one of {SEARCH_TYPES}, got {search_type!r}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
+        raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+    if method not in (None, *METHODS):
+        raise ValueError(f"method must be 'regions', 'embedding' or None, got {method!r}")
+    if not (isinstance(min_probability, int | float) and 0 <= min_probability <= 1):
+        raise ValueError(f"min_probability must be a number in [0, 1], got {min_probability!r}")
+    if search_type != "r2l" and min_probability:
+        raise ValueError("min_probability is an option of r2l (annotation) only")
+    if not isinstance(approximate, bool | np.bool_):
+        raise ValueError(f"approximate must be True or False, got {approximate!r}")
+    if approximate and search_type == "r2l":
+        raise ValueError("approximate=True is an option of r2r and l2r (it finds sets); r2l ranks labels exactly")
+    if search_type == "l2r":
+        return _label_to_sets(model, query, top_k, field, method, approximate)
+    if search_type == "r2l":
+        return _sets_to_labels(model, query, top_k, field, method, min_probability)
+    return _sets_to_sets(model, query, top_k, method, approximate)
+
+
+def _several(query, queries: Queries) -> bool:
+    return len(queries.names) > 1 or isinstance(query, list | tuple) or is_anndata(query)
+
+
+def _sets_to_labels(model, query, top_k, field, method, min_probability) -> pd.DataFrame:
+    """r2l: per field, labels with probabilities (the default annotator), or by the label vectors' cosine."""
+    labels = model.label_table
+    method = method or ("regions" if model.can_annotate else "embedding")
+    fields = labels.fields if field is None else [field]
+    labels.in_field(fields[0])  # an unknown field is an error naming the fields
+    queries = parse_queries(model, query).rankable(by_vectors=method == "embedding")
+    several = _several(query, queries)
+    if method == "embedding":
+        if min_probability:
+            raise ValueError("min_probability needs calibrated probabilities: use method='regions'")
+        in_field = labels.in_field(field)
+        scores = scores_against(queries.vectors, model.unit_label_vectors[in_field])
+        return ranked_table(queries.names, scores, top_k, labels.names[in_field], labels.frame[in_field], several=several)
+    annotator = model.need_annotator()
+    if min_probability and not annotator.is_calibrated:
+        raise ValueError("min_probability needs calibrated probabilities: train with calibrate=True")
+    missing = [f for f in fields if f not in annotator.fields_]
+    if missing:
+        raise KeyError(f"the reference sets have no metadata column(s) {missing} to annotate with")
+    result = annotator.annotate(queries.tokens, coverage=queries.coverage, own=queries.own)
+    warn_outside(queries.names, result.in_domain)
+    return annotation_table(
+        queries.names, {f: result.scores[f] for f in fields},
+        {f: result.probabilities[f] for f in fields if f in result.probabilities}, result.in_domain,
+        {f: labels.frame[labels.in_field(f)] for f in fields}, top_k, min_probability=min_probability,
+        several=several,
+    )  # fmt: skip
+
+
+def _label_to_sets(model, query, top_k, field, method, approximate) -> pd.DataFrame:
+    """l2r: the stored sets ranked for each label, by their leave-one-out annotation or the label vector."""
+    reference, labels = model.need_reference(), model.label_table
+    queries = [query] if isinstance(query, str) else list(query)
+    rows = [labels.resolve(str(q), field) for q in queries]
+    names, several = labels.names[rows].tolist(), not isinstance(query, str)
+    by_regions = (method or ("regions" if model.can_annotate else "embedding")) == "regions"
+    if approximate and by_regions:
+        raise ValueError(
+            "approximate=True finds sets by their vectors' cosine to the label's: use method='embedding' "
+            "(the default l2r annotates every stored set once, then keeps the answers)"
+        )
+    if approximate:
+        return _approximate_table(reference, model.unit_label_vectors[rows], None, top_k, names, several=several)
+    if by_regions:
+        answers = model.need_annotator().reference_annotation()
+        scores = np.empty((len(rows), len(reference)))
+        for i, row in enumerate(rows):
+            label_field = labels.field_of[row]
+            if label_field not in answers.scores:
+                raise KeyError(f"the stored sets have no metadata column {label_field!r} to rank them for its labels by")
+            column = int(np.flatnonzero(np.flatnonzero(labels.in_field(label_field)) == row)[0])
+            scores[i] = answers.ranking(label_field)[:, column]
+    else:
+        scores = scores_against(model.unit_label_vectors[rows], reference.unit_vectors)
+    return ranked_table(names, scores, top_k, reference.names, reference.metadata, several=several)
+
+
+def _sets_to_sets(model, query, top_k, method, approximate) -> pd.DataFrame:
+    """r2r: the stored sets ranked for each query."""
+    reference = model.need_reference()
+    method = method or ("regions" if model.can_compare_labels else "embedding")
+    if approximate and method == "regions":
+        raise ValueError(
+            "approximate=True finds sets by the cosine of their vectors alone: use method='embedding' (the "
+            "default r2r also weighs the probability that a set shares the query's labels)"
+        )
+    queries = parse_queries(model, query).rankable(by_vectors=True)
+    several = _several(query, queries)
+    if approximate:
+        return _approximate_table(reference, queries.vectors, queries.own, top_k, queries.names, several=several)
+    scores, parts, annotation = set_scores(
+        model, queries.tokens, queries.vectors, method, coverage=queries.coverage, own=queries.own
+    )
+    if annotation is not None:
+        warn_outside(queries.names, annotation.in_domain)
+    return ranked_table(
+        queries.names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several,
+        parts=parts,
+    )  # fmt: skip
+
+
+def set_scores(
+    model, tokens, vectors, method: str, *, coverage, own, annotation: Annotation | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray] | None, Annotation | None]:
+    """r2r scores (own sets ``-inf``), what they are made of (``cosine``, ``shared_labels``), the annotation."""
+    if method not in METHODS:
+        raise ValueError(f"method must be 'regions' or 'embedding', got {method!r}")
+    if vectors is None:
+        vectors = unit_rows_of(model, tokens)
+    cosine = scores_against(vectors, model.need_reference().unit_vectors)
+    if method == "embedding":
+        return exclude_own(cosine, own), None, None
+    if not model.can_compare_labels:
+        raise ValueError(
+            "the default r2r weighs the probability that sets share labels, and this model has no calibrated "
+            "annotator (trained with calibrate=False, or without its sets' tokens): use method='embedding', or "
+            "bs.tl.calibrate the collection first"
+        )
+    if annotation is None:
+        annotation = model.annotator.annotate(tokens, coverage=coverage, own=own)
+    shared = model.annotator.shared_labels(annotation)
+    scores = exclude_own(cosine + LABEL_WEIGHT * shared, own)
+    return scores, {"cosine": cosine, "shared_labels": shared}, annotation
+
+
+def unit_rows_of(model, tokens) -> np.ndarray:
+    """Unit vectors of tokenized sets."""
+    from ._similarity import unit_rows
+    from .annotate import TokenMatrix
+
+    csr = TokenMatrix.of(tokens).read().to_csr()
+    return unit_rows(model.embed_rows(csr.indptr, csr.indices))
+
+
+def warn_outside(names: list[str], in_domain: np.ndarray) -> None:
+    """Warn of queries the annotator judged unlike every reference set (their labels get the base rates)."""
+    outside = [n for n, inside in zip(names, in_domain, strict=True) if not inside]
+    if outside:
+        warn(
+            f"{len(outside)} quer{'y is' if len(outside) == 1 else 'ies are'} unlike every reference set (few of "
+            f"its regions in the universe, or no more shared regions than chance: another genome, assay or a "
+            f"random file?); their labels get the base rates, not a prediction: {outside[:10]}"
+        )
+
+
+def _approximate_table(reference, vectors: np.ndarray, own: np.ndarray | None, top_k: int, names: list[str], *, several) -> pd.DataFrame:
+    """:func:`ranked_table` of the candidates of the reference's approximate index (scored exactly).
+
+    A query's own stored set (``own`` ≥ 0) is not its own hit: one more candidate is asked for, and it is dropped.
+    """
+    index = reference.approximate_index
+    exclude = own is not None and bool((own >= 0).any())
+    parts = []
+    # a few hundred queries at a time: each part's score matrix is queries × the union of their candidates
+    for start in range(0, len(names), 256):
+        stop = min(start + 256, len(names))
+        found, scores = index.query(vectors[start:stop], top_k + 1 if exclude else top_k)
+        if exclude:
+            scores[(found == own[start:stop, None]) & (found >= 0)] = -np.inf
+        kept = np.isfinite(scores)
+        columns = np.unique(found[kept])
+        dense = np.full((stop - start, len(columns)), -np.inf)
+        dense[np.nonzero(kept)[0], np.searchsorted(columns, found[kept])] = scores[kept]
+        metadata = reference.metadata.iloc[columns]
+        parts.append(
+            ranked_table(names[start:stop], dense, top_k, metadata.index, metadata, drop_excluded=True, several=True)
+        )
+    table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return table if several else table.drop(columns="query")
 
 
 def ranked_table(

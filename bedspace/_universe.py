@@ -14,14 +14,15 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anndata as ad
 import numba
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from ._cache import PerObject
+from ._keys import is_anndata
 from ._formats.bed import Intervals, encoded_names, read_intervals, write_int
 from ._formats.starspace import region_token
 from ._overlap import SetTokens, UniverseIndex
@@ -29,6 +30,9 @@ from ._parallel import parallel_map
 from ._sources import Source, load_source
 from ._version import __version__
 from ._warnings import warn
+
+if TYPE_CHECKING:
+    import anndata as ad
 
 ChromSizes = str | os.PathLike | Mapping[str, int] | pd.Series
 #: Where :func:`bedspace.pp.tokenize` records the universe of a collection.
@@ -74,6 +78,8 @@ class TokenizedSets:
         )
         X.has_sorted_indices = True
         obs, var, uns = self.annotations(universe, obs=obs, params=params)
+        import anndata as ad
+
         adata = ad.AnnData(X=X, obs=obs, var=var)
         adata.uns[UNS_KEY] = uns
         return adata
@@ -97,7 +103,7 @@ class TokenizedSets:
             np.bincount(self.indices, minlength=len(var)) if n_sets is None else np.asarray(n_sets)
         ).astype(np.int64)
         uns = {
-            "universe": {**universe.record(), "non_overlapping": universe.index.non_overlapping},
+            "universe": universe.record(),
             "tokenize": {"params": {**(params or {}), "overlap": "bedtools intersect -u (half-open, >= 1 bp)"}},
             "version": __version__,
         }
@@ -156,7 +162,7 @@ class Universe:
         sizes = read_chrom_sizes(chrom_sizes) if chrom_sizes is not None else None
         if isinstance(universe, Universe):
             return universe if sizes is None else universe.with_chrom_sizes(sizes)
-        if isinstance(universe, ad.AnnData):
+        if is_anndata(universe):
             found = cls.from_anndata(universe)
             return found if sizes is None else found.with_chrom_sizes(sizes)
         if isinstance(universe, pd.DataFrame):
@@ -245,6 +251,7 @@ class Universe:
         info: dict = {"name": self.name, "n_regions": len(self)}
         if self.chrom_sizes is not None:
             info["chrom_sizes"] = dict(self.chrom_sizes)
+        info["non_overlapping"] = self.index.non_overlapping
         return info
 
     @cached_property
@@ -337,7 +344,7 @@ def unusable_sets(names: Sequence[str], results: Sequence[SetTokens]) -> tuple[l
 
 
 #: What functions accept as a universe.
-UniverseLike = Universe | str | os.PathLike | pd.DataFrame | ad.AnnData
+UniverseLike = "Universe | str | os.PathLike | pd.DataFrame | ad.AnnData"
 
 # A universe made from an AnnData's .var, remembered per AnnData (weakly) and reused while .var is the same object.
 _ANNDATA_UNIVERSES = PerObject()

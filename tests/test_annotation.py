@@ -12,22 +12,19 @@ import pytest
 import scipy.sparse as sp
 
 import bedspace as bs
-from bedspace._annotation import (
+from bedspace.annotate import RegionAnnotator, TokenMatrix
+from bedspace.annotate import _estimator as estimator
+from bedspace.annotate._calibration import Calibrator
+from bedspace.annotate._estimator import flatten, stratified_folds, unflatten
+from bedspace.annotate._kernel import compare, token_cosine
+from bedspace.annotate._ridge import (
     BALANCE_POWERS,
     MAX_LIFT,
-    Annotator,
     FieldClassifier,
     KernelClassifier,
     _balanced_label_weights,
     _fitted_rows,
-    annotate,
-    arrays_record,
-    compare,
-    record_arrays,
-    stratified_folds,
-    token_cosine,
 )
-from bedspace._calibration import Calibrator
 
 FIELDS = ["organ", "cell_class", "assay"]
 
@@ -115,13 +112,45 @@ def test_overlaps_far_weaker_than_typical_are_lifted_only_so_far():
     assert spread[0] < 0.5 * spread[1]  # nearer the labels' shares than a fully lifted row
 
 
+def _fit(tokens, codes: dict, **options) -> RegionAnnotator:
+    """An annotator fitted on ``tokens`` with label codes per field (labels named by their code)."""
+    names = {f: [f"{f}={i}" for i in range(int(np.max(c)) + 1)] for f, c in codes.items()}
+    return RegionAnnotator(**options).fit(tokens, codes, names)
+
+
+def _classifier(tokens, codes: dict, n_labels: dict, **options):
+    options = {"max_sets": 2000, "random_state": 0} | options
+    return KernelClassifier.fit(TokenMatrix.of(tokens), codes, n_labels, **options)
+
+
+def test_an_estimator_in_scikit_learns_conventions():
+    tokens, codes = _random_sets()
+    annotator = RegionAnnotator(calibrate=False)
+    assert not annotator.is_fitted and "unfitted" in repr(annotator)
+    with pytest.raises(ValueError, match="not fitted yet"):
+        annotator.annotate(tokens)
+    assert annotator.fit(tokens, {"group": codes}, {"group": ["a", "b", "c"]}) is annotator  # fit returns self
+    fitted = [name for name in vars(annotator) if name.endswith("_") and not name.startswith("_")]
+    assert {"classifier_", "codes_", "priors_", "calibrators_", "min_log_odds_"} <= set(fitted)
+    assert (annotator.predict(tokens)["group"] == np.array(["a", "b", "c"])[codes]).all()
+    with pytest.raises(ValueError, match="no probabilities"):
+        annotator.predict_proba(tokens)  # fitted without calibration: scores only
+    for bad in ({"max_sets": 0}, {"max_queries": -1}, {"n_folds": 1}, {"calibrate": "yes"}, {"random_state": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            RegionAnnotator(**bad)  # options are checked once, when it is made
+    with pytest.raises(ValueError, match="codes for 30 sets"):
+        annotator.fit(tokens, {"group": codes[:5]}, {"group": ["a", "b", "c"]})
+    with pytest.raises(ValueError, match="universe regions"):
+        annotator.annotate(tokens[:, :10])
+
+
 def test_a_stored_set_is_annotated_from_the_others():
     tokens, codes = _random_sets()
-    classifier = KernelClassifier.fit(tokens, {"group": (codes, 3)})
-    own = np.arange(codes.size)
-    left_out = annotate(tokens, tokens, classifier, None, own=own)
-    np.testing.assert_allclose(left_out.scores["group"], classifier.fields["group"].leave_one_out)
-    as_new = annotate(tokens, tokens, classifier, None)  # each set among the reference: it fits itself
+    annotator = _fit(tokens, {"group": codes}, calibrate=False)
+    left_out = annotator.annotate(tokens, own=np.arange(codes.size))
+    np.testing.assert_allclose(left_out.scores["group"], annotator.classifier_.fields["group"].leave_one_out)
+    np.testing.assert_allclose(annotator.reference_annotation().scores["group"], left_out.scores["group"])
+    as_new = annotator.annotate(tokens)  # each set among the reference: it fits itself
     assert (as_new.scores["group"].argmax(axis=1) == codes).all()
     comparison = compare(tokens[:2], tokens, own=np.array([0, -1]))
     assert np.isfinite(comparison.best_log_odds).all()
@@ -132,7 +161,7 @@ def test_unlabelled_sets_are_not_fitted_and_a_sample_keeps_every_label():
     tokens, codes = _random_sets()
     codes = codes.copy()
     codes[:4] = -1
-    classifier = KernelClassifier.fit(tokens, {"group": (codes, 3)})
+    classifier, _ = _classifier(tokens, {"group": codes}, {"group": 3})
     assert classifier.fields["group"].rows.tolist() == np.flatnonzero(codes >= 0).tolist()
     skewed = np.r_[np.zeros(50, int), [1, 2, 2], -np.ones(3, int)]
     picked = _fitted_rows(skewed, 6, random_state=0)
@@ -147,14 +176,14 @@ def test_one_sample_serves_every_field_and_keeps_every_label():
     organ = np.r_[np.zeros(280, int), np.repeat([1, 2, 3, 4], 5)]  # one big label, four small ones
     assay = rng.integers(0, 3, n)
     assay[:10] = -1  # unlabelled in this field only
-    classifier = KernelClassifier.fit(tokens, {"organ": (organ, 5), "assay": (assay, 3)}, max_sets=40)
+    classifier, _ = _classifier(tokens, {"organ": organ, "assay": assay}, {"organ": 5, "assay": 3}, max_sets=40)
     organ_rows, assay_rows = classifier.fields["organ"].rows, classifier.fields["assay"].rows
     fitted = np.union1d(organ_rows, assay_rows)
     assert fitted.size <= 40  # one kernel of at most max_sets sets, not one sample per field
     assert set(organ[organ_rows]) == {0, 1, 2, 3, 4} and set(assay[assay_rows]) == {0, 1, 2}
     assert (assay[assay_rows] >= 0).all() and np.isin(assay_rows, organ_rows).all()
     # the fitted sets' kernel is the one of the sample alone
-    alone = KernelClassifier.fit(tokens[organ_rows], {"organ": (organ[organ_rows], 5)})
+    alone, _ = _classifier(tokens[organ_rows], {"organ": organ[organ_rows]}, {"organ": 5})
     np.testing.assert_allclose(classifier.fields["organ"].coefficients, alone.fields["organ"].coefficients)
 
 
@@ -163,29 +192,24 @@ def test_a_query_is_compared_with_the_fitted_sets_only(monkeypatch):
     n = 300
     tokens = sp.csr_matrix((rng.random((n, 400)) < 0.05).astype(np.float32))
     organ = np.r_[np.zeros(280, int), np.repeat([1, 2, 3, 4], 5)]
-    classifier = KernelClassifier.fit(tokens, {"organ": (organ, 5)}, max_sets=40)
+    annotator = _fit(tokens, {"organ": organ}, max_sets=40, calibrate=False)
+    classifier = annotator.classifier_
     fitted = classifier.fields["organ"].rows
     np.testing.assert_array_equal(classifier.compared_rows, fitted)
     not_fitted = np.setdiff1d(np.arange(n), fitted)
     queries = np.r_[fitted[:3], not_fitted[:3]]  # three fitted sets (left out) and three other sets of it
     seen = []
-    original = bs._annotation.overlap_counts
-    monkeypatch.setattr(
-        bs._annotation,
-        "overlap_counts",
-        lambda q, r, **kw: seen.append(kw.get("reference_rows")) or original(q, r, **kw),
-    )
-    got = annotate(tokens, tokens, classifier, None, query_rows=queries, own=queries)
-    assert all(np.array_equal(rows, fitted) for rows in seen)  # never the 300 sets, only the 40 fitted
+    original = estimator.overlap_counts
+    monkeypatch.setattr(estimator, "overlap_counts", lambda q, r: seen.append(r) or original(q, r))
+    got = annotator.annotate(tokens[queries], own=queries)
+    assert seen and all(len(reference) == fitted.size for reference in seen)  # never the 300 sets, only the 40
     monkeypatch.undo()
     # the same as comparing with every set and keeping the fitted sets' columns
     everything = compare(tokens[queries], tokens)
     expected = classifier.fields["organ"].predict(everything.kernel[:, fitted])
     expected[:3] = classifier.fields["organ"].leave_one_out[:3]
     np.testing.assert_allclose(got.scores["organ"], expected)
-    log_odds = np.array(
-        [compare(tokens[[q]], tokens, reference_rows=np.setdiff1d(fitted, [q])).best_log_odds[0] for q in queries]
-    )
+    log_odds = np.array([compare(tokens[[q]], tokens[np.setdiff1d(fitted, [q])]).best_log_odds[0] for q in queries])
     np.testing.assert_allclose(got.best_log_odds, log_odds)
 
 
@@ -196,101 +220,102 @@ def test_the_fit_compares_the_fitted_sets_as_annotate_would():
     organ, assay = rng.integers(0, 4, n), rng.integers(0, 3, n)
     assay[:15] = -1  # fitted for organ, not for assay: scored from the other sets' kernel
     organ[-5:] = assay[-5:] = -1  # labelled in no field: not fitted, not compared
-    reference = np.arange(3, n)  # read in place
-    codes = {"organ": (organ[reference], 4), "assay": (assay[reference], 3)}
-    classifier, among = KernelClassifier.fit_compared(tokens, codes, reference_rows=reference, max_sets=80)
+    codes = {"organ": organ, "assay": assay}
+    classifier, among = _classifier(tokens, codes, {"organ": 4, "assay": 3}, max_sets=80)
     compared = classifier.compared_rows
     assert compared.size == 80 and among.kernel.shape == (80, 80)
-    expected = annotate(
-        tokens, tokens, classifier, None, query_rows=reference[compared], reference_rows=reference, own=compared
-    )
+    annotator = _fit(tokens, codes, max_sets=80, calibrate=False)
+    expected = annotator.annotate(tokens[compared], own=compared)
     np.testing.assert_allclose(among.best_log_odds, expected.best_log_odds)
     for name in codes:
         np.testing.assert_allclose(classifier.scores(name, among, compared), expected.scores[name])
 
 
-def test_sets_are_read_in_place_as_from_a_copy():
+def test_tokens_in_memory_memory_mapped_or_in_a_file_give_the_same_answers(tmp_path):
     tokens, codes = _random_sets()
-    reference = np.arange(0, codes.size, 2)[3:]  # some of the sets, not in order of the matrix's rows alone
-    queries = np.array([1, 6, 9, 8])
-    own = np.array([-1, 0, -1, 1])  # sets 6 and 8 are reference sets 0 and 1: annotated from the others
-    copied = KernelClassifier.fit(tokens[reference], {"group": (codes[reference], 3)})
-    in_place = KernelClassifier.fit(tokens, {"group": (codes[reference], 3)}, reference_rows=reference)
-    np.testing.assert_array_equal(in_place.fields["group"].rows, copied.fields["group"].rows)
-    np.testing.assert_allclose(in_place.fields["group"].coefficients, copied.fields["group"].coefficients)
-    expected = annotate(tokens[queries], tokens[reference], copied, None, own=own)
-    got = annotate(tokens, tokens, in_place, None, query_rows=queries, reference_rows=reference, own=own)
-    np.testing.assert_allclose(got.scores["group"], expected.scores["group"])
-    np.testing.assert_allclose(got.best_log_odds, expected.best_log_odds)
+    counts = tokens.copy()
+    counts.data[::3] = 2  # counts, not 0/1: each region still counts once
+    np.save(tmp_path / "indptr.npy", tokens.indptr.astype(np.int64))
+    np.save(tmp_path / "indices.npy", tokens.indices.astype(np.int32))
+    mapped = TokenMatrix.from_arrays(
+        np.load(tmp_path / "indptr.npy"), np.load(tmp_path / "indices.npy", mmap_mode="r"), tokens.shape[1]
+    )
+    ad.AnnData(tokens, obs=pd.DataFrame(index=[f"s{i}" for i in range(codes.size)])).write_h5ad(tmp_path / "a.h5ad")
+    backed = ad.read_h5ad(tmp_path / "a.h5ad", backed="r")
+    queries = tokens[[1, 6, 9]]
+    expected = _fit(tokens, {"group": codes}).annotate(queries, own=np.array([-1, 6, -1]))
+    for source in (counts, mapped, backed.X):
+        got = _fit(source, {"group": codes}).annotate(queries, own=np.array([-1, 6, -1]))
+        np.testing.assert_array_equal(got.scores["group"], expected.scores["group"])
+        np.testing.assert_array_equal(got.probabilities["group"], expected.probabilities["group"])
+        np.testing.assert_array_equal(got.best_log_odds, expected.best_log_odds)
+    assert TokenMatrix.of(tokens).read(np.array([2, 3])).indices is tokens.indices  # 0/1 rows are read in place
+    assert TokenMatrix.of(counts).read(np.array([2, 3])).indices is not counts.indices  # counts: those rows copied
 
 
-def test_a_kept_classifier_is_used_only_for_the_sets_it_was_fitted_on(tmp_path):
+def test_the_saved_form_round_trips_and_refuses_other_tokens(tmp_path):
     tokens, codes = _random_sets()
     codes = codes.copy()
     codes[5] = -1
-    fields = {"group": (codes, 3), "half": ((np.arange(codes.size) < 15).astype(int), 2)}
-    fitted = KernelClassifier.fit(tokens, fields, max_sets=20, random_state=4)
-    record = fitted.to_record(tokens)
-    # through an .h5ad (as bs.tl.calibrate keeps it) and through flat arrays (a model folder's classifier.npz)
+    fields = {"group": codes, "half": (np.arange(codes.size) < 15).astype(int)}
+    fitted = _fit(tokens, fields, max_sets=20, random_state=4)
+    record = fitted.to_record()
+    # through an .h5ad (as bs.tl.train keeps it) and through flat arrays (a model folder's annotator.npz)
     adata = ad.AnnData(np.zeros((1, 1)))
-    adata.uns["record"] = {"classifier": record}
+    adata.uns["record"] = {"annotator": record}
     adata.write_h5ad(tmp_path / "a.h5ad")
-    np.savez(tmp_path / "c.npz", **record_arrays(record))
+    np.savez(tmp_path / "c.npz", **flatten(record))
+    queries = tokens[[0, 3, 11]]
     for kept in (
         record,
-        ad.read_h5ad(tmp_path / "a.h5ad").uns["record"]["classifier"],
-        arrays_record(dict(np.load(tmp_path / "c.npz", allow_pickle=False))),
+        ad.read_h5ad(tmp_path / "a.h5ad").uns["record"]["annotator"],
+        unflatten(dict(np.load(tmp_path / "c.npz", allow_pickle=False))),
     ):
-        again = KernelClassifier.from_record(kept, tokens, fields)
-        assert again is not None and list(again.fields) == ["group", "half"]
-        assert (again.n_sets, again.max_sets, again.random_state) == (30, 20, 4)
-        for name, field in fitted.fields.items():
+        again = RegionAnnotator.from_record(kept, tokens)
+        assert again.fields_ == ["group", "half"] and (again.max_sets, again.random_state) == (20, 4)
+        for name, field in fitted.classifier_.fields.items():
             for attribute in FieldClassifier.__dataclass_fields__:
-                np.testing.assert_array_equal(getattr(again.fields[name], attribute), getattr(field, attribute))
-    # refused for other sets: a fitted set's regions changed, a label changed, a set more, a field less
+                np.testing.assert_array_equal(getattr(again.classifier_.fields[name], attribute), getattr(field, attribute))
+        for name in fields:
+            np.testing.assert_array_equal(again.predict_proba(queries)[name], fitted.predict_proba(queries)[name])
+    # refused for other sets: a fitted set's regions changed, a set more; a record of another version
     changed = tokens.tolil()
-    first = int(fitted.fields["group"].rows[0])
+    first = int(fitted.classifier_.compared_rows[0])
     changed[first, int(np.flatnonzero(changed[first].toarray()[0] == 0)[0])] = 1
-    relabelled = {**fields, "group": (np.where(np.arange(codes.size) == first, (codes + 1) % 3, codes), 3)}
-    more = sp.vstack([tokens, tokens[:1]]).tocsr()
-    longer = {name: (np.r_[c, 0], n) for name, (c, n) in fields.items()}
-    assert KernelClassifier.from_record(record, changed.tocsr(), fields) is None
-    assert KernelClassifier.from_record(record, tokens, relabelled) is None
-    assert KernelClassifier.from_record(record, more, longer) is None
-    assert KernelClassifier.from_record(record, tokens, {"group": fields["group"]}) is None
-    assert KernelClassifier.from_record({**record, "format_version": 99}, tokens, fields) is None
+    with pytest.raises(ValueError, match="regions changed"):
+        RegionAnnotator.from_record(record, changed.tocsr())
+    with pytest.raises(ValueError, match="not the sets it was fitted on"):
+        RegionAnnotator.from_record(record, sp.vstack([tokens, tokens[:1]]).tocsr())
+    with pytest.raises(ValueError, match="another bedspace version"):
+        RegionAnnotator.from_record({**record, "format_version": 99}, tokens)
+    with pytest.raises(ValueError, match="damaged"):
+        RegionAnnotator.from_record({k: v for k, v in record.items() if k != "by_field"}, tokens)
 
 
-def test_folds_are_stratified():
+def test_folds_are_stratified_and_cross_fitting_calibrates():
     codes = np.repeat([0, 1, 2], [6, 4, 1])
     folds = stratified_folds(codes, 2, random_state=0)
     for label in (0, 1):
         assert np.bincount(folds[codes == label], minlength=2).tolist() == [np.sum(codes == label) // 2] * 2
     counts = np.bincount(folds)
     assert counts.max() - counts.min() <= 1
+    tokens, groups = _random_sets()
+    cross_fitted = _fit(tokens, {"group": groups}, n_folds=3)
+    assert cross_fitted.is_calibrated and cross_fitted.diagnostics_["group"]["n"] == groups.size
 
 
-def test_annotator_round_trips_and_judges_the_domain(tmp_path):
-    annotator = Annotator(
-        calibrators={"organ": Calibrator(temperature=0.01, labels=("a", "b"), field="organ")},
-        priors={"organ": np.array([0.75, 0.25])},
-        min_log_odds=1.5,
-        diagnostics={"organ": {"n": 10.0, "hit@1": 0.8, "ece": 0.04}},
-    )
-    again = Annotator.from_dict(annotator.to_dict())
-    assert again.to_dict() == annotator.to_dict()
-    # through an .h5ad, as train writes it
-    adata = ad.AnnData(np.zeros((1, 1)))
-    adata.uns["record"] = {"annotator": annotator.to_dict()}
-    adata.write_h5ad(tmp_path / "a.h5ad")
-    read = Annotator.from_dict(ad.read_h5ad(tmp_path / "a.h5ad").uns["record"]["annotator"])
-    assert read.to_dict() == annotator.to_dict()
-    inside = annotator.in_domain(np.array([2.0, 1.0, 2.0, 2.0]), np.array([0.9, 0.9, 0.05, np.nan]))
-    assert inside.tolist() == [True, False, False, True]  # unknown coverage does not count against a query
-    probabilities = annotator.probabilities("organ", np.array([[0.05, 0.04], [0.05, 0.04]]), np.array([True, False]))
-    assert probabilities[0, 0] > 0.5 and probabilities[1].tolist() == [0.75, 0.25]
-    with pytest.raises(ValueError, match="annotator"):
-        Annotator.from_dict({**annotator.to_dict(), "format_version": 99})
+def test_the_domain_is_judged_on_log_odds_and_coverage():
+    tokens, codes = _random_sets(n_regions=4000)
+    annotator = _fit(tokens, {"group": codes})
+    assert annotator.is_calibrated and annotator.min_log_odds_ > 0
+    elsewhere = np.zeros((1, tokens.shape[1]), np.float32)
+    elsewhere[0, 1000:1040] = 1  # regions where only the sets' scattered noise lies: no more shared than chance
+    queries = sp.vstack([tokens[:3], sp.csr_matrix(elsewhere)]).tocsr()
+    answer = annotator.annotate(queries, coverage=np.array([0.9, 0.01, np.nan, 0.9]))
+    # unknown coverage does not count against a query; a random file shares no more than chance
+    assert answer.in_domain.tolist() == [True, False, True, False]
+    np.testing.assert_allclose(answer.probabilities["group"][1], annotator.priors_["group"])
+    assert answer.probabilities["group"][0].max() > 0.5
 
 
 # -- on the real collection -------------------------------------------------------------------------------------
@@ -303,14 +328,14 @@ def trained(hg19_trained):
 def test_training_calibrates_the_annotator(trained):
     train, _ = trained
     record = train.uns["bedspace"]["annotator"]
-    assert record["fields"] == FIELDS
-    annotator = Annotator.from_dict(record)
+    assert list(record["fields"]) == FIELDS
+    annotator = RegionAnnotator.from_record(record, train.X)
     for field in FIELDS:
-        diagnostics = annotator.diagnostics[field]
+        diagnostics = annotator.diagnostics_[field]
         assert 0 < diagnostics["n"] <= train.obs["bedspace_in_training"].sum()  # sets whose label another has
         assert 0 <= diagnostics["ece"] <= 1 and diagnostics["hit@1"] > 0.3
-        assert np.isclose(annotator.priors[field].sum(), 1.0)
-    assert annotator.min_log_odds > 0
+        assert np.isclose(annotator.priors_[field].sum(), 1.0)
+    assert annotator.min_log_odds_ > 0
 
 
 def test_r2l_gives_calibrated_probabilities_per_field(trained, hg19):
@@ -326,13 +351,13 @@ def test_r2l_gives_calibrated_probabilities_per_field(trained, hg19):
         assert len(part) == (train.uns["bedspace"]["labels"]["field"] == field).sum()
     # the held-out sets' true labels get more probability than the base rates would give them
     answers = bs.tl.search(train, test, search_type="r2l", top_k=100)
-    annotator = Annotator.from_dict(train.uns["bedspace"]["annotator"])
+    annotator = RegionAnnotator.from_record(train.uns["bedspace"]["annotator"], train.X)
     for field in FIELDS:
         part = answers[answers["field"] == field]
         truth = test.obs[field].astype(str)
         on_truth = part[part["value"] == truth.loc[part["query"]].to_numpy()]
         labels = train.uns["bedspace"]["labels"]
-        prior = pd.Series(annotator.priors[field], index=labels.loc[labels["field"] == field, "value"])
+        prior = pd.Series(annotator.priors_[field], index=labels.loc[labels["field"] == field, "value"])
         assert on_truth["probability"].mean() > prior.reindex(on_truth["value"]).fillna(0).mean()
 
 
@@ -361,7 +386,7 @@ def _shuffled_copy(source, destination, seed=0):
 
 def test_queries_unlike_the_collection_are_flagged(trained, hg19, tmp_path):
     train, test = trained
-    annotator = Annotator.from_dict(train.uns["bedspace"]["annotator"])
+    annotator = RegionAnnotator.from_record(train.uns["bedspace"]["annotator"], train.X)
     fly = bs.datasets.insulators().beds / "CTCF_Kc_Bushey_2009.bed.gz"
     shuffled = _shuffled_copy(hg19.beds / test.obs_names[0], tmp_path / "shuffled.bed.gz")
     for query in (fly, shuffled):
@@ -369,7 +394,7 @@ def test_queries_unlike_the_collection_are_flagged(trained, hg19, tmp_path):
             table = bs.tl.search(train, query, search_type="r2l", top_k=100, field="organ")
         assert not table["in_domain"].any()
         # base rates, not a confident label
-        assert table["probability"].max() == pytest.approx(annotator.priors["organ"].max())
+        assert table["probability"].max() == pytest.approx(annotator.priors_["organ"].max())
     (tmp_path / "empty.bed").write_text("")
     with pytest.raises(ValueError, match="nothing to rank"), pytest.warns(bs.BEDSpaceWarning, match="no intervals"):
         bs.tl.search(train, tmp_path / "empty.bed", search_type="r2l")
@@ -401,47 +426,39 @@ def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
     model = bs.BEDSpaceModel.from_anndata(train)
     assert model.can_annotate and model.annotator is not None
     model.save(tmp_path / "model")
-    assert (tmp_path / "model" / "classifier.npz").is_file()
+    assert (tmp_path / "model" / "annotator.npz").is_file()
     loaded = bs.BEDSpaceModel.load(tmp_path / "model")
-    assert loaded.annotator.to_dict() == model.annotator.to_dict()
-    assert (loaded.reference.tokens != model.reference.tokens).nnz == 0
+    assert isinstance(loaded.reference.tokens.read().indices, np.memmap)  # the tokens stay on disk
+    assert (loaded.reference.tokens.read().to_csr() != model.reference.tokens.read().to_csr()).nnz == 0
     pd.testing.assert_frame_equal(loaded.search(queries, search_type="r2l", top_k=3), expected)
 
 
-def test_the_classifier_calibration_fitted_is_kept_not_refitted(trained, tmp_path, monkeypatch):
+def test_the_annotator_training_fitted_is_kept_not_refitted(trained, tmp_path, monkeypatch):
     train, test = trained
-    assert train.obs["bedspace_in_training"].all()
-    kept = train.uns["bedspace"]["classifier"]
     queries = test[:4].copy()
-    refitted = bs.BEDSpaceModel.from_anndata(train)
-    refitted._classifier_record = None  # what a query did before: fit the classifier on the sets
-    expected = refitted.search(queries, search_type="r2l", top_k=3)
+    expected = bs.tl.search(train, queries, search_type="r2l", top_k=3)
 
     def no_fitting(*args, **kwargs):
-        raise AssertionError("the kept classifier was refitted")
+        raise AssertionError("the kept annotator was refitted")
 
     train.write_h5ad(tmp_path / "trained.h5ad")
     read = ad.read_h5ad(tmp_path / "trained.h5ad")
     bs.BEDSpaceModel.from_anndata(read).save(tmp_path / "model")
     with monkeypatch.context() as patched:
-        patched.setattr(KernelClassifier, "fit", no_fitting)
+        patched.setattr(RegionAnnotator, "fit", no_fitting)
         pd.testing.assert_frame_equal(bs.tl.search(read, queries, search_type="r2l", top_k=3), expected)
         loaded = bs.BEDSpaceModel.load(tmp_path / "model")
         pd.testing.assert_frame_equal(loaded.search(queries, search_type="r2l", top_k=3), expected)
-        # the sets changed since: a set relabelled is fitted again, not answered by a classifier of other labels
+        # the sets changed since: a set relabelled is fitted again, not answered by an annotator of other labels
         relabelled = read.copy()
-        fitted_set = int(kept["by_field"]["organ"]["rows"][0])
-        other = next(v for v in relabelled.obs["organ"].cat.categories if v != relabelled.obs["organ"].iloc[fitted_set])
-        relabelled.obs.iloc[fitted_set, relabelled.obs.columns.get_loc("organ")] = other
+        other = next(v for v in relabelled.obs["organ"].cat.categories if v != relabelled.obs["organ"].iloc[0])
+        relabelled.obs.iloc[0, relabelled.obs.columns.get_loc("organ")] = other
         with pytest.raises(AssertionError, match="refitted"):
             bs.tl.search(relabelled, queries, search_type="r2l", top_k=3)
-    # a damaged classifier file is refused by name, like every file of the folder
-    (tmp_path / "model" / "classifier.npz").write_bytes(b"not a classifier")
-    with pytest.raises(ValueError, match="classifier.npz does not match the checksum"):
+    # a damaged annotator file is refused by name, like every file of the folder
+    (tmp_path / "model" / "annotator.npz").write_bytes(b"not an annotator")
+    with pytest.raises(ValueError, match="annotator.npz does not match the checksum"):
         bs.BEDSpaceModel.load(tmp_path / "model")
-    # cross-fitted calibration fits no classifier on every set: it keeps none
-    held = bs.tl.calibrate(read, n_folds=2, copy=True)
-    assert "classifier" not in held.uns["bedspace"]
 
 
 def test_calibrate_on_its_own(trained):
@@ -455,7 +472,8 @@ def test_calibrate_on_its_own(trained):
     # leave-one-out (the default) is deterministic
     once = bs.tl.calibrate(small, copy=True).uns["bedspace"]["annotator"]
     twice = bs.tl.calibrate(small, copy=True).uns["bedspace"]["annotator"]
-    assert Annotator.from_dict(once).to_dict() == Annotator.from_dict(twice).to_dict()
+    for name, value in flatten(once).items():
+        np.testing.assert_array_equal(value, flatten(twice)[name])
     with pytest.raises(ValueError, match="n_folds must be None"):
         bs.tl.calibrate(small, n_folds=1)
     with pytest.raises(KeyError):
@@ -465,7 +483,7 @@ def test_calibrate_on_its_own(trained):
 def test_uncalibrated_training_still_annotates_by_scores(hg19_adata):
     part = hg19_adata[:30].copy()
     bs.tl.train(part, labels="assay", epochs=3, dim=16, n_threads=1, calibrate=False)
-    assert "annotator" not in part.uns["bedspace"]
+    assert not part.uns["bedspace"]["annotator"]["calibrators"]  # the classifier alone
     table = bs.tl.search(part, part.obs_names[0], search_type="r2l")
     assert "probability" not in table.columns and table["score"].is_monotonic_decreasing
     with pytest.raises(ValueError, match="calibrate=True"):

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bedspace._calibration import (
+from bedspace.annotate._calibration import (
     Calibrator,
     _isotonic_knots,
     expected_calibration_error,

@@ -173,7 +173,7 @@ def test_layout_writes_and_survives_h5ad(trained, tmp_path):
 
 
 def test_search_through_the_anndata_reuses_its_model(trained):
-    from bedspace._model import searchable
+    from bedspace.tl._collection import searchable
 
     first = searchable(trained)
     assert searchable(trained) is first

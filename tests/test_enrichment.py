@@ -7,17 +7,16 @@ import pytest
 import scipy.sparse as sp
 from scipy.stats import fisher_exact, hypergeom
 
-from bedspace._enrichment import (
+from bedspace.annotate._baselines import (
     aggregate_by_label,
-    binary_csr,
-    binary_rows,
     enrichment_blocks,
     label_enrichment,
     log_fisher_greater,
     odds_ratio,
-    overlap_counts,
     rank_references,
 )
+from bedspace.annotate._kernel import overlap_counts
+from bedspace.annotate._tokens import TokenMatrix, TokenRows, binary_csr
 
 
 def _random_tables(rng, n):
@@ -220,27 +219,30 @@ def test_binary_csr_passes_a_0_1_matrix_through_and_converts_anything_else():
         assert counts.data[-1] != 1  # the caller's matrix is left as it was
 
 
-def test_binary_rows_reads_only_the_rows_asked_for():
+def test_token_rows_are_read_in_place_and_only_those_asked_for():
     tokens = binary_csr(sp.random(6, 40, density=0.3, random_state=0, format="csr"), name="t")
     rows = np.array([4, 1])
-    matrix, same_rows = binary_rows(tokens, rows, name="t")
-    assert matrix is tokens and same_rows is not None and same_rows.tolist() == [4, 1]  # no copy, no remapping
+    read = TokenMatrix.of(tokens).read(rows)
+    assert read.indices is tokens.indices and read.rows.tolist() == [4, 1]  # no copy, no remapping
     other = tokens.copy()
-    other.data[other.indptr[0]] = 2.0  # a count in a row not asked for is not looked at
-    assert binary_rows(other, rows, name="t")[0] is other
-    for damage in ("count", "unsorted"):
+    other.data[other.indptr[0]] = 0.0  # a stored zero in a row not asked for is not looked at
+    assert TokenMatrix.of(other).read(rows).indices is other.indices
+    for damage in ("zero", "unsorted"):
         bad = tokens.copy()
         start = bad.indptr[4]
-        if damage == "count":
-            bad.data[start] = 3.0
+        if damage == "zero":
+            bad.data[start] = 0.0  # a stored zero is not a region of the set
         else:
             bad.indices[start : start + 2] = bad.indices[start : start + 2][::-1].copy()
-        converted, new_rows = binary_rows(bad, rows, name="t")
-        assert converted is not bad and new_rows.tolist() == [0, 1]
-        np.testing.assert_array_equal(converted.toarray(), tokens[rows].toarray())
-    coo = tokens.tocoo()
-    converted, new_rows = binary_rows(coo, rows, name="t")
-    np.testing.assert_array_equal(converted[new_rows].toarray(), tokens[rows].toarray())
+        converted = TokenMatrix.of(bad).read(rows)
+        assert converted.indices is not bad.indices and converted.rows.tolist() == [0, 1]
+        expected = tokens[rows].toarray()
+        if damage == "zero":
+            expected[0, tokens.indices[start]] = 0
+        np.testing.assert_array_equal(converted.to_csr().toarray(), expected)
+    coo = TokenMatrix.of(tokens.tocoo()).read(rows)
+    np.testing.assert_array_equal(coo.to_csr().toarray(), tokens[rows].toarray())
+    assert coo.fingerprint().tolist() == [[tokens[r].nnz, int(tokens[r].indices.sum())] for r in rows]
 
 
 def test_overlap_counts_are_the_sparse_product():
@@ -255,7 +257,8 @@ def test_overlap_counts_are_the_sparse_product():
     assert overlap_counts(query[:0], reference).shape == (0, 11)
     assert overlap_counts(query, reference[:0]).shape == (7, 0)
     some = np.array([9, 2, 5])  # some reference sets, in any order, read in place
-    np.testing.assert_array_equal(overlap_counts(query, reference, reference_rows=some), expected[:, some])
+    read = TokenRows(reference.indptr, reference.indices, some, reference.shape[1])
+    np.testing.assert_array_equal(overlap_counts(query, read), expected[:, some])
     with pytest.raises(ValueError, match="universe regions"):
         overlap_counts(query, reference[:, :200])
 

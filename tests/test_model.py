@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -64,6 +65,8 @@ def test_anndata_and_model_are_exact_inverses(trained, key, tmp_path):
     np.testing.assert_array_equal(again.varm[key], adata.varm[key])
     for name in ("params", "loss", "label_vectors", "universe"):
         assert str(again.uns[key][name]) == str(adata.uns[key][name]), name
+    for name in ("tokenize", "version", "universe"):  # what bs.pp.tokenize recorded comes back too
+        assert str(again.uns["bedspace"][name]) == str(adata.uns["bedspace"][name]), name
     pd.testing.assert_frame_equal(again.uns[key]["labels"], adata.uns[key]["labels"])
     # and through .h5ad
     again.write_h5ad(tmp_path / "again.h5ad")
@@ -75,9 +78,12 @@ def test_save_load_keeps_every_part(trained, tmp_path):
     model = bs.BEDSpaceModel.from_anndata(adata)
     folder = model.save(tmp_path / "model")
     manifest = json.loads((folder / "model.json").read_text())
-    assert manifest["format"] == "bedspace-model" and manifest["format_version"] == 2
-    assert manifest["params"]["epochs"] == 5
-    assert set(manifest["files"]) == {"universe", "region_vectors", "labels", "label_vectors", "reference"}
+    assert manifest["format"] == "bedspace-model" and manifest["format_version"] == 3
+    assert manifest["params"]["epochs"] == 5 and manifest["provenance"]["version"] == bs.__version__
+    assert set(manifest["files"]) == {
+        "universe", "region_vectors", "labels", "label_vectors", "sets", "set_vectors", "tokens_indptr",
+        "tokens_indices", "annotator",
+    }  # fmt: skip
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
     loaded = bs.BEDSpaceModel.load(folder)
     assert_same_model(loaded, model)
@@ -130,7 +136,7 @@ def test_load_errors(saved, tmp_path):
     with pytest.raises(FileNotFoundError, match="not a bedspace model folder"):
         bs.BEDSpaceModel.load(tmp_path)
     _edit_manifest(saved, format_version=99)
-    with pytest.raises(ValueError, match="format 99.*reads formats 1 to 2: upgrade bedspace"):
+    with pytest.raises(ValueError, match="format 99.*reads formats 1 to 3: upgrade bedspace"):
         bs.BEDSpaceModel.load(saved)
     _edit_manifest(saved, format_version="1")
     with pytest.raises(ValueError, match="format_version must be a whole number >= 1, got '1'"):
@@ -147,11 +153,13 @@ def test_load_errors(saved, tmp_path):
 @pytest.mark.parametrize(
     ("file", "tamper"),
     [
-        ("universe.bed.gz", "shift"),
+        ("universe.npz", "truncate"),
         ("labels.tsv", "swap"),
         ("label_vectors.npy", "nan"),
         ("region_vectors.npy", "truncate"),
-        ("reference.h5ad", "truncate"),
+        ("sets.h5ad", "truncate"),
+        ("tokens_indices.npy", "truncate"),
+        ("annotator.npz", "truncate"),
     ],
 )
 def test_a_tampered_file_is_refused_by_name(saved, file, tamper):
@@ -173,12 +181,31 @@ def test_a_tampered_file_is_refused_by_name(saved, file, tamper):
     else:
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError, match=rf"{file} does not match the checksum in model.json"):
-        bs.BEDSpaceModel.load(saved)
+        _read_everything(saved)
+
+
+def _read_everything(folder):
+    """Load a model folder and read every part of it (vectors and metadata are read on first use)."""
+    model = bs.BEDSpaceModel.load(folder)
+    model.region_vectors, model.set_metadata  # noqa: B018
+    return model
+
+
+def test_a_search_reads_only_what_it_needs(saved, trained):
+    """r2l by the annotator reads neither the region vectors nor the sets' metadata: damaged, they are not seen."""
+    data, adata = trained
+    expected = bs.BEDSpaceModel.from_anndata(adata).search(data.files[2], search_type="r2l")
+    (saved / "region_vectors.npy").write_bytes(b"damaged")
+    (saved / "sets.h5ad").write_bytes(b"damaged")
+    model = bs.BEDSpaceModel.load(saved)
+    pd.testing.assert_frame_equal(model.search(data.files[2], search_type="r2l"), expected)
+    with pytest.raises(ValueError, match="region_vectors.npy does not match the checksum"):
+        model.search(data.files[2], search_type="r2r")
 
 
 def test_damaged_contents_are_refused_even_with_matching_checksums(saved):
     """A folder whose manifest was rewritten to match damaged files still fails, naming the file."""
-    from bedspace._model import _fingerprint
+    from bedspace._folder import fingerprint as _fingerprint
 
     def reseal():
         manifest = json.loads((saved / "model.json").read_text())
@@ -190,7 +217,7 @@ def test_damaged_contents_are_refused_even_with_matching_checksums(saved):
     np.save(saved / "region_vectors.npy", sets[:, :8])
     reseal()
     with pytest.raises(ValueError, match=r"region_vectors.npy: shape \(\d+, 8\), expected"):
-        bs.BEDSpaceModel.load(saved)
+        _read_everything(saved)
     np.save(saved / "region_vectors.npy", sets)
     labels = np.load(saved / "label_vectors.npy")
     labels[1, 3] = np.inf
@@ -222,6 +249,29 @@ def test_a_model_saved_by_bedspace_0_1_still_loads(trained, tmp_path):
     old = bs.BEDSpaceModel.load(folder)
     np.testing.assert_array_equal(old.region_vectors, model.region_vectors)
     assert old.set_names.tolist() == model.set_names.tolist()
+
+
+FORMAT_2 = Path(__file__).parent / "data" / "format2_insulators"
+
+
+@pytest.mark.parametrize("resave", [False, True], ids=["format 2", "saved again as format 3"])
+def test_a_format_2_folder_loads_and_answers_identically(tmp_path, resave):
+    """The answers a format-2 folder gave when it was written (see tests/data/format2_insulators/README.md)."""
+    model = bs.BEDSpaceModel.load(FORMAT_2 / "model")
+    assert model.annotator is not None and model.annotator.is_calibrated
+    if resave:
+        model = bs.BEDSpaceModel.load(model.save(tmp_path / "model"))
+    query = str(Path(bs.datasets.insulators().beds) / "CTCF_Kc_Bushey_2009.bed.gz")
+    searches = {
+        "r2l": {"query": query, "search_type": "r2l"},
+        "r2l_stored": {"query": model.set_names[1], "search_type": "r2l"},
+        "l2r": {"query": "cell_type=Kc", "search_type": "l2r"},
+        "r2r": {"query": query, "search_type": "r2r"},
+        "r2r_embedding": {"query": query, "search_type": "r2r", "method": "embedding"},
+    }
+    for name, options in searches.items():
+        expected = (FORMAT_2 / f"{name}.tsv").read_text()
+        assert model.search(**options).to_csv(sep="\t", index=False) == expected, name
 
 
 def test_from_anndata_needs_training():

@@ -90,16 +90,19 @@ def test_r2r_adds_the_probability_of_shared_labels_to_the_cosine(hg19, hg19_trai
 
 
 def test_r2r_weighs_unlabelled_sets_by_the_base_rates():
-    from bedspace._annotation import shared_label_probability
+    from bedspace.annotate import Annotation, RegionAnnotator
 
     probabilities = {"organ": np.array([[0.7, 0.2, 0.1]]), "assay": np.array([[1.0, 0.0]])}
-    codes = {"organ": np.array([0, 2, -1]), "assay": np.array([0, -1, 1])}
-    priors = {"organ": np.array([0.5, 0.25, 0.25]), "assay": np.array([0.5, 0.5])}
-    shared = shared_label_probability(probabilities, codes, priors)
+    annotator = RegionAnnotator()  # the fitted state shared_labels reads, set by hand
+    annotator.fields_ = ["organ", "assay"]
+    annotator.codes_ = {"organ": np.array([0, 2, -1]), "assay": np.array([0, -1, 1])}
+    annotator.priors_ = {"organ": np.array([0.5, 0.25, 0.25]), "assay": np.array([0.5, 0.5])}
+    answer = Annotation({}, probabilities, np.ones(1, bool), np.zeros(1), np.zeros(1))
+    shared = annotator.shared_labels(answer)
     unknown_organ = 0.7 * 0.5 + 0.2 * 0.25 + 0.1 * 0.25
     np.testing.assert_allclose(shared, [[(0.7 + 1.0) / 2, (0.1 + 0.5) / 2, (unknown_organ + 0.0) / 2]])
     with pytest.raises(ValueError, match="no label probabilities"):
-        shared_label_probability({}, codes, priors)
+        annotator.shared_labels(Annotation({}, {}, np.ones(1, bool), np.zeros(1), np.zeros(1)))
 
 
 def test_a_path_means_the_file_even_when_a_set_has_its_name(hg19, hg19_trained, tmp_path, monkeypatch):

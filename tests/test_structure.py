@@ -93,13 +93,14 @@ def test_writers_copy_and_document_every_key_they_write(collection, tmp_path):
 # -- imports run one way: base, engine and formats, core, then the front -------------------------------------------
 LAYERS = {
     "base": [
-        "_atomic", "_cache", "_logging", "_metrics", "_parallel", "_params", "_similarity", "_version",
-        "_warnings", "_calibration", "_enrichment", "_quiet", "_annotation", "_index",
+        "_atomic", "_cache", "_logging", "_metrics", "_parallel", "_params", "_plain", "_similarity", "_version",
+        "_warnings", "_quiet", "_index",
     ],
     "engine": ["_engine", "_formats", "_overlap"],
+    "annotate": ["annotate"],
     "core": [
-        "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_sources", "_training", "_universe",
-        "_ondisk",
+        "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_queries", "_folder", "_sources",
+        "_training", "_universe", "_ondisk",
     ],
     "front": ["pp", "tl", "pl", "io", "datasets", "cli", "__init__", "__main__"],
 }  # fmt: skip

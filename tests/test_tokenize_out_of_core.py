@@ -25,7 +25,7 @@ try:
 except ImportError:  # anndata < 0.12
     from anndata.experimental import read_elem_lazy
 from bedspace import _ondisk
-from bedspace._model import _row_chunks
+from bedspace.annotate._tokens import row_chunks as _row_chunks
 from bedspace._universe import Universe
 
 

@@ -7,15 +7,18 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 import pandas as pd
-import pyranges1 as pr
 from isal import igzip, isal_zlib
 
 from .._atomic import atomic_write_bytes
 from .._warnings import warn
+
+if TYPE_CHECKING:
+    import pyranges1 as pr
 
 PathLike = str | os.PathLike
 
@@ -666,6 +669,8 @@ def read_bed(path: PathLike) -> pr.PyRanges:
     intervals = read_intervals(path)
     if len(intervals) == 0:
         warn(f"{path}: no intervals in this file; it is an empty region set")
+    import pyranges1 as pr  # imported on use: a second of import time that most callers do not need
+
     return pr.PyRanges(intervals.to_frame())
 
 

@@ -172,7 +172,7 @@ def distances(args: argparse.Namespace) -> None:
     for i, name in enumerate(names):
         if name not in missing:
             vectors[i] = known.vectors[known.position(name)]
-            tokens[i] = None if known.tokens is None else known.tokens[known.position(name)]
+            tokens[i] = None if known.tokens is None else known.tokens.read([known.position(name)]).to_csr()
     if missing:
         unseen = model.tokenize([Path(args.beds) / n for n in missing])
         rows = [names.index(n) for n in missing]
@@ -180,7 +180,15 @@ def distances(args: argparse.Namespace) -> None:
         for row, i in enumerate(rows):
             tokens[i] = unseen.X[row]
     carried = None if any(t is None for t in tokens) else sp.vstack(tokens, format="csr")
-    reference = ReferenceSets(match_metadata(table, names), vectors, carried)
+    metadata = match_metadata(table, names)
+    if known is not None and known.annotator is not None and names == known.names.tolist():
+        # the model's own sets, in its order: its annotator (fitted and calibrated on them) comes along
+        reference = ReferenceSets(metadata, vectors, known.tokens, annotator=known.annotator)
+    else:
+        reference = ReferenceSets(metadata, vectors, carried)
+        if carried is not None and reference.label_codes(model.label_table):
+            seed = int(model.params.get("random_state", 0) or 0)
+            reference.fit_annotator(model.label_table, random_state=seed)
     adata = model.with_reference(reference).to_anndata()
     bs.tl.distances(adata, n_neighbors=args.n_neighbors)
     write_h5ad_atomic(adata, output)
@@ -192,10 +200,13 @@ def distances(args: argparse.Namespace) -> None:
 
 
 def search(args: argparse.Namespace) -> None:
-    import bedspace as bs
+    from bedspace._model import BEDSpaceModel
 
-    adata = read_h5ad_checked(Path(args.distances), "distances file")
-    model = bs.BEDSpaceModel.from_anndata(adata)
+    source = Path(args.distances)
+    if source.is_dir():  # a model folder (from train): opened without reading what the search does not need
+        model = BEDSpaceModel.load(source)
+    else:
+        model = BEDSpaceModel.from_anndata(read_h5ad_checked(source, "distances file"))
     if args.type != "r2l" and args.min_probability:
         raise ValueError("--min-probability is an option of -t r2l only")
     options = {"min_probability": args.min_probability} if args.type == "r2l" else {}

@@ -280,7 +280,7 @@ def calibration(
     The Axes.
     """
     record = adata.uns.get(key, {}).get("annotator") if isinstance(adata.uns.get(key), dict) else None
-    if record is None:
+    if record is None or not len(record.get("calibrators", {})):
         raise KeyError(
             f"no calibrated annotator under adata.uns[{key!r}]: train with bs.tl.train (calibrate=True) or run "
             "bs.tl.calibrate"

@@ -7,7 +7,7 @@ from concurrent.futures import Executor
 import anndata as ad
 
 from .._keys import Keys, store
-from .._model import searchable
+from ._collection import searchable
 
 
 def embed(

@@ -19,17 +19,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import _logging as logg
-from .._calibration import confidence_calibration_error, expected_calibration_error
-from .._enrichment import (
-    aggregate_by_label,
-    binary_csr,
-    enrichment_from_counts,
-    jaccard_from_counts,
-    overlap_counts,
-    rank_references,
-)
 from .._metrics import annotation_metrics, retrieval_metrics
-from .._model import BEDSpaceModel, searchable
+from .._model import BEDSpaceModel
+from ..annotate._baselines import OverlapBaselines, aggregate_by_label, knn_vote
+from ..annotate._calibration import confidence_calibration_error, expected_calibration_error
+from ._collection import searchable
 from .._similarity import unit_rows
 
 BASELINES = ("overlap", "enrichment", "random")
@@ -41,24 +35,6 @@ LABEL_VECTORS = "-labels"
 """Suffix of a trained method's name for its annotation by the label vectors (StarSpace's way)."""
 _COLUMNS = ["field", "search", "metric", "method", "value"]
 _EVALUATION_KEY = "bedspace_evaluation"  # where evaluate_repeated trains, so a user's own key is never touched
-
-
-def jaccard(test: sp.csr_matrix, train: sp.csr_matrix) -> np.ndarray:
-    """Jaccard similarity of token sets, test × train (what interval-overlap search tools compute)."""
-    test, train = binary_csr(test, name="test"), binary_csr(train, name="train")
-    return jaccard_from_counts(overlap_counts(test, train), np.diff(test.indptr), np.diff(train.indptr))
-
-
-def knn_vote(similarity: np.ndarray, train_codes: np.ndarray, n_labels: int, k: int) -> np.ndarray:
-    """Label scores by a similarity-weighted vote of the ``k`` most similar training sets."""
-    k = min(k, similarity.shape[1])
-    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    votes = np.zeros((similarity.shape[0], n_labels))
-    for i, row in enumerate(nearest):
-        codes = train_codes[row]
-        ok = codes >= 0
-        np.add.at(votes[i], codes[ok], similarity[i, row[ok]] + 1e-9)
-    return votes
 
 
 @dataclass(frozen=True)
@@ -87,22 +63,6 @@ class _Field:
     def known(self) -> np.ndarray:
         """Held-out sets whose label some training set has (the others cannot be annotated right)."""
         return self.test >= 0
-
-
-class _Overlap:
-    """Shared regions of the held-out and training sets, computed once for the Jaccard and enrichment baselines."""
-
-    def __init__(self, train: ad.AnnData, test: ad.AnnData):
-        train_x, test_x = binary_csr(train.X, name="train.X"), binary_csr(test.X, name="test.X")
-        if train_x.shape[1] != test_x.shape[1]:
-            raise ValueError(
-                f"train and test are on different universes ({train_x.shape[1]} and {test_x.shape[1]} regions)"
-            )
-        shared = overlap_counts(test_x, train_x)
-        test_sizes, train_sizes = np.diff(test_x.indptr), np.diff(train_x.indptr)
-        self.jaccard = jaccard_from_counts(shared, test_sizes, train_sizes)
-        self.log_pvalue, self.odds_ratio = enrichment_from_counts(shared, test_sizes, train_sizes, train_x.shape[1])
-        self.enrichment_ranks = rank_references(self.log_pvalue, self.odds_ratio)
 
 
 def _check_fields(fields, *collections: ad.AnnData) -> list[str]:
@@ -171,7 +131,7 @@ def evaluate(
     * ``enrichment``: LOLA's test (Sheffield & Bock 2016): one-sided Fisher's exact test of the 2×2 table of
       universe regions in the held-out set or not × in a training set or not. r2r ranks the training sets by
       p-value (ties by odds ratio); r2l ranks labels by the rank of their best training set
-      (:func:`bedspace._enrichment.label_enrichment`); l2r ranks the held-out sets by that rank, ties (many
+      (:func:`bedspace.annotate._baselines.label_enrichment`); l2r ranks the held-out sets by that rank, ties (many
       sets have a set of their own label first) by its p-value.
 
     Held-out sets whose label no training set has are skipped for that field.
@@ -225,7 +185,7 @@ def _embedding_rows(
 ) -> list[tuple]:
     """Rows of a trained model: ``method`` (the default annotator and r2r) and ``method-labels`` (the embedding)."""
     test_vectors = unit_rows(model.embed(test))
-    test_tokens = binary_csr(test.X, name="test.X")
+    test_tokens = test.X
     annotation = model.annotate_tokens(test_tokens)
     by_vectors = model.set_scores(test_tokens, test_vectors, method="embedding")
     # r2r as bs.tl.search ranks it: cosine plus the shared-label probability when calibrated, else cosine alone
@@ -272,7 +232,7 @@ def _baseline_rows(
     n_random: int,
     random_state: int,
 ) -> list[tuple]:
-    overlap = _Overlap(train, test) if {"overlap", "enrichment"} & set(baselines) else None
+    overlap = OverlapBaselines.of(test.X, train.X) if {"overlap", "enrichment"} & set(baselines) else None
     rng = np.random.default_rng(random_state)
     rows = []
     for field in coded:

@@ -7,7 +7,7 @@ from typing import Literal
 import anndata as ad
 import pandas as pd
 
-from .._model import searchable
+from ._collection import searchable
 
 
 def search(

@@ -22,15 +22,12 @@ from .._labels import LabelTable
 from .._model import BEDSpaceModel
 from .._parallel import available_cores
 from .._params import BACKENDS, DEFAULTS, TrainParams, check_threads
+from .._reference import ReferenceSets
 from .._training import TrainingExamples, training_examples
 from .._universe import Universe
 from .._warnings import warn
-from ._calibrate import cross_fit
-
-# Below this many training sets, cross-fitted calibration has too little to stand on (each fold half of them).
-MIN_SETS_TO_CALIBRATE = 10
-# Rows of a backed collection are read this many tokens at a time (about 80 MB of an .h5ad in memory).
-CHUNK_TOKENS = 2**24
+from ..annotate._tokens import CHUNK_TOKENS
+from ._collection import keep_annotator, searchable
 
 
 def train(
@@ -115,9 +112,9 @@ def train(
     key_added
         Where results go (see Returns).
     calibrate
-        Also fit the default annotator's calibrated probabilities and domain (:func:`bedspace.tl.calibrate`,
-        leave-one-out: seconds, no more training). Skipped, with a message, for a backed collection and for fewer
-        than 10 training sets.
+        Fit the default annotator with calibrated probabilities and a domain (leave-one-out: seconds, no more
+        training; see :func:`calibrate`). The annotator is fitted either way (``False``: scores, no
+        probabilities); with fewer than 10 labelled sets it is not calibrated, with a message.
     copy
         Return a trained copy instead of writing into ``adata``.
 
@@ -136,8 +133,8 @@ def train(
         examples),
         ``labels`` (DataFrame ``field``, ``value``, indexed ``field=value``), ``label_vectors`` (labels × ``dim``,
         rows aligned with ``labels``), ``loss`` (per epoch) and ``universe`` (name, size, chromosome sizes); with
-        the default key, next to what :func:`bedspace.pp.tokenize` recorded there; with ``calibrate``,
-        ``annotator`` and ``classifier`` (see :func:`calibrate`).
+        the default key, next to what :func:`bedspace.pp.tokenize` recorded there; and ``annotator``, the default
+        annotator fitted on the collection's sets (see :func:`calibrate`).
 
     Raises
     ------
@@ -236,12 +233,10 @@ def train(
     store(adata, "obsm", keys.set_vectors, model.embed(adata, chunk_tokens=CHUNK_TOKENS), "set vectors")
     store(adata, "obs", keys.in_training, in_training, "training examples")
     logg.added(keys.record, "params, labels, label_vectors, loss, universe", "uns")
-    if calibrate and adata.isbacked:
-        logg.info("not calibrated: the collection is backed (bs.tl.calibrate needs it in memory)")
-    elif calibrate and examples.n_examples < MIN_SETS_TO_CALIBRATE:
-        logg.info(f"not calibrated: {examples.n_examples} training sets are too few (bs.tl.calibrate needs 10)")
-    elif calibrate:
-        cross_fit(adata, key=key_added, n_folds=None, random_state=None)
+    # the collection owns its annotator: fitted once here (reading only the rows it needs), kept in uns
+    reference = ReferenceSets(adata.obs, adata.obsm[keys.set_vectors], adata.X)
+    reference.fit_annotator(model.label_table, calibrate=bool(calibrate), random_state=int(random_state))
+    keep_annotator(adata, key_added, model.with_reference(reference))
     return adata if copy else None
 
 
@@ -369,35 +364,39 @@ def calibrate(
     random_state: int | None = None,
     copy: bool = False,
 ) -> ad.AnnData | None:
-    """Fit the calibrated probabilities and the domain of the default r2l annotator.
+    """Fit the default r2l annotator again: its classifier, calibrated probabilities and domain.
 
-    Every training set is annotated as a new query would be, without itself among the reference sets:
+    :func:`train` already fits it (leave-one-out); call this to fit it with other options, or after the sets
+    changed. The annotator (:class:`~bedspace.annotate.RegionAnnotator`) is a kernel ridge classifier on the
+    sets' shared regions, fitted on every labelled set (on a sample of 2,000 keeping every combination of labels
+    beyond). Every labelled set is annotated as a new query would be, without itself among the reference sets:
 
     * ``n_folds=None`` (the default, what :func:`train` runs): leave one out — each set is annotated by the
-      kernel ridge classifier fitted on all the others, exactly as a new query is (the classifier's
-      leave-one-out is exact and costs no refit).
+      classifier fitted on all the others, exactly as a new query is (the classifier's leave-one-out is exact and
+      costs no refit); beyond 2,000 sets, a random 2,000 of them.
     * ``n_folds=k``: cross-fitting — the sets are dealt into ``k`` folds stratified by the first label field,
       and the fold's sets are annotated by a classifier fitted on the other folds' sets: each set from
       ``1 - 1/k`` of the collection (a little pessimistic).
 
-    Neither trains an embedding: the annotator compares region tokens.
+    Neither trains an embedding: the annotator compares region tokens. A backed collection is read a few rows
+    at a time (only the sets the fit compares).
 
     Sets whose label no other set carries are left out (no annotator can get them right). A temperature-scaled
     softmax per field, with an isotonic step where it helps out of sample, is fitted on those annotations, and
     the domain (how much of a query lies in the universe, and how much it must share with its best reference set)
-    on the training sets. ``benchmarks/evaluate.py`` measures the calibration on held-out sets.
+    on the collection's sets. Fewer than 10 labelled sets are too few: the annotator then gives scores only.
+    ``benchmarks/evaluate.py`` measures the calibration on held-out sets.
 
     Parameters
     ----------
     adata
-        A collection trained with :func:`train`, in memory (the folds compare region tokens).
+        A collection trained with :func:`train` (in memory or backed).
     key
         The ``key_added`` of :func:`train`.
     n_folds
         ``None``: leave one out; or folds of the cross-fitting (>= 2).
     random_state
-        Seed of the folds, and of the sample of sets the classifier is fitted on beyond 2,000 (default: the
-        training's seed).
+        Seed of the folds, and of the samples of sets beyond 2,000 (default: the training's seed).
     copy
         Return a calibrated copy instead of writing into ``adata``.
 
@@ -406,20 +405,20 @@ def calibrate(
     ``None``, or the calibrated copy when ``copy=True``. Writes:
 
     ``adata.uns[key]["annotator"]``
-        Per label field the calibrator (temperature, isotonic knots, labels, fit diagnostics) and the labels'
-        base rates (``priors``), the domain thresholds (``min_log_odds``, ``min_coverage``) and per field the
-        ``hit@1`` and ``ece`` of the held-out annotations (``diagnostics``) and their reliability bins.
-    ``adata.uns[key]["classifier"]``
-        With leave-one-out and every set in training: the kernel ridge classifier it fitted (per field the
-        fitted sets, their dual weights and leave-one-out scores, and a fingerprint of their tokens), which a
-        query of the collection then uses instead of refitting it — as long as the sets, their tokens and labels
-        are those it was fitted on. Otherwise it is dropped.
+        The fitted annotator (:meth:`~bedspace.annotate.RegionAnnotator.to_record`): per label field the fitted
+        sets, their dual weights and leave-one-out scores, every set's label, the labels' base rates
+        (``priors``) and calibrator (temperature, isotonic knots); the domain thresholds (``min_log_odds``,
+        ``min_coverage``); per field the ``hit@1`` and ``ece`` of the held-out annotations (``diagnostics``)
+        and their reliability bins (``reliability``); a fingerprint of the compared sets' tokens.
 
     Raises
     ------
     ValueError
-        ``adata`` is not trained under ``key``, is backed, or has too few labelled sets for ``n_folds`` folds.
+        ``adata`` is not trained under ``key``, or has too few labelled sets for ``n_folds`` folds.
     """
     adata = adata.copy() if copy else adata
-    cross_fit(adata, key=key, n_folds=n_folds, random_state=random_state)
+    model = searchable(adata, key)
+    seed = int(model.params.get("random_state", 0) or 0) if random_state is None else random_state
+    model.need_reference().fit_annotator(model.label_table, n_folds=n_folds, random_state=seed)
+    keep_annotator(adata, key, model)
     return adata if copy else None

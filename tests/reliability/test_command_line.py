@@ -110,7 +110,7 @@ def test_a_relative_starspace_path_is_found(cli, work):
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: p.mkdir(), "must be a file"),
+        (lambda p: p.mkdir(), "not a bedspace model folder (no model.json)"),
         (lambda p: p.write_text("file_name\na.bed\n"), "is not a distances file written by bedspace"),
         (lambda p: p.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100), "damaged or incomplete distances file"),
     ],

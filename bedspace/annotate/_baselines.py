@@ -1,4 +1,9 @@
-"""LOLA-style enrichment (Sheffield & Bock 2016): the overlap statistics biologists already use to annotate a set.
+"""The baselines the annotator is measured against: overlap k-NN and LOLA-style enrichment.
+
+**Overlap** (what interval-overlap search tools compute): the Jaccard similarity of two sets' universe regions;
+a query's labels by a similarity-weighted vote of its ``k`` most similar labelled sets (:func:`knn_vote`).
+
+**LOLA-style enrichment** (Sheffield & Bock 2016), the overlap statistics biologists already use to annotate a set.
 
 For a query set and a reference (labelled) set, the universe regions form a 2×2 table: in the query or not ×
 in the reference or not. One-sided Fisher's exact test asks whether the two share more regions than chance;
@@ -19,6 +24,9 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import hypergeom
+
+from ._kernel import jaccard_from_counts, overlap_counts
+from ._tokens import binary_csr
 
 # Relative accuracy of the summed tails.
 _TAIL_TOLERANCE = 1e-14
@@ -45,117 +53,6 @@ class EnrichmentBlock:
     overlap: np.ndarray
     log_pvalue: np.ndarray
     odds_ratio: np.ndarray
-
-
-def _token_dtype(n_regions: int) -> type:
-    """float32 counts shared regions exactly below 2**24 universe regions; float64 above."""
-    return np.float32 if n_regions < 2**24 else np.float64
-
-
-def binary_csr(matrix, *, name: str) -> sp.csr_matrix:
-    """``matrix`` as a CSR of 0/1 (any nonzero counts as "has the region"), checked; not copied when it is one.
-
-    Values are float32 below 2**24 columns — sparse products then count shared regions exactly and the
-    reference costs no second copy when it comes from :func:`bedspace.pp.tokenize` — and float64 above.
-    """
-    if not sp.issparse(matrix):
-        matrix = np.asarray(matrix)
-        if matrix.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D sets × regions matrix, got shape {matrix.shape}")
-    dtype = _token_dtype(matrix.shape[1])
-    if (
-        sp.issparse(matrix)
-        and matrix.format == "csr"
-        and matrix.dtype == dtype
-        and matrix.has_canonical_format  # no duplicate entries: each region counts once
-        and _all_ones(matrix.data)
-    ):
-        return matrix
-    matrix = sp.csr_matrix(matrix, copy=True)  # the caller's matrix is left as it is
-    matrix.sum_duplicates()
-    matrix.eliminate_zeros()
-    return sp.csr_matrix((np.ones(matrix.nnz, dtype=dtype), matrix.indices, matrix.indptr), shape=matrix.shape)
-
-
-def binary_rows(matrix, rows: np.ndarray, *, name: str) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Rows ``rows`` of ``matrix`` as 0/1 CSR, checked without reading the other rows: ``(matrix, rows)``.
-
-    The matrix itself and ``rows`` when those rows already are what :func:`binary_csr` returns (0/1, sorted, no
-    duplicate regions, its dtype): a query of a large collection then checks the few thousand sets it reads, not
-    every set. Otherwise a converted copy of those rows alone and ``0 … len(rows) - 1``.
-    """
-    rows = np.asarray(rows, dtype=np.int64)
-    dtype = _token_dtype(matrix.shape[1])
-    if (
-        sp.issparse(matrix)
-        and matrix.format == "csr"
-        and matrix.dtype == dtype
-        and _rows_binary(matrix.indptr, matrix.indices, matrix.data, rows)
-    ):
-        return matrix, rows
-    if sp.issparse(matrix) and matrix.format != "csr":
-        matrix = matrix.tocsr()
-    return binary_csr(matrix[rows], name=name), np.arange(rows.size)
-
-
-@numba.njit(cache=True, nogil=True)
-def _rows_binary(indptr, indices, data, rows) -> bool:
-    """Whether every value of these rows is 1 and each row's columns are strictly increasing (canonical CSR)."""
-    for row in rows:
-        start, stop = indptr[row], indptr[row + 1]
-        for p in range(start, stop):
-            if data[p] != 1 or (p > start and indices[p] <= indices[p - 1]):
-                return False
-    return True
-
-
-@numba.njit(cache=True, nogil=True)
-def _all_ones(values: np.ndarray) -> bool:
-    """Whether every value is 1, without the temporary ``values == 1`` (a byte a token: 0.8 GB for 10,000 sets)."""
-    for value in values:
-        if value != 1:
-            return False
-    return True
-
-
-def jaccard_from_counts(shared: np.ndarray, query_sizes: np.ndarray, reference_sizes: np.ndarray) -> np.ndarray:
-    """Jaccard similarity of token sets from their shared counts and sizes (0 where both are empty)."""
-    union = query_sizes[:, None] + reference_sizes[None, :] - shared
-    return np.divide(shared, union, out=np.zeros_like(shared), where=union > 0)
-
-
-def overlap_counts(
-    query: sp.csr_matrix, reference: sp.csr_matrix, *, reference_rows: np.ndarray | None = None
-) -> np.ndarray:
-    """Shared regions of every query and reference set (0/1 CSR matrices from :func:`binary_csr`), dense.
-
-    ``query @ reference.T``, counted straight into the dense result: each reference set's regions are looked up
-    in the query block transposed (region → queries), so only the block is transposed and the reference, the big
-    matrix, is read once as it is and never copied. (scipy's sparse product makes a second pass to size a sparse
-    result and builds it, which here is dense anyway: about 2-3 times the work.) ``reference_rows``: only these
-    reference sets (the result's columns, in this order), read in place.
-    """
-    if query.shape[1] != reference.shape[1]:
-        raise ValueError(f"queries have {query.shape[1]} universe regions, the reference sets {reference.shape[1]}")
-    by_region = sp.csr_matrix(query.T)  # regions × queries: the block's sets on each region
-    rows = np.arange(reference.shape[0]) if reference_rows is None else np.asarray(reference_rows, dtype=np.int64)
-    return _shared_counts(
-        reference.indptr, reference.indices, rows, by_region.indptr, by_region.indices, query.shape[0]
-    )
-
-
-@numba.njit(parallel=True, cache=True, nogil=True)
-def _shared_counts(reference_indptr, reference_indices, reference_rows, region_indptr, region_queries, n_queries):
-    shared = np.zeros((n_queries, reference_rows.size))
-    for column in numba.prange(reference_rows.size):
-        j = reference_rows[column]
-        counts = np.zeros(n_queries)
-        for p in range(reference_indptr[j], reference_indptr[j + 1]):
-            region = reference_indices[p]
-            for t in range(region_indptr[region], region_indptr[region + 1]):
-                counts[region_queries[t]] += 1.0
-        shared[:, column] = counts
-    return shared
 
 
 def log_fisher_greater(overlap, query_size, reference_size, n_regions) -> np.ndarray:
@@ -456,3 +353,48 @@ def label_enrichment(
         part = aggregate_by_label(block.log_pvalue, block.odds_ratio, reference_labels, n_labels)
         rank[block.rows], log_p[block.rows], odds[block.rows] = part.rank, part.log_pvalue, part.odds_ratio
     return LabelEnrichment(rank=rank, log_pvalue=log_p, odds_ratio=odds)
+
+
+def jaccard(test: sp.csr_matrix, train: sp.csr_matrix) -> np.ndarray:
+    """Jaccard similarity of token sets, test × train (what interval-overlap search tools compute)."""
+    test, train = binary_csr(test, name="test"), binary_csr(train, name="train")
+    return jaccard_from_counts(overlap_counts(test, train), np.diff(test.indptr), np.diff(train.indptr))
+
+
+def knn_vote(similarity: np.ndarray, train_codes: np.ndarray, n_labels: int, k: int) -> np.ndarray:
+    """Label scores by a similarity-weighted vote of the ``k`` most similar training sets."""
+    k = min(k, similarity.shape[1])
+    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+    votes = np.zeros((similarity.shape[0], n_labels))
+    for i, row in enumerate(nearest):
+        codes = train_codes[row]
+        ok = codes >= 0
+        np.add.at(votes[i], codes[ok], similarity[i, row[ok]] + 1e-9)
+    return votes
+
+
+@dataclass(frozen=True)
+class OverlapBaselines:
+    """Shared regions of test and training sets, computed once for the Jaccard and enrichment baselines.
+
+    ``jaccard``, ``log_pvalue`` and ``odds_ratio`` are test × train; ``enrichment_ranks`` ranks the training sets
+    per test set by LOLA's order (:func:`rank_references`).
+    """
+
+    jaccard: np.ndarray
+    log_pvalue: np.ndarray
+    odds_ratio: np.ndarray
+    enrichment_ranks: np.ndarray
+
+    @classmethod
+    def of(cls, test_tokens, train_tokens) -> OverlapBaselines:
+        """Compare test sets with training sets (two sets × regions matrices on the same universe)."""
+        train_x, test_x = binary_csr(train_tokens, name="train"), binary_csr(test_tokens, name="test")
+        if train_x.shape[1] != test_x.shape[1]:
+            raise ValueError(
+                f"train and test are on different universes ({train_x.shape[1]} and {test_x.shape[1]} regions)"
+            )
+        shared = overlap_counts(test_x, train_x)
+        test_sizes, train_sizes = np.diff(test_x.indptr), np.diff(train_x.indptr)
+        log_pvalue, odds = enrichment_from_counts(shared, test_sizes, train_sizes, train_x.shape[1])
+        return cls(jaccard_from_counts(shared, test_sizes, train_sizes), log_pvalue, odds, rank_references(log_pvalue, odds))

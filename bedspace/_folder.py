@@ -1,0 +1,413 @@
+"""Model folders: a trained model saved as a self-describing, checksummed folder (no pickle), opened in a blink.
+
+Format 3 (written by :func:`save`)::
+
+    model.json            format, bedspace version, dim, counts, parameters, universe (name, chromosome sizes),
+                          loss, and the size and sha256 of every other file
+    universe.npz          the regions: chromosome names, each region's chromosome, start and end
+    region_vectors.npy    regions × dim, float32 (memory-mapped: a query reads the rows of its regions only)
+    labels.tsv            field and value of each label
+    label_vectors.npy     labels × dim, float32
+    sets.h5ad             the reference sets' metadata (``.obs``, every dtype kept), read on first use
+    set_vectors.npy       sets × dim, float32 (memory-mapped)
+    tokens_indptr.npy     the sets' tokens as CSR: row pointers (int64) ...
+    tokens_indices.npy    ... and each set's universe regions, sorted (int32; memory-mapped: r2l reads the
+                          annotator's fitted sets only)
+    annotator.npz         the default annotator (:meth:`~bedspace.annotate.RegionAnnotator.to_record`, flattened)
+
+The sizes follow from what a search needs: the region vectors are 4 bytes × dim per universe region (574,740
+regions × 100 dimensions: 230 MB), the tokens 4 bytes per region of each set (the default annotator compares a
+query's regions with the sets'), everything else is small. Each file is checked against its checksum when it is
+first read, so a search reads (and checks) only the files it needs.
+
+Format 2 (``reference.h5ad`` with the tokens, the annotator in ``model.json``, ``classifier.npz``) and format 1
+(bedspace 0.1: no checksums, sets as CSV) are read too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._atomic import atomic_folder
+from ._formats.bed import read_intervals
+from ._labels import LabelTable
+from ._plain import json_default
+from ._quiet import quiet_anndata_io
+from ._reference import ReferenceSets
+from ._universe import Universe
+from ._version import __version__
+from .annotate import RegionAnnotator, TokenMatrix
+from .annotate._estimator import flatten, unflatten
+from .annotate._tokens import CHUNK_TOKENS
+
+FORMAT = "bedspace-model"
+FORMAT_VERSION = 3
+MANIFEST = "model.json"
+FILES = {
+    "universe": "universe.npz",
+    "region_vectors": "region_vectors.npy",
+    "labels": "labels.tsv",
+    "label_vectors": "label_vectors.npy",
+}
+SET_FILES = {
+    "sets": "sets.h5ad",
+    "set_vectors": "set_vectors.npy",
+    "tokens_indptr": "tokens_indptr.npy",
+    "tokens_indices": "tokens_indices.npy",
+}
+ANNOTATOR_FILE = "annotator.npz"
+_V2_FILES = {"universe": "universe.bed.gz", "reference": "reference.h5ad", "classifier": "classifier.npz"}
+_V1_SET_FILES = {"sets": "sets.csv.gz", "set_vectors": "set_vectors.npy"}  # folders of format 1 (bedspace 0.1)
+
+
+def save(model, folder: Path, *, overwrite: bool = False) -> Path:
+    """Write ``model`` into ``folder`` (format 3), atomically: a crash leaves no half-written folder."""
+    reference = model.reference
+    with atomic_folder(folder, overwrite=overwrite, replaceable=is_model_folder) as tmp:
+        regions = model.universe.regions
+        chroms = regions["chrom"].cat
+        np.savez(
+            tmp / FILES["universe"], chroms=np.asarray(chroms.categories, dtype=str),
+            codes=np.asarray(chroms.codes, dtype=np.int32), starts=regions["start"].to_numpy(np.int64),
+            ends=regions["end"].to_numpy(np.int64),
+        )  # fmt: skip
+        np.save(tmp / FILES["region_vectors"], np.asarray(model.region_vectors, dtype=np.float32), allow_pickle=False)
+        model.label_table.frame.to_csv(tmp / FILES["labels"], sep="\t", index=False)
+        np.save(tmp / FILES["label_vectors"], model.label_vectors, allow_pickle=False)
+        files = dict(FILES)
+        if reference is not None:
+            import anndata as ad
+
+            with quiet_anndata_io():
+                ad.AnnData(obs=reference.metadata.copy()).write_h5ad(tmp / SET_FILES["sets"])
+            np.save(tmp / SET_FILES["set_vectors"], np.asarray(reference.vectors, dtype=np.float32), allow_pickle=False)
+            files["sets"], files["set_vectors"] = SET_FILES["sets"], SET_FILES["set_vectors"]
+            if reference.tokens is not None:
+                _write_tokens(reference.tokens, tmp)
+                files["tokens_indptr"], files["tokens_indices"] = SET_FILES["tokens_indptr"], SET_FILES["tokens_indices"]
+            if reference.annotator is not None:
+                np.savez(tmp / ANNOTATOR_FILE, **flatten(reference.annotator.to_record()))
+                files["annotator"] = ANNOTATOR_FILE
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "bedspace_version": __version__,
+            "dim": model.dim,
+            "n_regions": len(model.universe),
+            "n_labels": len(model.label_table),
+            "n_sets": None if reference is None else len(reference),
+            "universe": model.universe.record(),
+            "params": model.params,
+            "loss": model.loss.tolist(),
+            "provenance": model.provenance,
+            "files": {role: {"name": name, **fingerprint(tmp / name)} for role, name in files.items()},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default) + "\n")
+    return folder
+
+
+def _write_tokens(tokens: TokenMatrix, folder: Path) -> None:
+    """The sets' tokens as canonical CSR arrays, a chunk of rows at a time (a backed collection is never read whole)."""
+    counts = np.zeros(tokens.n_sets, np.int64)
+    chunks = list(tokens.chunks(CHUNK_TOKENS))
+    for start, stop in chunks:
+        counts[start:stop] = tokens.read(np.arange(start, stop)).sizes
+    indptr = np.zeros(tokens.n_sets + 1, np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    np.save(folder / SET_FILES["tokens_indptr"], indptr, allow_pickle=False)
+    indices = np.lib.format.open_memmap(folder / SET_FILES["tokens_indices"], mode="w+", dtype=np.int32, shape=(int(indptr[-1]),))
+    for start, stop in chunks:
+        rows = tokens.read(np.arange(start, stop)).to_csr()
+        indices[indptr[start] : indptr[stop]] = rows.indices
+    indices.flush()
+    del indices
+
+
+def load(cls, folder: Path):
+    """Open the model folder ``folder`` (formats 1 to 3) as a ``cls`` (:class:`~bedspace.BEDSpaceModel`)."""
+    manifest = _read_manifest(folder)
+    version = manifest["format_version"]
+    if version == 1:
+        return _load_format_1(cls, folder, manifest)
+    files = _Files(folder, manifest, FILES if version == 3 else {**FILES, "universe": _V2_FILES["universe"]})
+    dim = manifest.get("dim")
+    info = manifest.get("universe") or {}
+    name, chrom_sizes = str(info.get("name", "universe")), info.get("chrom_sizes")
+    if version == 3:
+        universe = _read(lambda p: _read_universe(p, name, chrom_sizes), files.path("universe"))
+    else:
+        universe = Universe.from_intervals(_read(read_intervals, files.path("universe")), name=name, chrom_sizes=chrom_sizes)
+    labels = _read(
+        lambda p: LabelTable.from_frame(pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)), files.path("labels")
+    )
+    model = cls(
+        universe,
+        lambda: files.vectors("region_vectors", len(universe), dim, "universe regions", mmap=version == 3),
+        labels,
+        files.vectors("label_vectors", len(labels), dim, "labels"),
+        params=manifest.get("params") or {},
+        loss=np.asarray(manifest.get("loss") or [], dtype=np.float64),
+        provenance=manifest.get("provenance") or {},
+    )
+    reference = _reference_v3(files, manifest, dim) if version == 3 else _reference_v2(files, manifest, dim, model)
+    if reference is not None:
+        model._attach(reference)
+    return model
+
+
+def _read_universe(path: Path, name: str, chrom_sizes) -> Universe:
+    with np.load(path, allow_pickle=False) as arrays:
+        chroms, codes = arrays["chroms"], arrays["codes"]
+        starts, ends = arrays["starts"], arrays["ends"]
+    chrom = pd.Categorical.from_codes(codes, categories=[str(c) for c in chroms])
+    return Universe(pd.DataFrame({"chrom": chrom, "start": starts, "end": ends}), name=name, chrom_sizes=chrom_sizes)
+
+
+def _reference_v3(files: _Files, manifest: dict, dim) -> ReferenceSets | None:
+    if "sets" not in files.roles:
+        return None
+    n_sets = manifest.get("n_sets")
+    if isinstance(n_sets, bool) or not isinstance(n_sets, int) or n_sets < 0:
+        raise ValueError(f"{files.folder / MANIFEST}: n_sets must be a whole number, got {n_sets!r}")
+    vectors = files.vectors("set_vectors", n_sets, dim, "sets", mmap=True)
+    tokens = None
+    if "tokens_indptr" in files.roles:
+        indptr = files.array("tokens_indptr", mmap=False)
+        indices = files.array("tokens_indices", mmap=True)
+        if indptr.shape != (n_sets + 1,) or indptr[-1] != indices.size or indices.dtype != np.int32:
+            raise ValueError(f"{files.folder}: the tokens' arrays do not fit each other or the {n_sets} sets")
+        tokens = TokenMatrix.from_arrays(indptr, indices, int(manifest["n_regions"]))
+    annotator = None
+    if "annotator" in files.roles and tokens is not None:
+        path = files.path("annotator")
+        record = _read(lambda p: unflatten(dict(np.load(p, allow_pickle=False))), path)
+        try:
+            annotator = RegionAnnotator.from_record(record, tokens)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+    return ReferenceSets(lambda: _read(_read_obs, files.path("sets")), vectors, tokens, annotator=annotator, n_sets=n_sets)
+
+
+def _read_obs(path: Path) -> pd.DataFrame:
+    import anndata as ad
+
+    try:
+        with quiet_anndata_io():
+            return ad.read_h5ad(path).obs
+    except Exception as err:  # h5py and anndata raise many kinds; the user needs the file's name
+        raise ValueError(f"not a readable metadata file ({type(err).__name__}: {err})") from None
+
+
+def _reference_v2(files: _Files, manifest: dict, dim, model) -> ReferenceSets | None:
+    """A format-2 reference (``reference.h5ad`` with the tokens) and its annotator, as format 3 holds them."""
+    if "reference" not in files.roles:
+        return None
+    import anndata as ad
+    import scipy.sparse as sp
+
+    path = files.path("reference")
+    try:
+        with quiet_anndata_io():
+            adata = ad.read_h5ad(path)
+        vectors = np.asarray(adata.obsm["X"])
+        tokens = adata.X if sp.issparse(adata.X) and adata.X.nnz else None
+    except Exception as err:  # h5py and anndata raise many kinds; the user needs the file's name
+        raise ValueError(f"{path}: not a readable reference collection ({type(err).__name__}: {err})") from None
+    if vectors.ndim != 2 or vectors.shape[1] != dim:
+        raise ValueError(f"{path}: set vectors have dimension {vectors.shape[-1]}, {MANIFEST} says {dim}")
+    reference = ReferenceSets(adata.obs, vectors, tokens)
+    if tokens is None:
+        return reference
+    seed = int(model.params.get("random_state", 0) or 0)
+    old = manifest.get("annotator")
+    classifier = None
+    if "classifier" in files.roles:
+        classifier = _read(lambda p: _v2_classifier(dict(np.load(p, allow_pickle=False))), files.path("classifier"))
+    record = _v2_annotator_record(reference, model.label_table, old, classifier, seed)
+    if record is None:
+        reference.bind_annotator(None, model.label_table, random_state=seed)
+    else:
+        try:
+            reference.bind_annotator(record, model.label_table, random_state=seed)
+        except ValueError as err:
+            raise ValueError(f"{files.folder}: the annotator of this format-2 folder is damaged ({err})") from None
+    return reference
+
+
+def _v2_classifier(arrays: dict) -> dict:
+    """The format-2 ``classifier.npz`` as per-field dicts."""
+    fields = [str(f) for f in np.atleast_1d(arrays["fields"])]
+    by_field = {name: {} for name in fields}
+    for key, value in arrays.items():
+        if key.startswith("field") and "/" in key:
+            index, attribute = key[len("field") :].split("/", 1)
+            by_field[fields[int(index)]][attribute] = value[()] if value.ndim == 0 else value
+    return {"max_sets": int(arrays["max_sets"]), "random_state": int(arrays["random_state"]), "by_field": by_field}
+
+
+def _v2_annotator_record(reference: ReferenceSets, labels: LabelTable, old, classifier, seed: int) -> dict | None:
+    """The format-3 annotator record of a format-2 folder's annotator and classifier (``None``: refit it)."""
+    codes = reference.label_codes(labels)
+    if not codes or classifier is None or set(classifier["by_field"]) != set(codes):
+        return None  # format 2 fitted its classifier at the first query: so does this one
+    fresh = RegionAnnotator(max_sets=classifier["max_sets"], random_state=classifier["random_state"], calibrate=False)
+    fresh.fit(reference.tokens, codes, {f: labels.names[labels.in_field(f)].tolist() for f in codes})
+    record = fresh.to_record()
+    for name, entry in classifier["by_field"].items():
+        kept = {key: entry[key] for key in record["by_field"][name] if key in entry}
+        if not np.array_equal(np.asarray(entry["rows"]), record["by_field"][name]["rows"]):
+            return None  # another sample than the one drawn now: the folder's sets changed
+        record["by_field"][name].update(kept)
+    if old is not None:
+        record["params"]["calibrate"] = True
+        record["calibrators"] = dict(old["calibrators"])
+        for name in codes:
+            record["by_field"][name]["priors"] = np.asarray(old["priors"][name], dtype=np.float64)
+        record.update(
+            min_log_odds=float(old["min_log_odds"]), min_coverage=float(old["min_coverage"]),
+            diagnostics=dict(old.get("diagnostics", {})), reliability=dict(old.get("reliability", {})),
+        )  # fmt: skip
+    return record
+
+
+class _Files:
+    """The files a manifest lists, each checked against its size and sha256 the first time it is read."""
+
+    def __init__(self, folder: Path, manifest: dict, required: dict):
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not all(role in files for role in required):
+            raise ValueError(f"{folder / MANIFEST}: 'files' must list {sorted(required)}")
+        for role, entry in files.items():
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or "/" in entry["name"]:
+                raise ValueError(f"{folder / MANIFEST}: the entry of {role!r} in 'files' is malformed: {entry!r}")
+            if not (folder / entry["name"]).is_file():
+                raise FileNotFoundError(f"{folder}: model folder is incomplete, missing {entry['name']}")
+        self.folder = folder
+        self._files = files
+        self._checked: set[str] = set()
+
+    @cached_property
+    def roles(self) -> set[str]:
+        return set(self._files)
+
+    def path(self, role: str) -> Path:
+        """The file of ``role``, checked against the manifest (once)."""
+        entry = self._files[role]
+        path = self.folder / entry["name"]
+        if role not in self._checked:
+            if fingerprint(path) != {"bytes": entry.get("bytes"), "sha256": entry.get("sha256")}:
+                raise ValueError(
+                    f"{path} does not match the checksum in {MANIFEST}: it was changed or damaged after the model was "
+                    "saved; re-save the model, or restore the file"
+                )
+            self._checked.add(role)
+        return path
+
+    def array(self, role: str, *, mmap: bool) -> np.ndarray:
+        return _read(lambda p: np.load(p, allow_pickle=False, mmap_mode="r" if mmap else None), self.path(role))
+
+    def vectors(self, role: str, rows: int, dim, what: str, *, mmap: bool = False) -> np.ndarray:
+        path = self.folder / self._files[role]["name"]
+        vectors = self.array(role, mmap=mmap)
+        if vectors.ndim != 2 or vectors.shape[0] != rows or (dim is not None and vectors.shape[1] != dim):
+            raise ValueError(f"{path}: shape {vectors.shape}, expected ({rows}, {dim}) for {rows} {what}")
+        if vectors.dtype.kind != "f":
+            raise ValueError(f"{path}: vectors must be floating-point numbers, got {vectors.dtype}")
+        return vectors
+
+
+def is_model_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a bedspace model (what ``save(overwrite=True)`` may replace)."""
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _read_manifest(folder: Path) -> dict:
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"not a bedspace model folder: {folder} {'is a file' if folder.exists() else 'does not exist'}"
+        )
+    if not path.exists():
+        raise FileNotFoundError(f"not a bedspace model folder (no {MANIFEST}): {folder}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: expected a JSON object, got a {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a bedspace model (format {manifest.get('format')!r})")
+    version = manifest.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"{path}: format_version must be a whole number >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{folder} was written in model format {version} (by bedspace {manifest.get('bedspace_version')}); "
+            f"this bedspace ({__version__}) reads formats 1 to {FORMAT_VERSION}: upgrade bedspace"
+        )
+    dim = manifest.get("dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ValueError(f"{path}: dim must be a whole number >= 1, got {dim!r}")
+    return manifest
+
+
+def _read(reader, path: Path):
+    """Run ``reader(path)``; whatever goes wrong, the error names the file."""
+    try:
+        return reader(path)
+    except (ValueError, OSError, EOFError, KeyError) as err:
+        message = str(err)
+        raise ValueError(message if str(path) in message else f"{path}: {message}") from None
+
+
+def _load_format_1(cls, folder: Path, manifest: dict):
+    """Folders written by bedspace 0.1 (no checksums; sets as CSV)."""
+    names = manifest.get("files") or {}
+    missing = [n for n in names.values() if not (folder / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: model folder is incomplete, missing {missing}")
+    universe = Universe.from_intervals(
+        _read(read_intervals, folder / _V2_FILES["universe"]), name=str(manifest.get("universe_name", "universe")),
+        chrom_sizes=manifest.get("chrom_sizes"),
+    )  # fmt: skip
+    labels = LabelTable.from_frame(pd.read_csv(folder / FILES["labels"], sep="\t", dtype=str, keep_default_na=False))
+    dim = manifest.get("dim")
+
+    def vectors(name: str, rows: int, what: str) -> np.ndarray:
+        found = _read(lambda p: np.load(p, allow_pickle=False), folder / name)
+        if found.ndim != 2 or found.shape[0] != rows or (dim is not None and found.shape[1] != dim):
+            raise ValueError(f"{folder / name}: shape {found.shape}, expected ({rows}, {dim}) for {rows} {what}")
+        return found
+
+    reference = None
+    if _V1_SET_FILES["sets"] in names.values():
+        sets = _read(lambda p: pd.read_csv(p, index_col="name"), folder / _V1_SET_FILES["sets"])
+        reference = ReferenceSets(sets, vectors(_V1_SET_FILES["set_vectors"], len(sets), "sets"))
+    return cls(
+        universe,
+        vectors(FILES["region_vectors"], len(universe), "universe regions"),
+        labels,
+        vectors(FILES["label_vectors"], len(labels), "labels"),
+        params=manifest.get("params") or {},
+        loss=np.asarray(manifest.get("loss") or [], dtype=np.float64),
+        reference=reference,
+    )
+
+
+def fingerprint(path: Path) -> dict:
+    """Size and sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+

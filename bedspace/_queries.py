@@ -1,0 +1,152 @@
+"""Region-set queries of a search: BED files, folders, interval frames, an AnnData, or stored sets by name.
+
+Every form becomes the same :class:`Queries`: names, tokens on the model's universe, the share of each query's
+regions in the universe, and, for a stored set asked for by name, its row (it is then never its own hit, and is
+annotated from the other sets). Vectors are embedded only when a search needs them (r2l by the default
+annotator does not).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ._keys import is_anndata
+from ._similarity import unit_rows
+from ._sources import resolve_sets
+from ._warnings import warn
+from .annotate import TokenMatrix
+
+
+@dataclass
+class Queries:
+    """Region-set queries: names, tokens (CSR), share of regions in the universe, own stored row (-1: none)."""
+
+    names: list[str]
+    tokens: sp.csr_matrix
+    coverage: np.ndarray
+    own: np.ndarray
+    model: object  # the BEDSpaceModel that embeds them
+
+    @cached_property
+    def vectors(self) -> np.ndarray:
+        """Unit vectors; a stored set asked for by name has the vector it was given."""
+        vectors = unit_rows(self.model.embed_rows(self.tokens.indptr, self.tokens.indices))
+        stored = np.flatnonzero(self.own >= 0)
+        if stored.size:
+            vectors[stored] = self.model.reference.unit_vectors[self.own[stored]]
+        return vectors
+
+    def rankable(self, *, by_vectors: bool) -> Queries:
+        """Without queries that cannot be ranked: an error for one query, a warning for several.
+
+        By their vectors, a query needs a region the model knows (a region vector); by their regions, any
+        universe region.
+        """
+        empty = ~np.any(self.vectors != 0, axis=1) if by_vectors else np.diff(self.tokens.indptr) == 0
+        empty &= self.own < 0
+        if not empty.any():
+            return self
+        lost = [n for n, e in zip(self.names, empty, strict=True) if e]
+        message = "overlap no region the model knows (an empty file, another genome, or another universe?)"
+        if empty.all():
+            raise ValueError(f"nothing to rank: the query {', '.join(map(repr, lost[:10]))} {message}")
+        warn(f"{len(lost)} queries {message} and are left out: {lost[:10]}")
+        keep = ~empty
+        kept = Queries(
+            [n for n, k in zip(self.names, keep, strict=True) if k], self.tokens[keep], self.coverage[keep],
+            self.own[keep], self.model,
+        )  # fmt: skip
+        if "vectors" in self.__dict__:
+            kept.vectors = self.vectors[keep]
+        return kept
+
+
+def parse_queries(model, query) -> Queries:
+    """The :class:`Queries` of any query form :func:`bedspace.tl.search` accepts.
+
+    An existing file is always read as a file, even when a stored set has its name; a string that is not
+    a file is a stored set's name.
+    """
+    universe, reference = model.universe, model.reference
+    n_regions = len(universe)
+    if is_anndata(query):
+        universe.check_same(query.var, what="the query AnnData")
+        column = "frac_regions_in_universe"
+        coverage = query.obs[column].to_numpy(np.float64) if column in query.obs else None
+        tokens = TokenMatrix.of(query.X).read().to_csr()
+        return _queries(model, query.obs_names.tolist(), tokens, coverage, None)
+    if isinstance(query, pd.DataFrame):
+        tokenized = universe.tokenize(resolve_sets({"query": query}))
+        return _queries(model, ["query"], _csr(tokenized, n_regions), _coverage(tokenized), None)
+    items = [query] if isinstance(query, str | os.PathLike) else list(query)
+    named: list[tuple[str, Path | int]] = []
+    for item in items:
+        path = Path(item)
+        if path.exists():
+            named += [(name, bed) for name, bed in resolve_sets(path)] if path.is_dir() else [(path.name, path)]
+            continue
+        row = reference.position(str(item)) if reference is not None and isinstance(item, str) else None
+        if row is None:
+            known = [] if reference is None else reference.names.tolist()
+            close = difflib.get_close_matches(str(item), known, n=3)
+            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise FileNotFoundError(f"query {str(item)!r} is neither a BED file nor a region set of the collection{hint}")
+        named.append((str(item), row))
+    files = [(name, source) for name, source in named if isinstance(source, Path)]
+    tokenized = universe.tokenize(files) if files else None
+    file_tokens = _csr(tokenized, n_regions) if files else None
+    file_coverage = _coverage(tokenized) if files else None
+    stored_rows = [source for _, source in named if not isinstance(source, Path)]
+    stored = None
+    if stored_rows:
+        stored = (
+            reference.tokens.read(np.asarray(stored_rows)).to_csr()
+            if reference.tokens is not None
+            else sp.csr_matrix((len(stored_rows), n_regions), dtype=np.float32)
+        )
+    rows, coverage, own, next_file, next_stored = [], [], [], 0, 0
+    for _, source in named:
+        if isinstance(source, Path):
+            rows.append(file_tokens[next_file])
+            coverage.append(file_coverage[next_file])
+            own.append(-1)
+            next_file += 1
+        else:
+            rows.append(stored[next_stored])
+            coverage.append(np.nan)
+            own.append(source)
+            next_stored += 1
+    tokens = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, n_regions), dtype=np.float32)
+    return _queries(model, [name for name, _ in named], tokens, np.asarray(coverage), np.asarray(own))
+
+
+def _queries(model, names, tokens: sp.csr_matrix, coverage, own) -> Queries:
+    n = len(names)
+    return Queries(
+        list(names),
+        tokens,
+        np.full(n, np.nan) if coverage is None else np.asarray(coverage, dtype=np.float64),
+        np.full(n, -1, np.int64) if own is None else np.asarray(own, dtype=np.int64),
+        model,
+    )
+
+
+def _csr(tokenized, n_regions: int) -> sp.csr_matrix:
+    """Tokenized sets as a 0/1 CSR matrix."""
+    return sp.csr_matrix(
+        (np.ones(tokenized.indices.size, np.float32), tokenized.indices, tokenized.indptr),
+        shape=(len(tokenized.names), n_regions),
+    )
+
+
+def _coverage(tokenized) -> np.ndarray:
+    """Share of each set's regions that overlap the universe (``nan`` for an empty set)."""
+    return tokenized.qc()["frac_regions_in_universe"].to_numpy(np.float64)
