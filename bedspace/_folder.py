@@ -90,7 +90,10 @@ def save(model, folder: Path, *, overwrite: bool = False) -> Path:
             files["sets"], files["set_vectors"] = SET_FILES["sets"], SET_FILES["set_vectors"]
             if reference.tokens is not None:
                 _write_tokens(reference.tokens, tmp)
-                files["tokens_indptr"], files["tokens_indices"] = SET_FILES["tokens_indptr"], SET_FILES["tokens_indices"]
+                files["tokens_indptr"], files["tokens_indices"] = (
+                    SET_FILES["tokens_indptr"],
+                    SET_FILES["tokens_indices"],
+                )
             if reference.annotator is not None:
                 np.savez(tmp / ANNOTATOR_FILE, **flatten(reference.annotator.to_record()))
                 files["annotator"] = ANNOTATOR_FILE
@@ -121,7 +124,9 @@ def _write_tokens(tokens: TokenMatrix, folder: Path) -> None:
     indptr = np.zeros(tokens.n_sets + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
     np.save(folder / SET_FILES["tokens_indptr"], indptr, allow_pickle=False)
-    indices = np.lib.format.open_memmap(folder / SET_FILES["tokens_indices"], mode="w+", dtype=np.int32, shape=(int(indptr[-1]),))
+    indices = np.lib.format.open_memmap(
+        folder / SET_FILES["tokens_indices"], mode="w+", dtype=np.int32, shape=(int(indptr[-1]),)
+    )
     for start, stop in chunks:
         rows = tokens.read(np.arange(start, stop)).to_csr()
         indices[indptr[start] : indptr[stop]] = rows.indices
@@ -142,9 +147,12 @@ def load(cls, folder: Path):
     if version == 3:
         universe = _read(lambda p: _read_universe(p, name, chrom_sizes), files.path("universe"))
     else:
-        universe = Universe.from_intervals(_read(read_intervals, files.path("universe")), name=name, chrom_sizes=chrom_sizes)
+        universe = Universe.from_intervals(
+            _read(read_intervals, files.path("universe")), name=name, chrom_sizes=chrom_sizes
+        )
     labels = _read(
-        lambda p: LabelTable.from_frame(pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)), files.path("labels")
+        lambda p: LabelTable.from_frame(pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)),
+        files.path("labels"),
     )
     model = cls(
         universe,
@@ -191,7 +199,9 @@ def _reference_v3(files: _Files, manifest: dict, dim) -> ReferenceSets | None:
             annotator = RegionAnnotator.from_record(record, tokens)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
-    return ReferenceSets(lambda: _read(_read_obs, files.path("sets")), vectors, tokens, annotator=annotator, n_sets=n_sets)
+    return ReferenceSets(
+        lambda: _read(_read_obs, files.path("sets")), vectors, tokens, annotator=annotator, n_sets=n_sets
+    )
 
 
 def _read_obs(path: Path) -> pd.DataFrame:
@@ -410,4 +420,3 @@ def fingerprint(path: Path) -> dict:
         while chunk := handle.read(1 << 22):
             digest.update(chunk)
     return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
-

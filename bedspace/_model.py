@@ -14,35 +14,30 @@ from __future__ import annotations
 
 import copy
 import os
-from concurrent.futures import Executor
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from ._engine.native import set_vectors
+from ._anndata import anndata_of, embedding_of, reference_of, write_embedding
+from ._engine.native import embed_rows
 from ._formats.starspace import place_symbols, read_starspace_tsv, write_starspace_tsv
-from ._keys import DEFAULT, TOKENIZE, Keys, is_anndata
+from ._keys import DEFAULT, is_anndata
 from ._labels import LabelTable
-from ._ondisk import embed_file_rows, executor_of
+from ._params import whole_number
 from ._plain import plain
 from ._reference import ReferenceSets, check_finite
 from ._similarity import unit_rows
 from ._sources import RegionSets, resolve_sets
 from ._universe import Universe, UniverseLike
 from ._warnings import warn
-from .annotate import Annotation, RegionAnnotator, TokenMatrix
-from .annotate._estimator import positive_int
+from .annotate import RegionAnnotator, TokenMatrix
 from .annotate._tokens import CHUNK_TOKENS
 
 if TYPE_CHECKING:
     import anndata as ad
-
-#: What :func:`bedspace.pp.tokenize` records of how a collection was tokenized, kept by the model.
-PROVENANCE = ("tokenize", "version")
 
 
 class BEDSpaceModel:
@@ -246,29 +241,8 @@ class BEDSpaceModel:
         reference collection, so that the model alone answers all three searches. ``copy=False`` shares
         ``.obs`` and ``X`` with the AnnData instead of copying them (what the tools do).
         """
-        keys = Keys(key)
-        keys.needs_training(adata)
-        record = adata.uns[keys.record]
-        tokenized = adata.uns.get(TOKENIZE, {})
-        universe_record = record.get("universe") or tokenized.get("universe", {})
-        model = cls(
-            Universe.from_anndata(adata, record=universe_record),
-            np.asarray(adata.varm[keys.region_vectors]),
-            LabelTable.from_frame(pd.DataFrame(record["labels"])),
-            np.asarray(record["label_vectors"]),
-            params=plain(record.get("params", {})),
-            loss=np.asarray(record.get("loss", []), dtype=np.float64),
-            provenance={name: tokenized[name] for name in PROVENANCE if name in tokenized},
-        )
-        X = adata.X
-        if copy and not adata.isbacked and sp.issparse(X):
-            X = X.copy()
-        tokens = X if adata.isbacked or sp.issparse(X) else None
-        obs = adata.obs.copy() if copy else adata.obs
-        reference = ReferenceSets(obs, np.asarray(adata.obsm[keys.set_vectors]), tokens)
-        seed = int(model.params.get("random_state", 0) or 0)
-        reference.bind_annotator(record.get("annotator"), model.label_table, random_state=seed)
-        model._attach(reference)
+        model = cls(**embedding_of(adata, key))
+        model._attach(reference_of(adata, key, model.label_table, model.params, copy=copy))
         return model
 
     def to_anndata(self, key: str = DEFAULT) -> ad.AnnData:
@@ -278,22 +252,7 @@ class BEDSpaceModel:
         metadata, ``.var`` the universe, ``.obsm["X_" + key]`` the set vectors, ``.varm[key]`` the region
         vectors and ``.uns[key]`` the labels, label vectors, parameters, loss, universe record and annotator.
         """
-        import anndata as ad
-
-        if self._reference is None:
-            raise ValueError("this model carries no region sets; make it with BEDSpaceModel.from_anndata(adata)")
-        keys = Keys(key)
-        tokens = self._reference.tokens
-        if tokens is None:
-            X = sp.csr_matrix((len(self._reference), len(self._universe)), dtype=np.float32)
-        else:
-            X = tokens.matrix.copy() if tokens.matrix is not None else tokens.read().to_csr()
-        adata = ad.AnnData(X=X, obs=self._reference.metadata.copy(), var=self._universe.to_var())
-        adata.obsm[keys.set_vectors] = np.array(self._reference.vectors)
-        self.write_into(adata, key)
-        if self.annotator is not None:
-            adata.uns[keys.record]["annotator"] = self.annotator.to_record()
-        return adata
+        return anndata_of(self, key)
 
     def write_into(self, adata: ad.AnnData, key: str = DEFAULT) -> None:
         """Write the embedding (not the set vectors) into an AnnData on the same universe: ``.varm[key]``, ``.uns[key]``.
@@ -302,20 +261,7 @@ class BEDSpaceModel:
         there); an annotator recorded there is dropped: it was fitted on the AnnData's sets, not with this
         embedding.
         """
-        self._universe.check_same(adata.var, what="the AnnData")
-        keys = Keys(key)
-        adata.varm[keys.region_vectors] = np.asarray(self._region_vectors)
-        record = dict(adata.uns.get(keys.record, {}))
-        record.pop("annotator", None)
-        universe = {**dict(record.get("universe", {})), **self._universe.record()}
-        record.update(
-            params=self.params, labels=self._labels.frame, label_vectors=self._label_vectors, loss=self.loss,
-            universe=universe,
-        )  # fmt: skip
-        adata.uns[keys.record] = record
-        if self.provenance:  # how the sets were tokenized, where bs.pp.tokenize records it
-            tokenized = {"universe": self._universe.record(), **self.provenance}
-            adata.uns[TOKENIZE] = {**tokenized, **dict(adata.uns.get(TOKENIZE, {}))}
+        write_embedding(self, adata, key)
 
     # -- saving and loading -----------------------------------------------------------------------------------
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -408,18 +354,15 @@ class BEDSpaceModel:
         sets × dim array (float32), rows in the order of the sets. A set that overlaps no region the model knows
         gets a zero vector and a warning naming it.
         """
-        chunk_tokens = positive_int(chunk_tokens, "chunk_tokens")
+        chunk_tokens = whole_number(chunk_tokens, "chunk_tokens")
         if is_anndata(sets):
+            from ._ondisk import embed_collection  # h5py and dask: not loaded for a query
+
             self._universe.check_same(sets.var, what="the AnnData to embed")
             names, tokens = sets.obs_names.tolist(), TokenMatrix.of(sets.X)
-            row_chunks = list(tokens.chunks(chunk_tokens))
-            if isinstance(executor_of(n_jobs), Executor) and tokens.in_file:
-                vectors = embed_file_rows(sets.filename, row_chunks, self._region_vectors, executor_of(n_jobs))
-            else:
-                vectors = np.zeros((len(names), self.dim), np.float32)
-                for start, stop in row_chunks:
-                    chunk = tokens.csr(start, stop)
-                    vectors[start:stop] = self.embed_rows(chunk.indptr, chunk.indices)
+            vectors = embed_collection(
+                tokens, sets.filename, self.region_vectors, n_jobs=n_jobs, chunk_tokens=chunk_tokens
+            )
         else:
             named = resolve_sets({"query": sets} if isinstance(sets, pd.DataFrame) else sets)
             tokenized = self._universe.tokenize(named, n_jobs=n_jobs)
@@ -436,19 +379,7 @@ class BEDSpaceModel:
         The rows times the region vectors (values ignored: a region is in a set or not), each row L2-normalised.
         :meth:`embed` calls this a chunk of rows at a time, so that a large collection is never read whole.
         """
-        indptr = np.asarray(indptr, dtype=np.int64)
-        if indptr.size - 1 >= 8:
-            return set_vectors(self._region_vectors, indptr, indices)
-        # A few rows (a query): the kernel spreads rows over threads, so more threads cannot help, and waking them
-        # costs tens of ms on a busy machine. One thread gives the same numbers (each row is summed by one thread).
-        import numba
-
-        threads = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            return set_vectors(self._region_vectors, indptr, indices)
-        finally:
-            numba.set_num_threads(threads)
+        return embed_rows(self.region_vectors, indptr, indices)
 
     # -- searching --------------------------------------------------------------------------------------------
     def search(
@@ -477,34 +408,6 @@ class BEDSpaceModel:
             approximate=approximate,
         )  # fmt: skip
 
-    def annotate_tokens(
-        self, tokens, *, coverage: np.ndarray | None = None, own: np.ndarray | None = None
-    ) -> Annotation:
-        """The default annotator's answer for tokenized queries (sets × this model's universe regions).
-
-        Per field, queries × labels ``scores`` and (when calibrated) ``probabilities``, and per query
-        ``in_domain``; ``own``: per query, the reference set it is (annotated from the others), or -1. This is
-        what :meth:`search` ranks r2l and l2r by; :func:`bedspace.tl.evaluate` measures it.
-        """
-        return self.need_annotator().annotate(tokens, coverage=coverage, own=own)
-
-    def set_scores(
-        self, tokens, vectors: np.ndarray | None = None, *, method: Literal["regions", "embedding"] = "regions",
-        coverage: np.ndarray | None = None, own: np.ndarray | None = None, annotation: Annotation | None = None,
-    ) -> np.ndarray:
-        """Queries × reference sets: the scores r2r ranks by (arrays in and out; :meth:`search` makes the table).
-
-        ``"embedding"``: the cosine of the set vectors. ``"regions"`` (the default r2r): that cosine plus
-        ``LABEL_WEIGHT`` (0.5) × the probability that the query carries the set's labels, averaged over the label
-        fields (:meth:`~bedspace.annotate.RegionAnnotator.shared_labels`). ``tokens``: queries × this model's
-        universe regions; ``vectors``: their unit vectors (embedded from the tokens when not given); ``own``: per
-        query, the reference set it is (never its own hit: scored ``-inf``, and annotated from the others), or -1;
-        ``annotation``: the queries' :meth:`annotate_tokens` answer when already at hand.
-        """  # fmt: skip
-        from ._search import set_scores
-
-        return set_scores(self, tokens, vectors, method, coverage=coverage, own=own, annotation=annotation)[0]
-
     def need_reference(self) -> ReferenceSets:
         """The reference sets, or an error saying how to carry them."""
         if self._reference is None:
@@ -521,4 +424,3 @@ class BEDSpaceModel:
                 "no tokens of its sets (a model from StarSpace?): use method='embedding'"
             )
         return self.annotator
-

@@ -36,11 +36,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_path, atomic_write_bytes
-from ._engine.native import set_vectors
+from ._engine.native import embed_rows, set_vectors
+from ._keys import TOKENIZE
 from ._overlap import UniverseIndex
 from ._parallel import parallel_map
+from ._params import whole_number
 from ._sources import Source
-from ._universe import UNS_KEY, TokenizedSets, Universe, _TokenizeOne, unusable_sets
+from ._universe import TokenizedSets, Universe, _TokenizeOne, unusable_sets
 
 #: Bump when the chunk files change: a progress folder of another format is started afresh.
 FORMAT = 1
@@ -74,8 +76,7 @@ def partial_folder(out: str | os.PathLike) -> Path:
 
 def check_target(out: str | os.PathLike, chunk_size, inputs: Sequence[str | os.PathLike]) -> Path:
     """Refuse a bad ``chunk_size`` or an ``out`` that is a folder or one of the inputs (each error names it)."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer (sets per chunk), got {chunk_size!r}")
+    whole_number(chunk_size, "chunk_size", expected="a positive integer (sets per chunk)")
     out = Path(out)
     if out.is_dir():
         raise IsADirectoryError(f"out={str(out)!r} is a folder; name the .h5ad file to write, e.g. {out / 'x.h5ad'}")
@@ -283,6 +284,23 @@ class _EmbedRows:
         return set_vectors(np.asarray(region_vectors), indptr - indptr[0], indices)
 
 
+def embed_collection(tokens, filename, region_vectors: np.ndarray, *, n_jobs, chunk_tokens: int) -> np.ndarray:
+    """Set vectors of a collection's tokens (:class:`~bedspace.annotate.TokenMatrix`), a chunk of rows at a time.
+
+    With an executor (a dask client) and tokens in an ``.h5ad`` file (``filename``), each chunk is embedded by a
+    worker that reads it there; otherwise here, one chunk in memory at a time.
+    """
+    row_chunks = list(tokens.chunks(chunk_tokens))
+    executor = executor_of(n_jobs)
+    if isinstance(executor, Executor) and tokens.in_file:
+        return embed_file_rows(filename, row_chunks, region_vectors, executor)
+    vectors = np.zeros((tokens.n_sets, region_vectors.shape[1]), np.float32)
+    for start, stop in row_chunks:
+        chunk = tokens.csr(start, stop)
+        vectors[start:stop] = embed_rows(region_vectors, chunk.indptr, chunk.indices)
+    return vectors
+
+
 def embed_file_rows(
     path: str | os.PathLike, row_chunks: Sequence[tuple[int, int]], region_vectors: np.ndarray, executor: Executor
 ) -> np.ndarray:
@@ -347,7 +365,7 @@ def tokenize_to_h5ad(
         )
         universe.warn_unusable([n for s in summaries for n in s.empty], [n for s in summaries for n in s.foreign])
         obs, var, uns = whole.annotations(universe, obs=obs, params=params, n_sets=n_sets)
-        ad.AnnData(obs=obs, var=var, uns={UNS_KEY: uns}).write_h5ad(tmp)
+        ad.AnnData(obs=obs, var=var, uns={TOKENIZE: uns}).write_h5ad(tmp)
         _write_x(tmp, whole.indptr, paths, len(universe))
     shutil.rmtree(folder, ignore_errors=True)
 

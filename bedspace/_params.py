@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
+import numpy as np
+
 LOSSES = ("hinge", "softmax")
 BACKENDS = ("native", "starspace")
 
@@ -62,9 +64,7 @@ class TrainParams:
 
     def __post_init__(self):
         for name in ("dim", "epochs", "neg_search_limit", "max_neg_samples", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+            whole_number(getattr(self, name), name, expected="a whole number >= 1")
         for name, low, high, low_open, high_open in (
             ("lr", 0.0, math.inf, True, True),
             ("margin", 0.0, math.inf, False, True),
@@ -134,6 +134,13 @@ def _as_bool(name: str, value) -> bool:
     if hasattr(value, "item") and isinstance(value.item(), bool):  # numpy bool, as .uns gives it back
         return bool(value.item())
     raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def whole_number(value, name: str, *, minimum: int = 1, expected: str = "a positive integer") -> int:
+    """``value`` as an int; a ValueError naming ``name`` unless it is a whole number >= ``minimum`` (never a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
 
 
 def check_threads(n_threads) -> int | None:

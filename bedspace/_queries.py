@@ -98,7 +98,9 @@ def parse_queries(model, query) -> Queries:
             known = [] if reference is None else reference.names.tolist()
             close = difflib.get_close_matches(str(item), known, n=3)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise FileNotFoundError(f"query {str(item)!r} is neither a BED file nor a region set of the collection{hint}")
+            raise FileNotFoundError(
+                f"query {str(item)!r} is neither a BED file nor a region set of the collection{hint}"
+            )
         named.append((str(item), row))
     files = [(name, source) for name, source in named if isinstance(source, Path)]
     tokenized = universe.tokenize(files) if files else None

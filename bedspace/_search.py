@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._keys import is_anndata
+from ._params import whole_number
 from ._queries import Queries, parse_queries
 from ._similarity import scores_against
 from ._similarity import top_k as top_k_of
@@ -27,14 +28,20 @@ METHODS = ("regions", "embedding")
 
 
 def search(
-    model, query, search_type: str, top_k: int, field: str | None, *, method: str | None, min_probability: float,
+    model,
+    query,
+    search_type: str,
+    top_k: int,
+    field: str | None,
+    *,
+    method: str | None,
+    min_probability: float,
     approximate: bool,
 ) -> pd.DataFrame:
     """:meth:`BEDSpaceModel.search <bedspace.BEDSpaceModel.search>`: check the options, then run one search."""  # fmt: skip
     if search_type not in SEARCH_TYPES:
         raise ValueError(f"search_type must be one of {SEARCH_TYPES}, got {search_type!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 1:
-        raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
+    whole_number(top_k, "top_k", expected="a whole number >= 1")
     if method not in (None, *METHODS):
         raise ValueError(f"method must be 'regions', 'embedding' or None, got {method!r}")
     if not (isinstance(min_probability, int | float) and 0 <= min_probability <= 1):
@@ -69,7 +76,9 @@ def _sets_to_labels(model, query, top_k, field, method, min_probability) -> pd.D
             raise ValueError("min_probability needs calibrated probabilities: use method='regions'")
         in_field = labels.in_field(field)
         scores = scores_against(queries.vectors, model.unit_label_vectors[in_field])
-        return ranked_table(queries.names, scores, top_k, labels.names[in_field], labels.frame[in_field], several=several)
+        return ranked_table(
+            queries.names, scores, top_k, labels.names[in_field], labels.frame[in_field], several=several
+        )
     annotator = model.need_annotator()
     if min_probability and not annotator.is_calibrated:
         raise ValueError("min_probability needs calibrated probabilities: train with calibrate=True")
@@ -106,7 +115,9 @@ def _label_to_sets(model, query, top_k, field, method, approximate) -> pd.DataFr
         for i, row in enumerate(rows):
             label_field = labels.field_of[row]
             if label_field not in answers.scores:
-                raise KeyError(f"the stored sets have no metadata column {label_field!r} to rank them for its labels by")
+                raise KeyError(
+                    f"the stored sets have no metadata column {label_field!r} to rank them for its labels by"
+                )
             column = int(np.flatnonzero(np.flatnonzero(labels.in_field(label_field)) == row)[0])
             scores[i] = answers.ranking(label_field)[:, column]
     else:
@@ -182,7 +193,9 @@ def warn_outside(names: list[str], in_domain: np.ndarray) -> None:
         )
 
 
-def _approximate_table(reference, vectors: np.ndarray, own: np.ndarray | None, top_k: int, names: list[str], *, several) -> pd.DataFrame:
+def _approximate_table(
+    reference, vectors: np.ndarray, own: np.ndarray | None, top_k: int, names: list[str], *, several
+) -> pd.DataFrame:
     """:func:`ranked_table` of the candidates of the reference's approximate index (scored exactly).
 
     A query's own stored set (``own`` ≥ 0) is not its own hit: one more candidate is asked for, and it is dropped.

@@ -22,9 +22,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._cache import PerObject
-from ._keys import is_anndata
 from ._formats.bed import Intervals, encoded_names, read_intervals, write_int
 from ._formats.starspace import region_token
+from ._keys import TOKENIZE, is_anndata
 from ._overlap import SetTokens, UniverseIndex
 from ._parallel import parallel_map
 from ._sources import Source, load_source
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 ChromSizes = str | os.PathLike | Mapping[str, int] | pd.Series
 #: Where :func:`bedspace.pp.tokenize` records the universe of a collection.
-UNS_KEY = "bedspace"
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class TokenizedSets:
         import anndata as ad
 
         adata = ad.AnnData(X=X, obs=obs, var=var)
-        adata.uns[UNS_KEY] = uns
+        adata.uns[TOKENIZE] = uns
         return adata
 
     def annotations(
@@ -92,7 +91,7 @@ class TokenizedSets:
         params: Mapping | None = None,
         n_sets: np.ndarray | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-        """What surrounds ``X`` in the collection's AnnData: ``obs`` (with QC), ``var`` and ``uns[UNS_KEY]``.
+        """What surrounds ``X`` in the collection's AnnData: ``obs`` (with QC), ``var`` and ``uns[TOKENIZE]``.
 
         ``n_sets`` (sets per universe region) is counted from :attr:`indices` unless given: an out-of-core writer
         (:mod:`bedspace._ondisk`) counts it chunk by chunk and passes sets that hold no indices.
@@ -146,12 +145,9 @@ class Universe:
             raise ValueError(f"universe {name!r} has no regions")
         chrom = regions["chrom"]
         chrom = chrom if isinstance(chrom.dtype, pd.CategoricalDtype) else chrom.astype(str).astype("category")
-        starts = _integers(regions["start"], f"universe {name!r}, column start")
-        ends = _integers(regions["end"], f"universe {name!r}, column end")
-        self._regions = pd.DataFrame(
-            {"chrom": chrom.to_numpy(), "start": starts, "end": ends}, index=region_names(chrom, starts, ends)
-        )
-        self._regions["chrom"] = self._regions["chrom"].astype(chrom.dtype)
+        self._chrom = chrom.reset_index(drop=True)
+        self._starts = _integers(regions["start"], f"universe {name!r}, column start")
+        self._ends = _integers(regions["end"], f"universe {name!r}, column end")
         self.name = str(name)
         self.chrom_sizes = None if chrom_sizes is None else {str(k): int(v) for k, v in dict(chrom_sizes).items()}
 
@@ -204,7 +200,7 @@ class Universe:
         The result is remembered for this AnnData (while ``.var`` stays the same), so the overlap index of a
         large universe is built once however many queries follow.
         """
-        info = record if record is not None else adata.uns.get(UNS_KEY, {}).get("universe", {})
+        info = record if record is not None else adata.uns.get(TOKENIZE, {}).get("universe", {})
         name = str(info.get("name", "universe"))
         sizes = info.get("chrom_sizes")
         sizes = None if sizes is None else {str(k): int(v) for k, v in dict(sizes).items()}
@@ -226,6 +222,16 @@ class Universe:
         return Universe(self._regions, name=self.name, chrom_sizes=chrom_sizes)
 
     # -- what it holds ----------------------------------------------------------------------------------------
+    @cached_property
+    def _regions(self) -> pd.DataFrame:
+        # named on first use: spelling half a million names is most of the time a model folder takes to open
+        regions = pd.DataFrame(
+            {"chrom": self._chrom.to_numpy(), "start": self._starts, "end": self._ends},
+            index=region_names(self._chrom, self._starts, self._ends),
+        )
+        regions["chrom"] = regions["chrom"].astype(self._chrom.dtype)
+        return regions
+
     @property
     def regions(self) -> pd.DataFrame:
         """``chrom``, ``start``, ``end``, indexed ``chr1:100-200`` (do not modify in place)."""
@@ -237,7 +243,7 @@ class Universe:
         return self._regions.index
 
     def __len__(self) -> int:
-        return len(self._regions)
+        return int(self._starts.size)
 
     def __repr__(self) -> str:
         return f"Universe({self.name!r}, {len(self):,} regions on {self._regions['chrom'].nunique()} chromosomes)"
@@ -276,10 +282,10 @@ class Universe:
         if len(theirs) != len(self):
             return f"{len(theirs):,} regions instead of {len(self):,}"
         for column in ("start", "end"):
-            mismatch = np.flatnonzero(theirs[column].to_numpy() != self._regions[column].to_numpy())
+            mismatch = np.flatnonzero(theirs[column].to_numpy() != (self._starts if column == "start" else self._ends))
             if mismatch.size:
                 return self._describe(theirs, int(mismatch[0]), f"{column} differs")
-        mismatch = np.flatnonzero(_chrom_codes(theirs["chrom"], self._regions["chrom"]) != self._chrom_codes)
+        mismatch = np.flatnonzero(_chrom_codes(theirs["chrom"], self._chrom) != self._chrom_codes)
         if mismatch.size:
             return self._describe(theirs, int(mismatch[0]), "chromosome differs")
         return None
@@ -300,15 +306,13 @@ class Universe:
 
     @cached_property
     def _chrom_codes(self) -> np.ndarray:
-        return np.asarray(self._regions["chrom"].cat.codes, dtype=np.int64)
+        return np.asarray(self._chrom.cat.codes, dtype=np.int64)
 
     # -- tokenizing -------------------------------------------------------------------------------------------
     @cached_property
     def index(self) -> UniverseIndex:
         """The overlap index (built on first use, then kept)."""
-        return UniverseIndex(
-            self._regions["chrom"].array, self._regions["start"].to_numpy(), self._regions["end"].to_numpy()
-        )
+        return UniverseIndex(self._chrom.array, self._starts, self._ends)
 
     def tokenize(
         self, named: Sequence[tuple[str, Source]], *, n_jobs: int | Executor | None = None, warn: bool = True
@@ -331,7 +335,7 @@ class Universe:
         if foreign:
             warn(
                 f"{len(foreign)} region set(s) share no chromosome name with the universe {self.name!r} (it has "
-                f"{list(self._regions['chrom'].cat.categories[:5])}...; is it 'chr1' in one and '1' in the "
+                f"{list(self._chrom.cat.categories[:5])}...; is it 'chr1' in one and '1' in the "
                 f"other, or another genome?): {list(foreign[:10])}"
             )
 

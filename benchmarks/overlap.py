@@ -23,9 +23,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from bedspace._enrichment import binary_csr, overlap_counts  # noqa: E402
 
 import bedspace as bs  # noqa: E402
-from bedspace._enrichment import binary_csr, overlap_counts  # noqa: E402
 
 
 def scipy_product(query, reference) -> np.ndarray:

@@ -14,7 +14,6 @@ import scipy.sparse as sp
 import bedspace as bs
 from bedspace.annotate import RegionAnnotator, TokenMatrix
 from bedspace.annotate import _estimator as estimator
-from bedspace.annotate._calibration import Calibrator
 from bedspace.annotate._estimator import flatten, stratified_folds, unflatten
 from bedspace.annotate._kernel import compare, token_cosine
 from bedspace.annotate._ridge import (
@@ -275,7 +274,9 @@ def test_the_saved_form_round_trips_and_refuses_other_tokens(tmp_path):
         assert again.fields_ == ["group", "half"] and (again.max_sets, again.random_state) == (20, 4)
         for name, field in fitted.classifier_.fields.items():
             for attribute in FieldClassifier.__dataclass_fields__:
-                np.testing.assert_array_equal(getattr(again.classifier_.fields[name], attribute), getattr(field, attribute))
+                np.testing.assert_array_equal(
+                    getattr(again.classifier_.fields[name], attribute), getattr(field, attribute)
+                )
         for name in fields:
             np.testing.assert_array_equal(again.predict_proba(queries)[name], fitted.predict_proba(queries)[name])
     # refused for other sets: a fitted set's regions changed, a set more; a record of another version

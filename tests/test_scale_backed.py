@@ -150,3 +150,61 @@ def test_a_missing_label_column_is_named_before_reading(collection):
     _, path = collection
     with pytest.raises(KeyError, match="no column.*'tissue'"):
         bs.tl.train(backed(path), **{**TRAIN, "labels": ["tissue"]})
+
+
+SEARCHES = {
+    "r2l": {"search_type": "r2l", "top_k": 3},
+    "l2r": {"query": "cell_type=Kc", "search_type": "l2r", "top_k": 40},
+    "r2r": {"search_type": "r2r", "top_k": 40},
+}
+
+
+def _answers(source, query) -> dict[str, pd.DataFrame]:
+    """The three default searches of ``source`` (an AnnData or a model) for one query file."""
+    search = source.search if isinstance(source, bs.BEDSpaceModel) else lambda **o: bs.tl.search(source, **o)
+    return {name: search(**({"query": query} | options)) for name, options in SEARCHES.items()}
+
+
+def test_a_backed_collection_answers_as_in_memory(collection, trained, tmp_path):
+    """r2l, l2r and r2r of a trained collection opened backed: the same methods, columns and answers."""
+    in_memory, _ = collection
+    query = str(bs.datasets.insulators().beds / "CTCF_Kc_Bushey_2009.bed.gz")
+    expected = _answers(trained, query)
+    assert "probability" in expected["r2l"] and "shared_labels" in expected["r2r"]  # the default annotator
+    trained.write_h5ad(tmp_path / "trained.h5ad")
+    opened = backed(tmp_path / "trained.h5ad")
+    for name, table in _answers(opened, query).items():
+        pd.testing.assert_frame_equal(table, expected[name], obj=name)
+    # and a model of the backed collection, saved and loaded: its tokens are read from the file, then the folder
+    model = bs.BEDSpaceModel.from_anndata(opened)
+    assert model.reference.tokens.in_file
+    loaded = bs.BEDSpaceModel.load(model.save(tmp_path / "model"))
+    for name, table in _answers(loaded, query).items():
+        pd.testing.assert_frame_equal(table, expected[name], obj=name)
+
+
+def test_a_model_trained_from_a_backed_collection_keeps_the_default_annotator(collection, trained, tmp_path):
+    """The documented path for large collections: tokenize to a file, train it backed, save the model."""
+    _, path = collection
+    adata = backed(path)
+    bs.tl.train(adata, **TRAIN)
+    assert adata.uns["bedspace"]["annotator"]["calibrators"]  # calibrated, reading only the rows it needs
+    query = str(bs.datasets.insulators().beds / "SuHw_Mbn2_Bushey_2009.bed.gz")
+    loaded = bs.BEDSpaceModel.load(bs.BEDSpaceModel.from_anndata(adata).save(tmp_path / "model"))
+    table = loaded.search(query, search_type="r2l")
+    assert {"probability", "in_domain"} <= set(table.columns)
+    pd.testing.assert_frame_equal(table, bs.tl.search(trained, query, search_type="r2l"))
+
+
+def test_training_builds_one_model_and_queries_build_none(collection, monkeypatch):
+    in_memory, _ = collection
+    adata = in_memory.copy()
+    built = []
+    original = bs.BEDSpaceModel.__init__
+    monkeypatch.setattr(bs.BEDSpaceModel, "__init__", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    bs.tl.train(adata, **TRAIN)  # with calibration (the default)
+    assert len(built) == 1
+    query = str(bs.datasets.insulators().beds / "CTCF_Kc_Bushey_2009.bed.gz")
+    _answers(adata, query)
+    _answers(adata, query)
+    assert len(built) == 1  # the model training made answers every search

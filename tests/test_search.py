@@ -75,11 +75,13 @@ def test_r2r_adds_the_probability_of_shared_labels_to_the_cosine(hg19, hg19_trai
         expected = np.mean([probability[f, train.obs.loc[hit["name"], f]] for f in fields])
         assert hit["shared_labels"] == pytest.approx(expected, abs=1e-6)
     # the model's arrays: what the search ranked by, for the query's tokens
+    from bedspace._search import set_scores
+
     model = bs.BEDSpaceModel.from_anndata(train)
     tokens = sp.csr_matrix(test.X[:1] > 0, dtype=np.float32)
-    arrays = model.set_scores(tokens)
+    arrays = set_scores(model, tokens, None, "regions", coverage=None, own=None)[0]
     np.testing.assert_allclose(arrays[0, train.obs_names.get_indexer(hits["name"])], hits["score"], atol=1e-6)
-    cosine_only = model.set_scores(tokens, method="embedding")
+    cosine_only = set_scores(model, tokens, None, "embedding", coverage=None, own=None)[0]
     np.testing.assert_allclose(cosine_only[0, train.obs_names.get_indexer(hits["name"])], hits["cosine"], atol=1e-6)
     # the embedding alone, StarSpace's way, on request: the same cosines
     by_vectors = bs.tl.search(train, query, search_type="r2r", top_k=train.n_obs, method="embedding")

@@ -99,7 +99,7 @@ LAYERS = {
     "engine": ["_engine", "_formats", "_overlap"],
     "annotate": ["annotate"],
     "core": [
-        "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_queries", "_folder", "_sources",
+        "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_queries", "_folder", "_anndata", "_sources",
         "_training", "_universe", "_ondisk",
     ],
     "front": ["pp", "tl", "pl", "io", "datasets", "cli", "__init__", "__main__"],
@@ -155,6 +155,15 @@ def test_imports_never_run_back_up():
             if there in RANK and RANK[there] > RANK[here]:
                 wrong.append(f"{_module_name(path)} ({here}) imports {target} ({there})")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_annotator_knows_arrays_only():
+    """bedspace.annotate: arrays in, arrays out — no AnnData, no model, no tools, nothing of the core above it."""
+    for path in (PACKAGE / "annotate").rglob("*.py"):
+        source = path.read_text()
+        assert not re.search(r"^\s*(import anndata|from anndata)", source, re.M), f"{path.name} imports anndata"
+        for target in _imports(path):
+            assert RANK.get(_top(target), 0) <= RANK["annotate"], f"{path.name} imports {target}"
 
 
 def test_plots_never_compute():

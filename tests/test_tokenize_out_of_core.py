@@ -25,8 +25,8 @@ try:
 except ImportError:  # anndata < 0.12
     from anndata.experimental import read_elem_lazy
 from bedspace import _ondisk
-from bedspace.annotate._tokens import row_chunks as _row_chunks
 from bedspace._universe import Universe
+from bedspace.annotate._tokens import row_chunks as _row_chunks
 
 
 @pytest.fixture(scope="module")

@@ -291,6 +291,23 @@ def set_vectors(regions, indptr, indices):
     return out
 
 
+def embed_rows(regions: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """:func:`set_vectors` of CSR rows; a few rows (a query) on one thread.
+
+    The kernel spreads rows over threads, so more threads cannot help a few rows, and waking them costs tens of
+    ms on a busy machine. One thread gives the same numbers (each row is summed by one thread).
+    """
+    indptr = np.asarray(indptr, dtype=np.int64)
+    if indptr.size - 1 >= 8:
+        return set_vectors(regions, indptr, indices)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return set_vectors(regions, indptr, indices)
+    finally:
+        numba.set_num_threads(threads)
+
+
 def train(
     data: TrainingData,
     params: TrainParams,

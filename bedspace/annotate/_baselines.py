@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.stats import hypergeom
@@ -397,4 +396,6 @@ class OverlapBaselines:
         shared = overlap_counts(test_x, train_x)
         test_sizes, train_sizes = np.diff(test_x.indptr), np.diff(train_x.indptr)
         log_pvalue, odds = enrichment_from_counts(shared, test_sizes, train_sizes, train_x.shape[1])
-        return cls(jaccard_from_counts(shared, test_sizes, train_sizes), log_pvalue, odds, rank_references(log_pvalue, odds))
+        return cls(
+            jaccard_from_counts(shared, test_sizes, train_sizes), log_pvalue, odds, rank_references(log_pvalue, odds)
+        )

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import isotonic_regression, minimize_scalar
-from scipy.special import log_softmax
 
 FORMAT = "bedspace-calibrator"
 FORMAT_VERSION = 1
@@ -50,12 +48,22 @@ def _scores_and_truth(scores, truth=None) -> tuple[np.ndarray, np.ndarray | None
     return scores, truth
 
 
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    """Log of the softmax of each row, as :func:`scipy.special.log_softmax` computes it (the same numbers)."""
+    scores = np.asarray(scores)
+    peak = np.max(scores, axis=1, keepdims=True)
+    peak[~np.isfinite(peak)] = 0
+    shifted = scores - peak
+    with np.errstate(divide="ignore"):
+        return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+
+
 def softmax(scores, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of ``scores / temperature``."""
     scores, _ = _scores_and_truth(scores)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return np.exp(log_softmax(scores / temperature, axis=1))
+    return np.exp(log_softmax(scores / temperature))
 
 
 def log_loss(probabilities, truth) -> float:
@@ -147,7 +155,9 @@ def fit_temperature(scores, truth, *, bounds: tuple[float, float] = TEMPERATURE_
     rows = np.arange(truth.size)
 
     def loss(log_t: float) -> float:
-        return float(-np.mean(log_softmax(scores / np.exp(log_t), axis=1)[rows, truth]))
+        return float(-np.mean(log_softmax(scores / np.exp(log_t))[rows, truth]))
+
+    from scipy.optimize import minimize_scalar  # imported when fitting: annotating needs none of scipy's
 
     result = minimize_scalar(loss, bounds=(np.log(low), np.log(high)), method="bounded", options={"xatol": 1e-6})
     return float(np.exp(result.x))
@@ -162,6 +172,8 @@ def _isotonic_knots(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.nda
     """
     order = np.argsort(confidence, kind="stable")
     x = confidence[order]
+    from scipy.optimize import isotonic_regression
+
     fit = isotonic_regression(correct[order].astype(np.float64), increasing=True).x
     # A block of ties in x must get one value: average the fit over equal x before keeping block ends.
     unique_x, start = np.unique(x, return_index=True)

@@ -31,10 +31,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._logging import info
+from .._params import whole_number
 from ._calibration import Calibrator, expected_calibration_error, fit_calibrator, reliability_bins
 from ._kernel import Comparison, comparison, overlap_counts
-from ._ridge import BLOCK, MAX_FITTED_SETS, FieldClassifier, KernelClassifier, fitted_sample
-from ._tokens import TokenMatrix, TokenRows, binary_csr, blocks, positions_in
+from ._ridge import BLOCK, MAX_FITTED_SETS, FieldClassifier, KernelClassifier
+from ._tokens import TokenMatrix, TokenRows, blocks, positions_in
 
 FORMAT = "bedspace-annotator"
 FORMAT_VERSION = 3
@@ -144,17 +145,15 @@ class RegionAnnotator:
         calibrate: bool = True,
         random_state: int = 0,
     ):
-        self.max_sets = positive_int(max_sets, "max_sets")
-        self.max_queries = positive_int(max_queries, "max_queries")
-        if n_folds is not None and (positive_int(n_folds, "n_folds") < 2):
-            raise ValueError(f"n_folds must be None (leave-one-out) or a whole number >= 2, got {n_folds!r}")
+        self.max_sets = whole_number(max_sets, "max_sets")
+        self.max_queries = whole_number(max_queries, "max_queries")
+        if n_folds is not None:
+            whole_number(n_folds, "n_folds", minimum=2, expected="None (leave-one-out) or a whole number >= 2")
         self.n_folds = None if n_folds is None else int(n_folds)
         if not isinstance(calibrate, bool | np.bool_):
             raise ValueError(f"calibrate must be True or False, got {calibrate!r}")
         self.calibrate = bool(calibrate)
-        if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer):
-            raise ValueError(f"random_state must be an integer, got {random_state!r}")
-        self.random_state = int(random_state)
+        self.random_state = whole_number(random_state, "random_state", minimum=0, expected="an integer >= 0")
         self._tokens: TokenMatrix | None = None
         self._compared: TokenRows | None = None
         self._reference_annotation: Annotation | None = None
@@ -367,13 +366,18 @@ class RegionAnnotator:
     def predict_proba(self, tokens, *, coverage: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per field, queries × labels: calibrated probabilities (the base rates for a query out of the domain)."""
         if not self.is_calibrated:
-            raise ValueError("this annotator was fitted with calibrate=False: it gives scores (annotate), no probabilities")
+            raise ValueError(
+                "this annotator was fitted with calibrate=False: it gives scores (annotate), no probabilities"
+            )
         return self.annotate(tokens, coverage=coverage).probabilities
 
     def predict(self, tokens, *, coverage: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per field, each query's most likely label (by probability when calibrated, else by score)."""
         annotation = self.annotate(tokens, coverage=coverage)
-        return {f: np.asarray(self.label_names_[f], dtype=object)[annotation.ranking(f).argmax(axis=1)] for f in self.fields_}
+        return {
+            f: np.asarray(self.label_names_[f], dtype=object)[annotation.ranking(f).argmax(axis=1)]
+            for f in self.fields_
+        }
 
     def reference_annotation(self) -> Annotation:
         """Every reference set annotated from the others (leave-one-out): what l2r ranks sets by. Computed once."""
@@ -478,7 +482,9 @@ class RegionAnnotator:
                 )
                 if codes[name].size != n_sets or classifiers[name].rows.size != classifiers[name].coefficients.shape[0]:
                     raise ValueError(f"field {name!r}: arrays of mismatched sizes")
-            calibrators = {str(f): Calibrator.from_dict(dict(c)) for f, c in dict(record.get("calibrators", {})).items()}
+            calibrators = {
+                str(f): Calibrator.from_dict(dict(c)) for f, c in dict(record.get("calibrators", {})).items()
+            }
             fingerprint = np.asarray(record["fingerprint"], dtype=np.int64).reshape(-1, 2)
             min_log_odds, min_coverage = float(_scalar(record["min_log_odds"])), float(_scalar(record["min_coverage"]))
             diagnostics = {str(f): {str(k): float(_scalar(v)) for k, v in dict(d).items()} for f, d in dict(record.get("diagnostics", {})).items()}  # fmt: skip
@@ -515,7 +521,9 @@ def _score_blocks(classifier: KernelClassifier, compared: TokenRows, queries: To
         block_own = None if own is None else np.asarray(own)[rows]
         block_own_compared = None if own_compared is None else own_compared[rows]
         shared = overlap_counts(block, compared)
-        result = comparison(shared, np.diff(block.indptr).astype(np.float64), compared.sizes, compared.n_regions, block_own_compared)
+        result = comparison(
+            shared, np.diff(block.indptr).astype(np.float64), compared.sizes, compared.n_regions, block_own_compared
+        )
         best[rows] = result.best_log_odds
         for name in scores:
             scores[name][rows] = classifier.scores(name, result, block_own)
@@ -539,13 +547,6 @@ def _half_low_percentile(values, *, default: float) -> float:
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
     return 0.5 * float(np.quantile(finite, 0.01)) if finite.size else default
-
-
-def positive_int(value, name: str) -> int:
-    """``value`` as an int, refused (naming ``name``) unless a whole number >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _scalar(value):

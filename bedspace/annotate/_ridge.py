@@ -208,7 +208,12 @@ class KernelClassifier:
 
     @classmethod
     def fit(
-        cls, tokens, codes: Mapping[str, np.ndarray], n_labels: Mapping[str, int], *, max_sets: int,
+        cls,
+        tokens,
+        codes: Mapping[str, np.ndarray],
+        n_labels: Mapping[str, int],
+        *,
+        max_sets: int,
         random_state: int,
     ) -> tuple[KernelClassifier, Comparison]:
         """Fit a classifier per field on the labelled reference sets; with the fitted sets' comparison.
@@ -229,14 +234,19 @@ class KernelClassifier:
         # collection's tokens is a block's tokens and the kernel.
         shared = np.vstack(
             [np.zeros((0, union.size))]
-            + [overlap_counts(fitted.subset(np.arange(union.size)[rows]).to_csr(), fitted) for rows in blocks(union.size, BLOCK)]
+            + [
+                overlap_counts(fitted.subset(np.arange(union.size)[rows]).to_csr(), fitted)
+                for rows in blocks(union.size, BLOCK)
+            ]
         )
         sizes = fitted.sizes
         among = comparison(shared, sizes, sizes, tokens.n_regions, np.arange(union.size))
         fields = {}
         for name, rows in chosen.items():
             at = np.searchsorted(union, rows)
-            fields[name] = FieldClassifier.fit(among.kernel[np.ix_(at, at)], np.asarray(codes[name])[rows], n_labels[name], rows)
+            fields[name] = FieldClassifier.fit(
+                among.kernel[np.ix_(at, at)], np.asarray(codes[name])[rows], n_labels[name], rows
+            )
         return cls(fields, {f: int(n_labels[f]) for f in codes}), among
 
     def scores(self, name: str, comparison: Comparison, own: np.ndarray | None = None) -> np.ndarray:

@@ -118,7 +118,9 @@ class TokenRows:
         starts, stops = self.indptr[self.rows], self.indptr[self.rows + 1]
         indptr = np.zeros(self.rows.size + 1, np.int64)
         np.cumsum(stops - starts, out=indptr[1:])
-        indices = np.concatenate([np.zeros(0, np.int32)] + [self.indices[a:b] for a, b in zip(starts, stops, strict=True)])
+        indices = np.concatenate(
+            [np.zeros(0, np.int32)] + [self.indices[a:b] for a, b in zip(starts, stops, strict=True)]
+        )
         data = np.ones(indices.size, token_dtype(self.n_regions))
         return sp.csr_matrix((data, indices, indptr), shape=(self.rows.size, self.n_regions))
 

@@ -132,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                   "bedspace search -t r2r -d distances.pkl -q query_regions.bed -n 10 --format tsv"],
     )  # fmt: skip
     p.add_argument("-t", "--type", required=True, choices=["r2l", "l2r", "r2r"], help="kind of search")
-    p.add_argument("-d", "--distances", required=True, help="file written by distances, or a model folder written by train")
+    p.add_argument(
+        "-d", "--distances", required=True, help="file written by distances, or a model folder written by train"
+    )
     p.add_argument("-q", "--query", required=True, help="a BED file (r2l, r2r), or a label such as T_cell (l2r)")
     p.add_argument("-n", type=positive, default=10, help="number of results (default: 10)")
     p.add_argument("-f", "--field", default=None, help="only labels of this field (r2l)")

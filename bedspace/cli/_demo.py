@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .._keys import DEFAULT
+
 
 def demo(args: argparse.Namespace) -> None:
     """Tokenize, train, compare, search, evaluate on held-out sets, draw; print what each step did."""
@@ -31,7 +33,7 @@ def demo(args: argparse.Namespace) -> None:
         return pd.option_context("display.width", 160, "display.max_columns", 10, "display.max_colwidth", 40)
 
     adata = bs.pp.tokenize(beds, universe, metadata=metadata, chrom_sizes=chrom_sizes, n_jobs=args.jobs)
-    info = adata.uns["bedspace"]["universe"]
+    info = adata.uns[DEFAULT]["universe"]
     print(f"\n1. tokenized {adata.n_obs} region sets onto universe {info['name']!r} ({adata.n_vars:,} regions)")
     print(
         f"   {int(adata.X.nnz):,} tokens; regions used by at least one set: {int((adata.var['n_sets'] > 0).sum()):,}\n"
@@ -40,7 +42,7 @@ def demo(args: argparse.Namespace) -> None:
         print(adata.obs[[*labels, "n_regions", "n_tokens", "frac_regions_in_universe"]].head(20).round(3))
 
     bs.tl.train(adata, labels=labels, **options)
-    loss = adata.uns["bedspace"]["loss"]
+    loss = adata.uns[DEFAULT]["loss"]
     print(f"\n2. trained a {args.dim}-dimensional joint embedding with the built-in engine, {args.epochs} epochs")
     print(f"   loss {loss[0]:.4f} (first epoch) -> {loss[-1]:.4f} (last epoch)")
 

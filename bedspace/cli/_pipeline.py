@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._keys import DEFAULT
+
 COMPANION_SUFFIX = ".bedspace.h5ad"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -77,7 +79,7 @@ def preprocess(args: argparse.Namespace) -> None:
     refuse_overwriting_inputs(output, {"--metadata": args.metadata, "--universe": args.universe})
     adata = bs.pp.tokenize(args.input, args.universe, metadata=args.metadata, n_jobs=args.jobs)
     bs.io.write_starspace(adata, output, labels=labels)
-    adata.uns["bedspace"]["preprocess"] = {
+    adata.uns[DEFAULT]["preprocess"] = {
         "labels": labels,
         "input": str(Path(args.input).resolve()),
         "metadata": str(Path(args.metadata).resolve()),
@@ -111,7 +113,7 @@ def train(args: argparse.Namespace) -> None:
     if output.exists() and not args.overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it (an old model is never continued)")
     adata = read_h5ad_checked(companion, "preprocessed collection")
-    record = adata.uns.get("bedspace", {}).get("preprocess", {})
+    record = adata.uns.get(DEFAULT, {}).get("preprocess", {})
     if "labels" not in record:
         raise ValueError(f"{companion} was not written by bedspace preprocess (no preprocess record)")
     expected = record.get("training_file_sha256")
@@ -136,7 +138,7 @@ def train(args: argparse.Namespace) -> None:
         random_state=args.seed,
     )
     bs.BEDSpaceModel.from_anndata(adata).save(output, overwrite=args.overwrite)
-    loss = adata.uns["bedspace"]["loss"]
+    loss = adata.uns[DEFAULT]["loss"]
     engine = "the StarSpace binary" if starspace else "the built-in engine"
     print(
         f"checked {training_file.name} against {companion.name}; trained with {engine}: loss {loss[0]:.4f} -> "

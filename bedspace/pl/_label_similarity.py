@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .._keys import Keys
+from .._keys import DEFAULT, Keys
 from ._utils import finish, new_axes
 
 
@@ -19,7 +19,7 @@ def label_similarity(
     field: str | None = None,
     groupby: str | None = None,
     cluster: bool = True,
-    key: str = "bedspace",
+    key: str = DEFAULT,
     cmap: str = "RdBu_r",
     ax: Axes | None = None,
     show: bool | None = None,

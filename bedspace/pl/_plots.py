@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .._keys import Keys
+from .._keys import DEFAULT, Keys
 from ._utils import finish, new_axes
 
 
@@ -30,7 +30,7 @@ def embedding(
     color: str | None = None,
     labels: bool | str = True,
     basis: Literal["umap", "pca"] = "umap",
-    key: str = "bedspace",
+    key: str = DEFAULT,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | os.PathLike | None = None,
@@ -161,7 +161,7 @@ def search(
 def loss(
     adata: ad.AnnData,
     *,
-    key: str = "bedspace",
+    key: str = DEFAULT,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | os.PathLike | None = None,
@@ -252,7 +252,7 @@ def calibration(
     adata: ad.AnnData,
     *,
     fields: list[str] | str | None = None,
-    key: str = "bedspace",
+    key: str = DEFAULT,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | os.PathLike | None = None,

@@ -6,7 +6,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .._keys import Keys, store, trained_labels
+from .._keys import DEFAULT, Keys, store, trained_labels
+from .._params import whole_number
 from .._similarity import unit_rows
 
 #: Up to this many sets, ``n_neighbors=None`` connects every pair (an exact, dense-as-sparse graph).
@@ -18,7 +19,7 @@ DEFAULT_NEIGHBORS = 15
 def distances(
     adata: ad.AnnData,
     *,
-    key: str = "bedspace",
+    key: str = DEFAULT,
     n_neighbors: int | None = None,
     key_added: str | None = None,
     copy: bool = False,
@@ -65,10 +66,9 @@ def distances(
     written = Keys(key_added or key)
     if n_neighbors is None:
         n_neighbors = adata.n_obs if adata.n_obs <= ALL_PAIRS_MAX_SETS else DEFAULT_NEIGHBORS
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int | np.integer):
-        raise ValueError(f"n_neighbors must be a whole number, got {n_neighbors!r}")
-    if not 2 <= n_neighbors <= adata.n_obs:
-        raise ValueError(f"n_neighbors must be between 2 and the number of sets ({adata.n_obs}), got {n_neighbors}")
+    between = f"between 2 and the number of sets ({adata.n_obs})"
+    if whole_number(n_neighbors, "n_neighbors", minimum=2, expected=f"a whole number {between}") > adata.n_obs:
+        raise ValueError(f"n_neighbors must be {between}, got {n_neighbors}")
     adata = adata.copy() if copy else adata
     sets = unit_rows(np.asarray(adata.obsm[keys.set_vectors]))
     similarity = pd.DataFrame(sets @ label_vectors.T, index=adata.obs_names, columns=labels.names)

@@ -6,7 +6,7 @@ from concurrent.futures import Executor
 
 import anndata as ad
 
-from .._keys import Keys, store
+from .._keys import DEFAULT, Keys, store
 from ._collection import searchable
 
 
@@ -14,7 +14,7 @@ def embed(
     adata: ad.AnnData,
     reference: ad.AnnData,
     *,
-    key: str = "bedspace",
+    key: str = DEFAULT,
     n_jobs: int | Executor | None = None,
     key_added: str | None = None,
     copy: bool = False,

@@ -16,15 +16,17 @@ from typing import Literal
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from .. import _logging as logg
+from .._keys import DEFAULT
 from .._metrics import annotation_metrics, retrieval_metrics
 from .._model import BEDSpaceModel
+from .._params import whole_number
+from .._search import set_scores
+from .._similarity import unit_rows
 from ..annotate._baselines import OverlapBaselines, aggregate_by_label, knn_vote
 from ..annotate._calibration import confidence_calibration_error, expected_calibration_error
 from ._collection import searchable
-from .._similarity import unit_rows
 
 BASELINES = ("overlap", "enrichment", "random")
 SEARCHES = ("r2l", "l2r", "r2r")
@@ -95,7 +97,7 @@ def evaluate(
     test: ad.AnnData,
     *,
     fields: list[str] | str,
-    key: str = "bedspace",
+    key: str = DEFAULT,
     baselines: Sequence[str] = BASELINES,
     n_neighbors: int = 5,
     n_random: int = 20,
@@ -186,11 +188,13 @@ def _embedding_rows(
     """Rows of a trained model: ``method`` (the default annotator and r2r) and ``method-labels`` (the embedding)."""
     test_vectors = unit_rows(model.embed(test))
     test_tokens = test.X
-    annotation = model.annotate_tokens(test_tokens)
-    by_vectors = model.set_scores(test_tokens, test_vectors, method="embedding")
+    annotation = model.need_annotator().annotate(test_tokens)
+    by_vectors = set_scores(model, test_tokens, test_vectors, "embedding", coverage=None, own=None)[0]
     # r2r as bs.tl.search ranks it: cosine plus the shared-label probability when calibrated, else cosine alone
     default_r2r = (
-        model.set_scores(test_tokens, test_vectors, annotation=annotation) if model.can_compare_labels else by_vectors
+        set_scores(model, test_tokens, test_vectors, "regions", coverage=None, own=None, annotation=annotation)[0]
+        if model.can_compare_labels
+        else by_vectors
     )
     rows = []
     for field in coded:
@@ -474,8 +478,7 @@ def evaluate_repeated(
     if stratify is not False and not isinstance(stratify, str | None):
         raise TypeError(f"stratify must be a column name, None (the first field) or False (random), got {stratify!r}")
     stratify = fields[0] if stratify is None else stratify or None
-    if isinstance(n_splits, bool) or not isinstance(n_splits, int | np.integer) or n_splits < 1:
-        raise ValueError(f"n_splits must be an integer >= 1, got {n_splits!r}")
+    whole_number(n_splits, "n_splits", expected="an integer >= 1")
     if isinstance(seeds, int | np.integer) or not all(isinstance(s, int | np.integer) for s in seeds):
         raise TypeError(f"seeds must be a sequence of integer training seeds, e.g. seeds=(0, 1); got {seeds!r}")
     seeds = [int(s) for s in seeds]

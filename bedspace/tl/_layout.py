@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
-from .._keys import Keys, store, trained_labels
+from .._keys import DEFAULT, Keys, store, trained_labels
 from .._similarity import unit_rows
 
 BASES = ("umap", "pca")
@@ -18,7 +18,7 @@ def layout(
     adata: ad.AnnData,
     *,
     basis: Literal["umap", "pca"] = "umap",
-    key: str = "bedspace",
+    key: str = DEFAULT,
     n_neighbors: int = 15,
     random_state: int = 0,
     key_added: str | None = None,

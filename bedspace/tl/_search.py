@@ -7,6 +7,7 @@ from typing import Literal
 import anndata as ad
 import pandas as pd
 
+from .._keys import DEFAULT
 from ._collection import searchable
 
 
@@ -20,7 +21,7 @@ def search(
     method: Literal["regions", "embedding"] | None = None,
     min_probability: float = 0.0,
     approximate: bool = False,
-    key: str = "bedspace",
+    key: str = DEFAULT,
 ) -> pd.DataFrame:
     """Search the joint space of a trained collection.
 

@@ -17,11 +17,11 @@ from .. import _logging as logg
 from .._engine import native
 from .._engine import starspace as starspace_engine
 from .._formats.starspace import place_symbols, read_starspace_tsv, write_training_file
-from .._keys import Keys, store
+from .._keys import DEFAULT, Keys, store
 from .._labels import LabelTable
 from .._model import BEDSpaceModel
 from .._parallel import available_cores
-from .._params import BACKENDS, DEFAULTS, TrainParams, check_threads
+from .._params import BACKENDS, DEFAULTS, TrainParams, check_threads, whole_number
 from .._reference import ReferenceSets
 from .._training import TrainingExamples, training_examples
 from .._universe import Universe
@@ -50,7 +50,7 @@ def train(
     random_state: int = 0,
     sample_sets: int | None = None,
     calibrate: bool = True,
-    key_added: str = "bedspace",
+    key_added: str = DEFAULT,
     copy: bool = False,
 ) -> ad.AnnData | None:
     """Learn one vector space for region sets, universe regions and metadata labels (StarSpace trainMode 0).
@@ -164,10 +164,8 @@ def train(
         dropout=dropout,
     )
     threads = check_threads(n_threads) or available_cores()
-    if sample_sets is not None and (
-        isinstance(sample_sets, bool) or not isinstance(sample_sets, int | np.integer) or sample_sets < 1
-    ):
-        raise ValueError(f"sample_sets must be a positive integer or None, got {sample_sets!r}")
+    if sample_sets is not None:
+        whole_number(sample_sets, "sample_sets", expected="a positive integer or None")
     keys = Keys(key_added)
     binary = starspace_engine.find_binary(starspace) if backend == "starspace" else None
     adata = adata.copy() if copy else adata
@@ -359,7 +357,7 @@ def _train_starspace(universe: Universe, examples: TrainingExamples, binary, par
 def calibrate(
     adata: ad.AnnData,
     *,
-    key: str = "bedspace",
+    key: str = DEFAULT,
     n_folds: int | None = None,
     random_state: int | None = None,
     copy: bool = False,

@@ -1,0 +1,97 @@
+"""A trained AnnData and a :class:`~bedspace.BEDSpaceModel`: what each key holds, in both directions.
+
+:func:`embedding_of` and :func:`reference_of` read the embedding and the reference sets out of an AnnData;
+:func:`anndata_of` and :func:`write_embedding` write a model into one. The model's methods
+(``from_anndata``, ``to_anndata``, ``write_into``) are these; the AnnData keys are those of
+:class:`~bedspace._keys.Keys`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ._keys import TOKENIZE, Keys
+from ._labels import LabelTable
+from ._plain import plain
+from ._reference import ReferenceSets
+from ._universe import Universe
+
+if TYPE_CHECKING:
+    import anndata as ad
+
+#: What :func:`bedspace.pp.tokenize` records of how a collection was tokenized, kept by the model.
+PROVENANCE = ("tokenize", "version")
+
+
+def embedding_of(adata: ad.AnnData, key: str) -> dict:
+    """The arguments of :class:`~bedspace.BEDSpaceModel` for the embedding trained into ``adata`` under ``key``."""
+    keys = Keys(key)
+    keys.needs_training(adata)
+    record = adata.uns[keys.record]
+    tokenized = adata.uns.get(TOKENIZE, {})
+    return {
+        "universe": Universe.from_anndata(adata, record=record.get("universe") or tokenized.get("universe", {})),
+        "region_vectors": np.asarray(adata.varm[keys.region_vectors]),
+        "labels": LabelTable.from_frame(pd.DataFrame(record["labels"])),
+        "label_vectors": np.asarray(record["label_vectors"]),
+        "params": plain(record.get("params", {})),
+        "loss": np.asarray(record.get("loss", []), dtype=np.float64),
+        "provenance": {name: tokenized[name] for name in PROVENANCE if name in tokenized},
+    }
+
+
+def reference_of(adata: ad.AnnData, key: str, labels: LabelTable, params: dict, *, copy: bool) -> ReferenceSets:
+    """The sets of ``adata`` as a model's reference, with the annotator ``.uns[key]`` keeps (bound to ``X``).
+
+    ``copy=False`` shares ``.obs`` and ``X``; a backed AnnData's tokens are read from its file as needed.
+    """
+    keys = Keys(key)
+    X = adata.X
+    if copy and not adata.isbacked and sp.issparse(X):
+        X = X.copy()
+    tokens = X if adata.isbacked or sp.issparse(X) else None
+    obs = adata.obs.copy() if copy else adata.obs
+    reference = ReferenceSets(obs, np.asarray(adata.obsm[keys.set_vectors]), tokens)
+    seed = int(params.get("random_state", 0) or 0)
+    reference.bind_annotator(adata.uns[keys.record].get("annotator"), labels, random_state=seed)
+    return reference
+
+
+def anndata_of(model, key: str) -> ad.AnnData:
+    """The sets a model carries as an AnnData laid out as :func:`bedspace.tl.train` leaves one."""
+    import anndata as ad
+
+    reference = model.need_reference()
+    keys = Keys(key)
+    tokens = reference.tokens
+    if tokens is None:
+        X = sp.csr_matrix((len(reference), len(model.universe)), dtype=np.float32)
+    else:
+        X = tokens.matrix.copy() if tokens.matrix is not None else tokens.read().to_csr()
+    adata = ad.AnnData(X=X, obs=reference.metadata.copy(), var=model.universe.to_var())
+    adata.obsm[keys.set_vectors] = np.array(reference.vectors)
+    write_embedding(model, adata, key)
+    if model.annotator is not None:
+        adata.uns[keys.record]["annotator"] = model.annotator.to_record()
+    return adata
+
+
+def write_embedding(model, adata: ad.AnnData, key: str) -> None:
+    """Write a model's embedding into an AnnData on its universe: ``.varm[key]``, ``.uns[key]`` (and the provenance)."""
+    model.universe.check_same(adata.var, what="the AnnData")
+    keys = Keys(key)
+    adata.varm[keys.region_vectors] = np.asarray(model.region_vectors)
+    record = dict(adata.uns.get(keys.record, {}))
+    record.pop("annotator", None)
+    record.update(
+        params=model.params, labels=model.label_table.frame, label_vectors=model.label_vectors, loss=model.loss,
+        universe={**dict(record.get("universe", {})), **model.universe.record()},
+    )  # fmt: skip
+    adata.uns[keys.record] = record
+    if model.provenance:  # how the sets were tokenized, where bs.pp.tokenize records it
+        tokenized = {"universe": model.universe.record(), **model.provenance}
+        adata.uns[TOKENIZE] = {**tokenized, **dict(adata.uns.get(TOKENIZE, {}))}
