@@ -17,6 +17,13 @@ LOSSES = ("hinge", "softmax")
 BACKENDS = ("native", "starspace")
 
 
+def whole_number(value, name: str, *, minimum: int = 1, expected: str = "a positive integer") -> int:
+    """``value`` as an int; a ValueError naming ``name`` unless it is a whole number >= ``minimum`` (never a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class TrainParams:
     """Options of StarSpace trainMode 0 as bedspace runs it (StarSpace's flag in brackets).
@@ -134,13 +141,6 @@ def _as_bool(name: str, value) -> bool:
     if hasattr(value, "item") and isinstance(value.item(), bool):  # numpy bool, as .uns gives it back
         return bool(value.item())
     raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def whole_number(value, name: str, *, minimum: int = 1, expected: str = "a positive integer") -> int:
-    """``value`` as an int; a ValueError naming ``name`` unless it is a whole number >= ``minimum`` (never a bool)."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
-    return int(value)
 
 
 def check_threads(n_threads) -> int | None:
