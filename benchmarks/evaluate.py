@@ -29,7 +29,8 @@ training seed alone, paired by split where bedspace beats, trails or is within n
 enrichment and the StarSpace-compatible run annotating by its label vectors (``starspace-labels``, StarSpace's
 way), and the training time with and without calibration. The consensus universe was built from all 172 sets,
 held-out ones included (a mild advantage shared by every method: which regions exist). ``--universe tiles_5kb``
-has no such leak. ``--calibration-only`` prints the pooled calibration errors alone.
+has no such leak. ``--stored-float16`` answers as a model folder (format 3) does: region vectors stored as
+float16, set vectors as trained. ``--calibration-only`` prints the pooled calibration errors alone.
 
 Why two kinds of split for the calibration: the probabilities are fitted on leave-one-out annotations of the
 training sets, which stand for new experiments drawn like the collection's own. A split stratified by organ
@@ -167,6 +168,22 @@ def main_table(adata, args, n_splits: int, seeds: list[int], settings: dict) -> 
         print(verdicts(result, method).round(3).to_string(index=False))
 
 
+def store_region_vectors_as_float16() -> None:
+    """Every training leaves its region vectors rounded to float16: the queries are embedded as a model folder does."""
+    from bedspace.tl import _train
+
+    trained = _train.train
+
+    def train(adata, **options):
+        result = trained(adata, **options)
+        target = result if options.get("copy") else adata
+        key = options.get("key_added", "bedspace")
+        target.varm[key] = np.asarray(target.varm[key], dtype=np.float16).astype(np.float32)
+        return result
+
+    _train.train = train
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 splits × 2 seeds and 20 epochs: a few minutes")
@@ -183,6 +200,11 @@ def main() -> None:
         "--calibration-only", action="store_true", help="only the pooled calibration error (a few minutes)"
     )
     parser.add_argument("--universe", default="consensus", choices=["consensus", "tiles_5kb"])
+    parser.add_argument(
+        "--stored-float16",
+        action="store_true",
+        help="answer with region vectors rounded to float16, as a model folder stores them (set vectors as trained)",
+    )
     parser.add_argument("--sweep", action="store_true", help="also evaluate the option sweep (slow)")
     parser.add_argument("--only", nargs="+", help="with --sweep: only the options whose name starts so")
     args = parser.parse_args()
@@ -190,6 +212,8 @@ def main() -> None:
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
 
+    if args.stored_float16:
+        store_region_vectors_as_float16()
     n_splits = args.splits or (3 if args.quick else 5)
     seeds = list(range(args.seeds or 2))
     settings = PUBLISHED | {"epochs": args.epochs or (20 if args.quick else PUBLISHED["epochs"])}
