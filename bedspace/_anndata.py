@@ -84,7 +84,7 @@ def write_embedding(model, adata: ad.AnnData, key: str) -> None:
     """Write a model's embedding into an AnnData on its universe: ``.varm[key]``, ``.uns[key]`` (and the provenance)."""
     model.universe.check_same(adata.var, what="the AnnData")
     keys = Keys(key)
-    adata.varm[keys.region_vectors] = np.asarray(model.region_vectors)
+    adata.varm[keys.region_vectors] = np.asarray(model.region_vectors, dtype=np.float32)
     record = dict(adata.uns.get(keys.record, {}))
     record.pop("annotator", None)
     record.update(

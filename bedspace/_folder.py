@@ -4,21 +4,27 @@ Format 3 (written by :func:`save`)::
 
     model.json            format, bedspace version, dim, counts, parameters, universe (name, chromosome sizes),
                           loss, and the size and sha256 of every other file
-    universe.npz          the regions: chromosome names, each region's chromosome, start and end
-    region_vectors.npy    regions × dim, float32 (memory-mapped: a query reads the rows of its regions only)
+    universe.npz          the regions (compressed): chromosome names, each region's chromosome, start and end
+    region_vectors.npy    regions × dim, float16 (memory-mapped: a query reads the rows of its regions only)
     labels.tsv            field and value of each label
     label_vectors.npy     labels × dim, float32
     sets.h5ad             the reference sets' metadata (``.obs``, every dtype kept), read on first use
     set_vectors.npy       sets × dim, float32 (memory-mapped)
-    tokens_indptr.npy     the sets' tokens as CSR: row pointers (int64) ...
-    tokens_indices.npy    ... and each set's universe regions, sorted (int32; memory-mapped: r2l reads the
-                          annotator's fitted sets only)
+    tokens_indptr.npy     the sets' tokens: where each set's regions start (int64) ...
+    tokens_gaps.npy       ... each region as the gap from the set's previous one (uint16; memory-mapped: r2l
+                          decodes the annotator's fitted sets only) ...
+    tokens_escaped.npy    ... the gaps too wide for 16 bits, in full (int64) ...
+    tokens_escaped_ptr.npy  ... and where each set's wide gaps start (int64)
     annotator.npz         the default annotator (:meth:`~bedspace.annotate.RegionAnnotator.to_record`, flattened)
 
-The sizes follow from what a search needs: the region vectors are 4 bytes × dim per universe region (574,740
-regions × 100 dimensions: 230 MB), the tokens 4 bytes per region of each set (the default annotator compares a
-query's regions with the sets'), everything else is small. Each file is checked against its checksum when it is
-first read, so a search reads (and checks) only the files it needs.
+The sizes follow from what a search needs. The region vectors are most of a folder: 2 bytes × dim per universe
+region (574,740 regions × 100 dimensions: 115 MB). They are kept as float16: a query's vector is their sum in
+float32, and ``benchmarks/evaluate.py --stored-float16`` answers as with float32 to three decimals. The tokens
+(the default annotator compares a query's regions with the sets') are 2 bytes per region of each set: the gaps
+between a set's sorted regions are short (on a 574,740-region universe, a few in a million need more than 16
+bits). The set vectors stay float32 (they are what queries are ranked against); everything else is small.
+Each file is checked against its checksum when it is first read, so a search reads (and checks) only the files
+it needs.
 
 Format 2 (``reference.h5ad`` with the tokens, the annotator in ``model.json``, ``classifier.npz``) and format 1
 (bedspace 0.1: no checksums, sets as CSV) are read too.
@@ -44,7 +50,7 @@ from ._universe import Universe
 from ._version import __version__
 from .annotate import RegionAnnotator, TokenMatrix
 from .annotate._estimator import flatten, unflatten
-from .annotate._tokens import CHUNK_TOKENS
+from .annotate._tokens import CHUNK_TOKENS, CodedTokens
 
 FORMAT = "bedspace-model"
 FORMAT_VERSION = 3
@@ -55,12 +61,15 @@ FILES = {
     "labels": "labels.tsv",
     "label_vectors": "label_vectors.npy",
 }
-SET_FILES = {
-    "sets": "sets.h5ad",
-    "set_vectors": "set_vectors.npy",
+SET_FILES = {"sets": "sets.h5ad", "set_vectors": "set_vectors.npy"}
+TOKEN_FILES = {
     "tokens_indptr": "tokens_indptr.npy",
-    "tokens_indices": "tokens_indices.npy",
+    "tokens_gaps": "tokens_gaps.npy",
+    "tokens_escaped": "tokens_escaped.npy",
+    "tokens_escaped_ptr": "tokens_escaped_ptr.npy",
 }
+#: How region vectors are stored: see the module's notes.
+REGION_VECTOR_DTYPE = np.float16
 ANNOTATOR_FILE = "annotator.npz"
 _V2_FILES = {"universe": "universe.bed.gz", "reference": "reference.h5ad", "classifier": "classifier.npz"}
 _V1_SET_FILES = {"sets": "sets.csv.gz", "set_vectors": "set_vectors.npy"}  # folders of format 1 (bedspace 0.1)
@@ -72,12 +81,14 @@ def save(model, folder: Path, *, overwrite: bool = False) -> Path:
     with atomic_folder(folder, overwrite=overwrite, replaceable=is_model_folder) as tmp:
         regions = model.universe.regions
         chroms = regions["chrom"].cat
-        np.savez(
+        np.savez_compressed(
             tmp / FILES["universe"], chroms=np.asarray(chroms.categories, dtype=str),
             codes=np.asarray(chroms.codes, dtype=np.int32), starts=regions["start"].to_numpy(np.int64),
             ends=regions["end"].to_numpy(np.int64),
         )  # fmt: skip
-        np.save(tmp / FILES["region_vectors"], np.asarray(model.region_vectors, dtype=np.float32), allow_pickle=False)
+        np.save(
+            tmp / FILES["region_vectors"], np.asarray(model.region_vectors, REGION_VECTOR_DTYPE), allow_pickle=False
+        )
         model.label_table.frame.to_csv(tmp / FILES["labels"], sep="\t", index=False)
         np.save(tmp / FILES["label_vectors"], model.label_vectors, allow_pickle=False)
         files = dict(FILES)
@@ -90,10 +101,7 @@ def save(model, folder: Path, *, overwrite: bool = False) -> Path:
             files["sets"], files["set_vectors"] = SET_FILES["sets"], SET_FILES["set_vectors"]
             if reference.tokens is not None:
                 _write_tokens(reference.tokens, tmp)
-                files["tokens_indptr"], files["tokens_indices"] = (
-                    SET_FILES["tokens_indptr"],
-                    SET_FILES["tokens_indices"],
-                )
+                files.update(TOKEN_FILES)
             if reference.annotator is not None:
                 np.savez(tmp / ANNOTATOR_FILE, **flatten(reference.annotator.to_record()))
                 files["annotator"] = ANNOTATOR_FILE
@@ -116,22 +124,33 @@ def save(model, folder: Path, *, overwrite: bool = False) -> Path:
 
 
 def _write_tokens(tokens: TokenMatrix, folder: Path) -> None:
-    """The sets' tokens as canonical CSR arrays, a chunk of rows at a time (a backed collection is never read whole)."""
-    counts = np.zeros(tokens.n_sets, np.int64)
+    """The sets' tokens as gaps (:class:`~bedspace.annotate._tokens.CodedTokens`), a chunk of rows at a time.
+
+    A backed collection is never read whole: each chunk of rows is read, encoded and written in place.
+    """
     chunks = list(tokens.chunks(CHUNK_TOKENS))
+    counts = np.zeros(tokens.n_sets, np.int64)
     for start, stop in chunks:
         counts[start:stop] = tokens.read(np.arange(start, stop)).sizes
     indptr = np.zeros(tokens.n_sets + 1, np.int64)
     np.cumsum(counts, out=indptr[1:])
-    np.save(folder / SET_FILES["tokens_indptr"], indptr, allow_pickle=False)
-    indices = np.lib.format.open_memmap(
-        folder / SET_FILES["tokens_indices"], mode="w+", dtype=np.int32, shape=(int(indptr[-1]),)
+    gaps = np.lib.format.open_memmap(
+        folder / TOKEN_FILES["tokens_gaps"], mode="w+", dtype=np.uint16, shape=(int(indptr[-1]),)
     )
+    escaped, escaped_counts = [np.zeros(0, np.int64)], np.zeros(tokens.n_sets, np.int64)
     for start, stop in chunks:
         rows = tokens.read(np.arange(start, stop)).to_csr()
-        indices[indptr[start] : indptr[stop]] = rows.indices
-    indices.flush()
-    del indices
+        coded = CodedTokens.encode(rows.indptr, rows.indices)
+        gaps[indptr[start] : indptr[stop]] = coded.gaps
+        escaped.append(coded.escaped)
+        escaped_counts[start:stop] = np.diff(coded.escaped_ptr)
+    gaps.flush()
+    del gaps
+    escaped_ptr = np.zeros(tokens.n_sets + 1, np.int64)
+    np.cumsum(escaped_counts, out=escaped_ptr[1:])
+    np.save(folder / TOKEN_FILES["tokens_indptr"], indptr, allow_pickle=False)
+    np.save(folder / TOKEN_FILES["tokens_escaped"], np.concatenate(escaped), allow_pickle=False)
+    np.save(folder / TOKEN_FILES["tokens_escaped_ptr"], escaped_ptr, allow_pickle=False)
 
 
 def load(cls, folder: Path):
@@ -187,10 +206,17 @@ def _reference_v3(files: _Files, manifest: dict, dim) -> ReferenceSets | None:
     tokens = None
     if "tokens_indptr" in files.roles:
         indptr = files.array("tokens_indptr", mmap=False)
-        indices = files.array("tokens_indices", mmap=True)
-        if indptr.shape != (n_sets + 1,) or indptr[-1] != indices.size or indices.dtype != np.int32:
+        coded = CodedTokens(
+            files.array("tokens_gaps", mmap=True), files.array("tokens_escaped", mmap=False),
+            files.array("tokens_escaped_ptr", mmap=False),
+        )  # fmt: skip
+        if (
+            indptr.shape != (n_sets + 1,) or coded.escaped_ptr.shape != (n_sets + 1,)
+            or indptr[-1] != coded.gaps.size or coded.escaped_ptr[-1] != coded.escaped.size
+            or coded.gaps.dtype != np.uint16
+        ):  # fmt: skip
             raise ValueError(f"{files.folder}: the tokens' arrays do not fit each other or the {n_sets} sets")
-        tokens = TokenMatrix.from_arrays(indptr, indices, int(manifest["n_regions"]))
+        tokens = TokenMatrix.from_coded(indptr, coded, int(manifest["n_regions"]))
     annotator = None
     if "annotator" in files.roles and tokens is not None:
         path = files.path("annotator")

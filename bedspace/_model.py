@@ -148,7 +148,7 @@ class BEDSpaceModel:
 
     @property
     def region_vectors(self) -> np.ndarray:
-        """One vector per universe region (regions × dim); 0 for regions the training never saw."""
+        """One vector per universe region (regions × dim; float16 from a model folder); 0 for regions no training set had."""
         return self._region_vectors
 
     @property

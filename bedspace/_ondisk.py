@@ -36,7 +36,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_path, atomic_write_bytes
-from ._engine.native import embed_rows, set_vectors
+from ._engine.native import embed_rows
 from ._keys import TOKENIZE
 from ._overlap import UniverseIndex
 from ._parallel import parallel_map
@@ -281,7 +281,7 @@ class _EmbedRows:
             group = f["X"]
             indptr = np.asarray(group["indptr"][start : stop + 1], dtype=np.int64)
             indices = group["indices"][indptr[0] : indptr[-1]]
-        return set_vectors(np.asarray(region_vectors), indptr - indptr[0], indices)
+        return embed_rows(np.asarray(region_vectors), indptr - indptr[0], indices)
 
 
 def embed_collection(tokens, filename, region_vectors: np.ndarray, *, n_jobs, chunk_tokens: int) -> np.ndarray:

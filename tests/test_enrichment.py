@@ -16,7 +16,7 @@ from bedspace.annotate._baselines import (
     rank_references,
 )
 from bedspace.annotate._kernel import overlap_counts
-from bedspace.annotate._tokens import TokenMatrix, TokenRows, binary_csr
+from bedspace.annotate._tokens import CodedTokens, TokenMatrix, TokenRows, binary_csr
 
 
 def _random_tables(rng, n):
@@ -243,6 +243,24 @@ def test_token_rows_are_read_in_place_and_only_those_asked_for():
     coo = TokenMatrix.of(tokens.tocoo()).read(rows)
     np.testing.assert_array_equal(coo.to_csr().toarray(), tokens[rows].toarray())
     assert coo.fingerprint().tolist() == [[tokens[r].nnz, int(tokens[r].indices.sum())] for r in rows]
+
+
+def test_tokens_stored_as_gaps_decode_to_the_same_rows():
+    """A model folder keeps each set's regions as 16-bit gaps; wider gaps (and far first regions) are kept whole."""
+    rng = np.random.default_rng(3)
+    n_regions = 3_000_000
+    rows = [np.sort(rng.choice(n_regions, size, replace=False)) for size in (0, 1, 5, 2000, 40)]
+    rows.append(np.array([0, 1, 65534, 65535 + 65534, 2_999_999]))  # gaps at and around the escape
+    indptr = np.cumsum([0] + [r.size for r in rows])
+    indices = np.concatenate(rows).astype(np.int32)
+    coded = CodedTokens.encode(indptr, indices)
+    assert coded.gaps.dtype == np.uint16 and coded.gaps.size == indices.size and coded.escaped.size > 0
+    tokens = TokenMatrix.from_coded(indptr, coded, n_regions)
+    matrix = sp.csr_matrix((np.ones(indices.size, np.float32), indices, indptr), shape=(len(rows), n_regions))
+    for picked in (np.arange(len(rows)), np.array([5, 0, 3])):
+        read = tokens.read(picked)
+        np.testing.assert_array_equal(read.to_csr().toarray(), matrix[picked].toarray())
+        np.testing.assert_array_equal(read.fingerprint(), TokenMatrix.of(matrix).read(picked).fingerprint())
 
 
 def test_overlap_counts_are_the_sparse_product():

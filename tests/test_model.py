@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def assert_same_model(a: bs.BEDSpaceModel, b: bs.BEDSpaceModel) -> None:
     assert a.universe.chrom_sizes == b.universe.chrom_sizes
     assert a.universe.names.equals(b.universe.names)
     assert a.label_table == b.label_table
-    np.testing.assert_array_equal(a.region_vectors, b.region_vectors)
+    # as a model folder keeps them: float16 (queries are embedded by their float32 sums)
+    np.testing.assert_array_equal(np.asarray(a.region_vectors, np.float16), np.asarray(b.region_vectors, np.float16))
     np.testing.assert_array_equal(a.label_vectors, b.label_vectors)
     assert a.params == b.params
     np.testing.assert_array_equal(a.loss, b.loss)
@@ -82,18 +84,20 @@ def test_save_load_keeps_every_part(trained, tmp_path):
     assert manifest["params"]["epochs"] == 5 and manifest["provenance"]["version"] == bs.__version__
     assert set(manifest["files"]) == {
         "universe", "region_vectors", "labels", "label_vectors", "sets", "set_vectors", "tokens_indptr",
-        "tokens_indices", "annotator",
+        "tokens_gaps", "tokens_escaped", "tokens_escaped_ptr", "annotator",
     }  # fmt: skip
     assert all(len(entry["sha256"]) == 64 for entry in manifest["files"].values())
     loaded = bs.BEDSpaceModel.load(folder)
     assert_same_model(loaded, model)
     assert loaded.set_metadata["cell_type"].dtype == "category"  # categoricals stay categoricals
     assert loaded.set_metadata["control"].dtype == bool
-    # embedding BED files, a tokenized AnnData and a frame all agree with training
-    np.testing.assert_allclose(loaded.embed(data.files[:3]), adata.obsm["X_bedspace"][:3], atol=1e-6)
-    np.testing.assert_allclose(loaded.embed(adata), adata.obsm["X_bedspace"], atol=1e-6)
+    assert loaded.region_vectors.dtype == np.float16 and loaded.set_vectors.dtype == np.float32
+    # embedding BED files, a tokenized AnnData and a frame all agree with training (to float16's precision)
+    np.testing.assert_allclose(loaded.embed(data.files[:3]), adata.obsm["X_bedspace"][:3], atol=2e-3)
+    np.testing.assert_allclose(loaded.embed(adata), adata.obsm["X_bedspace"], atol=2e-3)
     frame = bs.io.read_bed(data.files[5])
-    np.testing.assert_allclose(loaded.embed(frame)[0], adata.obsm["X_bedspace"][5], atol=1e-6)
+    np.testing.assert_allclose(loaded.embed(frame)[0], adata.obsm["X_bedspace"][5], atol=2e-3)
+    np.testing.assert_array_equal(loaded.embed(frame), loaded.embed(data.files[5:6]))
 
 
 def test_save_refuses_to_overwrite_and_is_atomic(trained, tmp_path, monkeypatch):
@@ -158,7 +162,7 @@ def test_load_errors(saved, tmp_path):
         ("label_vectors.npy", "nan"),
         ("region_vectors.npy", "truncate"),
         ("sets.h5ad", "truncate"),
-        ("tokens_indices.npy", "truncate"),
+        ("tokens_gaps.npy", "truncate"),
         ("annotator.npz", "truncate"),
     ],
 )
@@ -271,7 +275,13 @@ def test_a_format_2_folder_loads_and_answers_identically(tmp_path, resave):
     }
     for name, options in searches.items():
         expected = (FORMAT_2 / f"{name}.tsv").read_text()
-        assert model.search(**options).to_csv(sep="\t", index=False) == expected, name
+        got = model.search(**options).to_csv(sep="\t", index=False)
+        if resave and name.startswith("r2r"):  # the query's vector from float16 region vectors: same ranking
+            expected, got = (pd.read_csv(io.StringIO(text), sep="\t") for text in (expected, got))
+            assert got["name"].tolist() == expected["name"].tolist(), name
+            np.testing.assert_allclose(got["score"], expected["score"], atol=2e-3)
+        else:  # the annotator's answers do not depend on the vectors: exactly as format 2 gave them
+            assert got == expected, name
 
 
 def test_from_anndata_needs_training():

@@ -180,7 +180,10 @@ def test_a_backed_collection_answers_as_in_memory(collection, trained, tmp_path)
     assert model.reference.tokens.in_file
     loaded = bs.BEDSpaceModel.load(model.save(tmp_path / "model"))
     for name, table in _answers(loaded, query).items():
-        pd.testing.assert_frame_equal(table, expected[name], obj=name)
+        if name == "r2r":  # the query's vector from the folder's float16 region vectors
+            np.testing.assert_allclose(table["score"], expected[name]["score"], atol=2e-3)
+        else:
+            pd.testing.assert_frame_equal(table, expected[name], obj=name)
 
 
 def test_a_model_trained_from_a_backed_collection_keeps_the_default_annotator(collection, trained, tmp_path):

@@ -291,19 +291,43 @@ def set_vectors(regions, indptr, indices):
     return out
 
 
-def embed_rows(regions: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
-    """:func:`set_vectors` of CSR rows; a few rows (a query) on one thread.
+@numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
+def _set_vectors_of_halves(bits, halves, indptr, indices):
+    """:func:`set_vectors` of float16 region vectors (their bits; ``halves``: each bit pattern's float32 value)."""
+    n_sets = indptr.size - 1
+    out = np.zeros((n_sets, bits.shape[1]), np.float32)
+    for s in prange(n_sets):
+        row = out[s]
+        for p in range(indptr[s], indptr[s + 1]):
+            source = bits[indices[p]]
+            for d in range(row.size):
+                row[d] += halves[source[d]]
+        _normalised_row_into(row, row)
+    return out
 
-    The kernel spreads rows over threads, so more threads cannot help a few rows, and waking them costs tens of
-    ms on a busy machine. One thread gives the same numbers (each row is summed by one thread).
+
+# Every float16 as float32 (exact): numba has no float16, so float16 vectors are read as their bits.
+_HALVES = np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def embed_rows(regions: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """:func:`set_vectors` of CSR rows (region vectors float32, or float16 as model folders keep them).
+
+    Sums are float32 either way: float16 vectors give the sums of their float32 values. A few rows (a query) run
+    on one thread: the kernel spreads rows over threads, so more cannot help a few rows, and waking them costs
+    tens of ms on a busy machine. One thread gives the same numbers (each row is summed by one thread).
     """
     indptr = np.asarray(indptr, dtype=np.int64)
+    if regions.dtype == np.float16:
+        kernel, arguments = _set_vectors_of_halves, (regions.view(np.uint16), _HALVES, indptr, indices)
+    else:
+        kernel, arguments = set_vectors, (regions, indptr, indices)
     if indptr.size - 1 >= 8:
-        return set_vectors(regions, indptr, indices)
+        return kernel(*arguments)
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        return set_vectors(regions, indptr, indices)
+        return kernel(*arguments)
     finally:
         numba.set_num_threads(threads)
 

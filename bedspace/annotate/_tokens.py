@@ -141,20 +141,106 @@ def _fingerprint(indptr, indices, rows):
     return out
 
 
+@dataclass(frozen=True)
+class CodedTokens:
+    """Each row's sorted regions as gaps: what a model folder stores (2 bytes a token instead of 4).
+
+    ``gaps``: per token, its region minus the previous region of its row (the first: the region itself), or
+    :data:`ESCAPE` when that does not fit in 16 bits; ``escaped``: those gaps in full, in order;
+    ``escaped_ptr``: per row, where its escaped gaps start (``n_sets + 1``).
+    """
+
+    gaps: np.ndarray
+    escaped: np.ndarray
+    escaped_ptr: np.ndarray
+
+    @classmethod
+    def encode(cls, indptr: np.ndarray, indices: np.ndarray) -> CodedTokens:
+        """The gaps of canonical CSR rows (sorted regions, each once)."""
+        indptr = np.asarray(indptr, dtype=np.int64)
+        counts = _escapes_per_row(indptr, indices)
+        escaped_ptr = np.zeros(indptr.size, np.int64)
+        np.cumsum(counts, out=escaped_ptr[1:])
+        gaps = np.empty(indices.size, np.uint16)
+        escaped = np.empty(int(escaped_ptr[-1]), np.int64)
+        _encode(indptr, indices, gaps, escaped)
+        return cls(gaps, escaped, escaped_ptr)
+
+    def decode(self, indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(indptr, indices)`` of ``rows`` (positions), decoded into arrays of their own."""
+        sizes = indptr[rows + 1] - indptr[rows]
+        out_indptr = np.zeros(rows.size + 1, np.int64)
+        np.cumsum(sizes, out=out_indptr[1:])
+        indices = np.empty(int(out_indptr[-1]), np.int32)
+        _decode(np.asarray(indptr, np.int64), self.gaps, self.escaped, self.escaped_ptr, rows, out_indptr, indices)
+        return out_indptr, indices
+
+
+#: A gap that does not fit in 16 bits is stored in full, in :attr:`CodedTokens.escaped`.
+ESCAPE = 65535
+
+
+@numba.njit(cache=True, nogil=True)
+def _escapes_per_row(indptr, indices):
+    counts = np.zeros(indptr.size - 1, np.int64)
+    for row in range(indptr.size - 1):
+        previous = 0
+        for p in range(indptr[row], indptr[row + 1]):
+            if indices[p] - previous >= ESCAPE:
+                counts[row] += 1
+            previous = indices[p]
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode(indptr, indices, gaps, escaped):
+    e = 0
+    for row in range(indptr.size - 1):
+        previous = 0
+        for p in range(indptr[row], indptr[row + 1]):
+            gap = indices[p] - previous
+            if gap >= ESCAPE:
+                gaps[p] = ESCAPE
+                escaped[e] = gap
+                e += 1
+            else:
+                gaps[p] = gap
+            previous = indices[p]
+
+
+@numba.njit(cache=True, nogil=True)
+def _decode(indptr, gaps, escaped, escaped_ptr, rows, out_indptr, out):
+    for i in range(rows.size):
+        row = rows[i]
+        e = escaped_ptr[row]
+        region = 0
+        q = out_indptr[i]
+        for p in range(indptr[row], indptr[row + 1]):
+            gap = gaps[p]
+            if gap == ESCAPE:
+                region += escaped[e]
+                e += 1
+            else:
+                region += gap
+            out[q] = region
+            q += 1
+
+
 class TokenMatrix:
     """The tokens of a collection of sets, read by rows: in memory, memory-mapped, or in an ``.h5ad`` file.
 
-    Make one with :meth:`of` (a matrix in memory, or an anndata backed ``X``) or :meth:`from_arrays` (CSR arrays,
-    e.g. memory-mapped ``.npy`` files). :meth:`read` gives rows as :class:`TokenRows`: in place when the stored
-    rows already are canonical 0/1, else a converted copy of those rows alone.
+    Make one with :meth:`of` (a matrix in memory, or an anndata backed ``X``), :meth:`from_arrays` (CSR arrays)
+    or :meth:`from_coded` (a model folder's gaps, memory-mapped). :meth:`read` gives rows as :class:`TokenRows`:
+    in place when the stored rows already are canonical 0/1, else a converted copy of those rows alone.
     """
 
-    def __init__(self, indptr, indices, n_regions: int, *, data=None, group=None, matrix=None):
+    def __init__(self, indptr, indices, n_regions: int, *, data=None, group=None, matrix=None, coded=None):
         self._indptr = indptr
         self._indices = indices
         self._data = data
         self._group = group  # an h5py CSR group: rows are read from the file
         self._matrix = matrix  # the scipy matrix itself, when in memory
+        self._coded = coded  # CodedTokens: rows are decoded
         self.n_regions = int(n_regions)
 
     @classmethod
@@ -174,8 +260,13 @@ class TokenMatrix:
 
     @classmethod
     def from_arrays(cls, indptr: np.ndarray, indices: np.ndarray, n_regions: int) -> TokenMatrix:
-        """Canonical 0/1 CSR arrays (sorted columns, each region once), e.g. memory-mapped from a model folder."""
+        """Canonical 0/1 CSR arrays (sorted columns, each region once), e.g. memory-mapped ``.npy`` files."""
         return cls(indptr, indices, n_regions)
+
+    @classmethod
+    def from_coded(cls, indptr: np.ndarray, coded: CodedTokens, n_regions: int) -> TokenMatrix:
+        """Rows stored as gaps (:class:`CodedTokens`, e.g. memory-mapped from a model folder)."""
+        return cls(np.asarray(indptr, dtype=np.int64), None, n_regions, coded=coded)
 
     @property
     def n_sets(self) -> int:
@@ -209,6 +300,9 @@ class TokenMatrix:
         copy of those rows alone. From an ``.h5ad`` file, only those rows are read.
         """
         rows = np.arange(self.n_sets, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        if self._coded is not None:
+            indptr, indices = self._coded.decode(self._indptr, rows)
+            return TokenRows(indptr, indices, np.arange(rows.size, dtype=np.int64), self.n_regions)
         if self._group is None:
             if self._data is None:
                 if _rows_canonical(self._indptr, self._indices, rows):
@@ -247,6 +341,8 @@ class TokenMatrix:
 
     def csr(self, start: int, stop: int) -> sp.csr_matrix:
         """Rows ``start:stop`` as a CSR matrix of their own, values as stored (for the embedding's sums)."""
+        if self._coded is not None:
+            return self.read(np.arange(start, stop)).to_csr()
         a, b = int(self._indptr[start]), int(self._indptr[stop])
         indptr = np.asarray(self._indptr[start : stop + 1], dtype=np.int64) - a
         indices = np.asarray(self._indices[a:b])
