@@ -13,14 +13,14 @@ from ._version import __version__
 from ._warnings import BEDSpaceWarning
 
 if TYPE_CHECKING:
-    from . import datasets, io, pl, pp, tl
+    from . import annotate, datasets, io, pl, pp, tl
     from ._atomic import NotReplaceableError
     from ._labels import LabelTable
     from ._model import BEDSpaceModel
     from ._reference import ReferenceSets
     from ._universe import Universe
 
-_SUBMODULES = ("datasets", "io", "pl", "pp", "tl")
+_SUBMODULES = ("annotate", "datasets", "io", "pl", "pp", "tl")
 _OBJECTS = {
     "BEDSpaceModel": "._model",
     "LabelTable": "._labels",
@@ -37,6 +37,7 @@ __all__ = [
     "ReferenceSets",
     "Universe",
     "__version__",
+    "annotate",
     "datasets",
     "io",
     "pl",

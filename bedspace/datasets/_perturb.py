@@ -20,7 +20,10 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_path, atomic_write_bytes
 from .._formats.bed import Intervals, encoded_names, n_digits, read_intervals, write_int
+from .._parallel import available_cores
+from .._params import whole_number
 from .._sources import COMPRESSED_SUFFIXES, bed_files_in, is_bed_name
+from .._universe import read_chrom_sizes
 from ._collection import RegionSetCollection, cache_dir
 
 PathLike = str | os.PathLike
@@ -181,7 +184,7 @@ def perturb(
     if sampling not in ("cycle", "random"):
         raise ValueError(f"sampling must be 'cycle' or 'random', got {sampling!r}")
     seed = _integer("random_state", random_state, minimum=0)
-    threads = _integer("n_jobs", n_jobs, minimum=1) if n_jobs is not None else _available_cores()
+    threads = _integer("n_jobs", n_jobs, minimum=1) if n_jobs is not None else available_cores()
 
     sources = _source_files(beds)
     n_sets = len(sources) if n_sets is None else _integer("n_sets", n_sets, minimum=1)
@@ -279,18 +282,7 @@ def _fraction(name: str, value) -> float:
 
 
 def _integer(name: str, value, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return whole_number(value, name, minimum=minimum, expected=f"an integer >= {minimum}")
 
 
 # --- inputs --------------------------------------------------------------------------------------------------
@@ -358,20 +350,7 @@ def _source_labels(metadata, sources: list[Path]) -> pd.DataFrame:
 
 
 def _chrom_sizes(chrom_sizes) -> dict[str, int]:
-    if chrom_sizes is None:
-        return {}
-    if isinstance(chrom_sizes, Mapping):
-        sizes = {str(c): n for c, n in chrom_sizes.items()}
-    else:
-        path = Path(chrom_sizes)
-        if not path.is_file():
-            raise FileNotFoundError(f"chrom_sizes file not found: {path}")
-        table = pd.read_csv(path, sep="\t", header=None, usecols=[0, 1], dtype={0: str}, comment="#")
-        sizes = dict(zip(table[0], table[1], strict=True))
-    bad = {c: n for c, n in sizes.items() if not isinstance(n, int | np.integer) or n <= 0}
-    if bad:
-        raise ValueError(f"chrom_sizes must be positive integers; got {dict(list(bad.items())[:5])}")
-    return {c: int(n) for c, n in sizes.items()}
+    return {} if chrom_sizes is None else read_chrom_sizes(chrom_sizes)
 
 
 def _reference(universe: Path | None, sizes: dict[str, int]) -> _Reference:

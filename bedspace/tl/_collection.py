@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import anndata as ad
 
-from .. import _logging as logg
 from .._cache import PerObject
-from .._keys import DEFAULT, Keys
+from .._keys import DEFAULT, Keys, store
 from .._model import BEDSpaceModel
 
 _MODELS = PerObject()
@@ -59,9 +58,7 @@ def remember(adata: ad.AnnData, key: str, model: BEDSpaceModel) -> None:
 def keep_annotator(adata: ad.AnnData, key: str, model: BEDSpaceModel) -> None:
     """Write the annotator of ``model``'s reference sets into ``adata.uns[key]["annotator"]`` and remember the model."""
     keys = Keys(key)
-    record = dict(adata.uns[keys.record])
-    record["annotator"] = model.annotator.to_record()
-    adata.uns[keys.record] = record
+    record = {**adata.uns[keys.record], "annotator": model.annotator.to_record()}
     calibrated = "calibration, domain and " if model.annotator.is_calibrated else ""
-    logg.added(keys.record, f"annotator ({calibrated}classifier of the default r2l annotator)", "uns")
+    store(adata, "uns", keys.record, record, f"annotator ({calibrated}classifier of the default r2l annotator)")
     remember(adata, key, model)
