@@ -23,10 +23,10 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from bedspace.annotate._kernel import overlap_counts  # noqa: E402
-from bedspace.annotate._tokens import binary_csr  # noqa: E402
 
 import bedspace as bs  # noqa: E402
+from bedspace.annotate._kernel import overlap_counts  # noqa: E402
+from bedspace.annotate._tokens import binary_csr  # noqa: E402
 
 
 def scipy_product(query, reference) -> np.ndarray:
