@@ -26,6 +26,10 @@ DEFAULT = "bedspace"
 TOKENIZE = DEFAULT
 
 
+#: What ``.uns[key]`` holds of a trained embedding (beside the ``annotator`` of its sets).
+EMBEDDING_RECORD = ("params", "labels", "label_vectors", "loss", "universe")
+
+
 def is_anndata(value) -> bool:
     """Whether ``value`` is an AnnData, without importing anndata (a process that has none loaded has none)."""
     anndata = sys.modules.get("anndata")
@@ -54,7 +58,7 @@ class Keys:
 
     @property
     def record(self) -> str:
-        """``.uns``: params, labels, label_vectors, loss, universe."""
+        """``.uns``: the embedding's record (:data:`EMBEDDING_RECORD`) and the annotator of its sets."""
         return self.key
 
     @property

@@ -6,7 +6,7 @@ from concurrent.futures import Executor
 
 import anndata as ad
 
-from .._keys import DEFAULT, Keys, store
+from .._keys import DEFAULT, EMBEDDING_RECORD, Keys, store
 from ._collection import searchable
 
 
@@ -68,9 +68,7 @@ def embed(
     store(adata, "obsm", written.set_vectors, model.embed(adata, n_jobs=n_jobs), "set vectors")
     trained = reference.uns[Keys(key).record]
     record = dict(adata.uns.get(written.record, {}))  # keeps what bs.pp.tokenize recorded under the same key
-    record.update(
-        {name: trained[name] for name in ("params", "labels", "label_vectors", "loss", "universe") if name in trained}
-    )
+    record.update({name: trained[name] for name in EMBEDDING_RECORD if name in trained})
     record["reference"] = {"key": key, "n_sets": int(reference.n_obs)}
-    store(adata, "uns", written.record, record, "params, labels, label_vectors, loss, universe of the reference")
+    store(adata, "uns", written.record, record, f"{', '.join(EMBEDDING_RECORD)} of the reference")
     return adata if copy else None

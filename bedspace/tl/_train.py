@@ -17,7 +17,7 @@ from .. import _logging as logg
 from .._engine import native
 from .._engine import starspace as starspace_engine
 from .._formats.starspace import place_symbols, read_starspace_tsv, write_training_file
-from .._keys import DEFAULT, Keys, store
+from .._keys import DEFAULT, EMBEDDING_RECORD, Keys, store
 from .._labels import LabelTable
 from .._model import BEDSpaceModel
 from .._parallel import available_cores
@@ -230,7 +230,7 @@ def train(
     # every set, a chunk of rows at a time (a backed collection is never read whole)
     store(adata, "obsm", keys.set_vectors, model.embed(adata, chunk_tokens=CHUNK_TOKENS), "set vectors")
     store(adata, "obs", keys.in_training, in_training, "training examples")
-    logg.added(keys.record, "params, labels, label_vectors, loss, universe", "uns")
+    logg.added(keys.record, ", ".join(EMBEDDING_RECORD), "uns")
     # the collection owns its annotator: fitted once here (reading only the rows it needs), kept in uns
     reference = ReferenceSets(adata.obs, adata.obsm[keys.set_vectors], adata.X)
     reference.fit_annotator(model.label_table, calibrate=bool(calibrate), random_state=int(random_state))
