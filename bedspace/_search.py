@@ -17,10 +17,10 @@ import pandas as pd
 from ._keys import is_anndata
 from ._params import whole_number
 from ._queries import Queries, parse_queries
-from ._similarity import scores_against
+from ._similarity import scores_against, unit_rows
 from ._similarity import top_k as top_k_of
 from ._warnings import warn
-from .annotate import LABEL_WEIGHT, Annotation
+from .annotate import LABEL_WEIGHT, Annotation, TokenMatrix
 from .annotate._kernel import exclude_own
 
 SEARCH_TYPES = ("r2l", "l2r", "r2r")
@@ -174,10 +174,7 @@ def set_scores(
 
 
 def unit_rows_of(model, tokens) -> np.ndarray:
-    """Unit vectors of tokenized sets."""
-    from ._similarity import unit_rows
-    from .annotate import TokenMatrix
-
+    """Unit vectors of tokenized sets (any sets × regions matrix)."""
     csr = TokenMatrix.of(tokens).read().to_csr()
     return unit_rows(model.embed_rows(csr.indptr, csr.indices))
 

@@ -93,3 +93,24 @@ def test_malformed_bed_from_cli(tmp_path, hg19):
     assert result.returncode == 1
     assert "a.bed, line 1: end (column 3) is smaller than start" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_search_answers_from_a_model_folder_as_from_the_distances_file(tmp_path):
+    """``search -d`` takes the folder ``train`` wrote: the same answers as the distances file, in a real process."""
+    data = bs.datasets.insulators()
+    adata = bs.pp.tokenize(data.beds, data.universe, metadata=data.metadata)
+    bs.tl.train(adata, labels=["target", "cell_type"], dim=8, epochs=2, n_threads=1)
+    model = bs.BEDSpaceModel.from_anndata(adata)
+    model.save(tmp_path / "model")
+    model.to_anndata().write_h5ad(tmp_path / "distances.h5ad")
+    query = data.beds / "CTCF_Kc_Bushey_2009.bed.gz"
+    for kind, extra in (("r2l", ()), ("r2r", ("--method", "embedding")), ("l2r", ())):
+        target = "cell_type=Kc" if kind == "l2r" else query
+        from_folder = run("search", "-t", kind, "-d", tmp_path / "model", "-q", target, "--format", "tsv", *extra)
+        from_file = run("search", "-t", kind, "-d", tmp_path / "distances.h5ad", "-q", target, "--format", "tsv", *extra)
+        assert from_folder.returncode == 0, from_folder.stderr
+        if kind == "r2r":  # the folder keeps region vectors as float16: the same sets, in the same order
+            names = [[line.split("\t")[1] for line in r.stdout.splitlines()[1:]] for r in (from_folder, from_file)]
+            assert names[0] == names[1]
+        else:
+            assert from_folder.stdout == from_file.stdout, kind
