@@ -107,7 +107,9 @@ def test_search_answers_from_a_model_folder_as_from_the_distances_file(tmp_path)
     for kind, extra in (("r2l", ()), ("r2r", ("--method", "embedding")), ("l2r", ())):
         target = "cell_type=Kc" if kind == "l2r" else query
         from_folder = run("search", "-t", kind, "-d", tmp_path / "model", "-q", target, "--format", "tsv", *extra)
-        from_file = run("search", "-t", kind, "-d", tmp_path / "distances.h5ad", "-q", target, "--format", "tsv", *extra)
+        from_file = run(
+            "search", "-t", kind, "-d", tmp_path / "distances.h5ad", "-q", target, "--format", "tsv", *extra
+        )
         assert from_folder.returncode == 0, from_folder.stderr
         if kind == "r2r":  # the folder keeps region vectors as float16: the same sets, in the same order
             names = [[line.split("\t")[1] for line in r.stdout.splitlines()[1:]] for r in (from_folder, from_file)]
