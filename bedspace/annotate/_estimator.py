@@ -225,7 +225,9 @@ class RegionAnnotator:
         self._fit_calibration(tokens, rows, among, coverage)
         return self
 
-    def _set_fitted(self, tokens: TokenMatrix, compared: TokenRows, fields, names, codes, classifier) -> None:
+    def _set_fitted(
+        self, tokens: TokenMatrix, compared: TokenRows, fields, names, codes, classifier, fingerprint=None
+    ) -> None:
         self._tokens = tokens
         self._compared = compared
         self._reference_annotation = None
@@ -235,7 +237,7 @@ class RegionAnnotator:
         self.n_sets_ = tokens.n_sets
         self.n_regions_ = tokens.n_regions
         self.classifier_ = classifier
-        self.fingerprint_ = self._compared.fingerprint()
+        self.fingerprint_ = self._compared.fingerprint() if fingerprint is None else fingerprint
 
     def _fit_calibration(self, tokens: TokenMatrix, rows: np.ndarray, among: Comparison, coverage) -> None:
         """Calibrators, priors and domain from held-out answers of the labelled sets ``rows``."""
@@ -503,7 +505,7 @@ class RegionAnnotator:
         compared = tokens.read(classifier.compared_rows)
         if not np.array_equal(compared.fingerprint(), fingerprint):
             raise ValueError("the sets' tokens are not those the annotator was fitted on (their regions changed)")
-        annotator._set_fitted(tokens, compared, fields, names, codes, classifier)
+        annotator._set_fitted(tokens, compared, fields, names, codes, classifier, fingerprint)
         annotator.priors_ = priors
         annotator.calibrators_ = calibrators
         annotator.min_log_odds_, annotator.min_coverage_ = min_log_odds, min_coverage
