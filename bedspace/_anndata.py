@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from ._keys import TOKENIZE, Keys
 from ._labels import LabelTable
+from ._legacy import is_legacy, legacy_record
 from ._plain import plain
 from ._reference import ReferenceSets
 from ._universe import Universe
@@ -57,7 +58,10 @@ def reference_of(adata: ad.AnnData, key: str, labels: LabelTable, params: dict, 
     obs = adata.obs.copy() if copy else adata.obs
     reference = ReferenceSets(obs, np.asarray(adata.obsm[keys.set_vectors]), tokens)
     seed = int(params.get("random_state", 0) or 0)
-    reference.bind_annotator(adata.uns[keys.record].get("annotator"), labels, random_state=seed)
+    record = adata.uns[keys.record].get("annotator")
+    if is_legacy(record) or "classifier" in adata.uns[keys.record]:  # written by bedspace before format 3
+        record = legacy_record(reference, labels, record, adata.uns[keys.record].get("classifier"), seed)
+    reference.bind_annotator(record, labels, random_state=seed)
     return reference
 
 

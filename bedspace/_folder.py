@@ -43,6 +43,7 @@ import pandas as pd
 from ._atomic import atomic_folder
 from ._formats.bed import read_intervals
 from ._labels import LabelTable
+from ._legacy import classifier_of_arrays, legacy_record
 from ._plain import json_default
 from ._quiet import quiet_anndata_io
 from ._reference import ReferenceSets
@@ -222,7 +223,8 @@ def _reference_v3(files: _Files, manifest: dict, dim) -> ReferenceSets | None:
         path = files.path("annotator")
         record = _read(lambda p: unflatten(dict(np.load(p, allow_pickle=False))), path)
         try:
-            annotator = RegionAnnotator.from_record(record, tokens)
+            # the tokens' and the annotator's files are checked against their checksums: saved together
+            annotator = RegionAnnotator.from_record(record, tokens, check=False)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
     return ReferenceSets(
@@ -264,8 +266,10 @@ def _reference_v2(files: _Files, manifest: dict, dim, model) -> ReferenceSets | 
     old = manifest.get("annotator")
     classifier = None
     if "classifier" in files.roles:
-        classifier = _read(lambda p: _v2_classifier(dict(np.load(p, allow_pickle=False))), files.path("classifier"))
-    record = _v2_annotator_record(reference, model.label_table, old, classifier, seed)
+        classifier = _read(
+            lambda p: classifier_of_arrays(dict(np.load(p, allow_pickle=False))), files.path("classifier")
+        )
+    record = legacy_record(reference, model.label_table, old, classifier, seed)
     if record is None:
         reference.bind_annotator(None, model.label_table, random_state=seed)
     else:
@@ -274,42 +278,6 @@ def _reference_v2(files: _Files, manifest: dict, dim, model) -> ReferenceSets | 
         except ValueError as err:
             raise ValueError(f"{files.folder}: the annotator of this format-2 folder is damaged ({err})") from None
     return reference
-
-
-def _v2_classifier(arrays: dict) -> dict:
-    """The format-2 ``classifier.npz`` as per-field dicts."""
-    fields = [str(f) for f in np.atleast_1d(arrays["fields"])]
-    by_field = {name: {} for name in fields}
-    for key, value in arrays.items():
-        if key.startswith("field") and "/" in key:
-            index, attribute = key[len("field") :].split("/", 1)
-            by_field[fields[int(index)]][attribute] = value[()] if value.ndim == 0 else value
-    return {"max_sets": int(arrays["max_sets"]), "random_state": int(arrays["random_state"]), "by_field": by_field}
-
-
-def _v2_annotator_record(reference: ReferenceSets, labels: LabelTable, old, classifier, seed: int) -> dict | None:
-    """The format-3 annotator record of a format-2 folder's annotator and classifier (``None``: refit it)."""
-    codes = reference.label_codes(labels)
-    if not codes or classifier is None or set(classifier["by_field"]) != set(codes):
-        return None  # format 2 fitted its classifier at the first query: so does this one
-    fresh = RegionAnnotator(max_sets=classifier["max_sets"], random_state=classifier["random_state"], calibrate=False)
-    fresh.fit(reference.tokens, codes, {f: labels.names[labels.in_field(f)].tolist() for f in codes})
-    record = fresh.to_record()
-    for name, entry in classifier["by_field"].items():
-        kept = {key: entry[key] for key in record["by_field"][name] if key in entry}
-        if not np.array_equal(np.asarray(entry["rows"]), record["by_field"][name]["rows"]):
-            return None  # another sample than the one drawn now: the folder's sets changed
-        record["by_field"][name].update(kept)
-    if old is not None:
-        record["params"]["calibrate"] = True
-        record["calibrators"] = dict(old["calibrators"])
-        for name in codes:
-            record["by_field"][name]["priors"] = np.asarray(old["priors"][name], dtype=np.float64)
-        record.update(
-            min_log_odds=float(old["min_log_odds"]), min_coverage=float(old["min_coverage"]),
-            diagnostics=dict(old.get("diagnostics", {})), reliability=dict(old.get("reliability", {})),
-        )  # fmt: skip
-    return record
 
 
 class _Files:

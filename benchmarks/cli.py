@@ -73,11 +73,15 @@ TIME_LOAD = textwrap.dedent(
 )
 
 
-def run(command: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak resident MB (this child alone, from wait4) and the standard output of a process."""
+def run(command: list[str], env: dict, cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, peak resident MB (this child alone, from wait4) and the standard output of a process.
+
+    ``cwd`` is outside the repository: ``python -c`` and ``python -m`` put the working folder first on the path,
+    where this checkout's ``bedspace`` would shadow the one ``env`` names.
+    """
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, env=env)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         out.seek(0)
@@ -131,7 +135,7 @@ def main() -> None:
     ):
         if not (folder / "model.json").exists():
             print(f"training and writing the {name} model ...", flush=True)
-            run([python, "-c", MAKE, str(folder), str(extra), str(args.epochs)], env)
+            run([python, "-c", MAKE, str(folder), str(extra), str(args.epochs)], env, workdir)
     print(f"query: {query.name}; {args.repeats} fresh processes per measurement, medians\n")
 
     cli = [python, "-m", "bedspace", "search", "-t", "r2l", "-q", str(query), "--format", "tsv", "-d"]
@@ -150,13 +154,13 @@ def main() -> None:
         loads, firsts, walls, peaks = [], [], [], []
         for repeat in range(args.repeats + 1):
             if label != "distances .h5ad":
-                _, _, text = run([python, "-c", TIME_LOAD, str(path), str(query)], env)
+                _, _, text = run([python, "-c", TIME_LOAD, str(path), str(query)], env, workdir)
                 load, first = map(float, text.split())
                 if repeat:
                     loads.append(load)
                     firsts.append(first)
             if by_cli:
-                wall, peak, text = run([*cli, str(path)], env)
+                wall, peak, text = run([*cli, str(path)], env, workdir)
                 answers[(label, code)] = text
                 if repeat:
                     walls.append(wall)

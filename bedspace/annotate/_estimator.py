@@ -226,7 +226,7 @@ class RegionAnnotator:
         return self
 
     def _set_fitted(
-        self, tokens: TokenMatrix, compared: TokenRows, fields, names, codes, classifier, fingerprint=None
+        self, tokens: TokenMatrix, compared: TokenRows | None, fields, names, codes, classifier, fingerprint=None
     ) -> None:
         self._tokens = tokens
         self._compared = compared
@@ -237,7 +237,7 @@ class RegionAnnotator:
         self.n_sets_ = tokens.n_sets
         self.n_regions_ = tokens.n_regions
         self.classifier_ = classifier
-        self.fingerprint_ = self._compared.fingerprint() if fingerprint is None else fingerprint
+        self.fingerprint_ = compared.fingerprint() if fingerprint is None else fingerprint
 
     def _fit_calibration(self, tokens: TokenMatrix, rows: np.ndarray, among: Comparison, coverage) -> None:
         """Calibrators, priors and domain from held-out answers of the labelled sets ``rows``."""
@@ -363,6 +363,8 @@ class RegionAnnotator:
 
     def _scores(self, queries: TokenRows, own: np.ndarray | None):
         own_compared = None if own is None else positions_in(self.classifier_.compared_rows, own)
+        if self._compared is None:  # bound unchecked (a model folder's): read on the first query
+            self._compared = self._tokens.read(self.classifier_.compared_rows)
         return _score_blocks(self.classifier_, self._compared, queries, own, own_compared)
 
     def predict_proba(self, tokens, *, coverage: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -440,8 +442,12 @@ class RegionAnnotator:
         }  # fmt: skip
 
     @classmethod
-    def from_record(cls, record: Mapping, tokens) -> RegionAnnotator:
+    def from_record(cls, record: Mapping, tokens, *, check: bool = True) -> RegionAnnotator:
         """The annotator :meth:`to_record` wrote, bound to the tokens it was fitted on.
+
+        ``check``: read the compared sets' tokens now and compare them with the fingerprints the record holds.
+        ``False`` leaves them unread until the first query: for tokens that are known to be those it was saved
+        with (a model folder's, whose files are checked against their checksums).
 
         Raises
         ------
@@ -502,9 +508,11 @@ class RegionAnnotator:
                 f"{tokens.n_sets:,} × {tokens.n_regions:,}: not the sets it was fitted on"
             )
         classifier = KernelClassifier(classifiers, {f: len(names[f]) for f in fields})
-        compared = tokens.read(classifier.compared_rows)
-        if not np.array_equal(compared.fingerprint(), fingerprint):
-            raise ValueError("the sets' tokens are not those the annotator was fitted on (their regions changed)")
+        compared = None
+        if check:
+            compared = tokens.read(classifier.compared_rows)
+            if not np.array_equal(compared.fingerprint(), fingerprint):
+                raise ValueError("the sets' tokens are not those the annotator was fitted on (their regions changed)")
         annotator._set_fitted(tokens, compared, fields, names, codes, classifier, fingerprint)
         annotator.priors_ = priors
         annotator.calibrators_ = calibrators
