@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ._keys import TOKENIZE, Keys
 from ._labels import LabelTable
+from ._lazy import is_sparse
 from ._legacy import is_legacy, legacy_record
 from ._plain import plain
 from ._reference import ReferenceSets
@@ -52,9 +52,9 @@ def reference_of(adata: ad.AnnData, key: str, labels: LabelTable, params: dict, 
     """
     keys = Keys(key)
     X = adata.X
-    if copy and not adata.isbacked and sp.issparse(X):
+    if copy and not adata.isbacked and is_sparse(X):
         X = X.copy()
-    tokens = X if adata.isbacked or sp.issparse(X) else None
+    tokens = X if adata.isbacked or is_sparse(X) else None
     obs = adata.obs.copy() if copy else adata.obs
     reference = ReferenceSets(obs, np.asarray(adata.obsm[keys.set_vectors]), tokens)
     seed = int(params.get("random_state", 0) or 0)
@@ -73,6 +73,8 @@ def anndata_of(model, key: str) -> ad.AnnData:
     keys = Keys(key)
     tokens = reference.tokens
     if tokens is None:
+        import scipy.sparse as sp
+
         X = sp.csr_matrix((len(reference), len(model.universe)), dtype=np.float32)
     else:
         X = tokens.matrix.copy() if tokens.matrix is not None else tokens.read().to_csr()

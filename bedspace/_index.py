@@ -8,8 +8,8 @@ are found is approximate, since every candidate is re-scored here with the exact
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from ._lazy import is_sparse
 from ._parallel import available_cores
 from ._similarity import unit_rows
 
@@ -79,7 +79,7 @@ class ApproximateIndex:
             seen.add(id(value))
             if isinstance(value, np.ndarray):
                 return value.nbytes
-            if sp.issparse(value):
+            if is_sparse(value):
                 return sum(size(getattr(value, a)) for a in ("data", "indices", "indptr"))
             if isinstance(value, tuple | list):  # the search tree is a tuple of (named tuples of) arrays
                 return sum(size(item) for item in value)

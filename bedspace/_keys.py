@@ -6,7 +6,6 @@ write; ``docs/dev.md`` has the table of who writes and who reads each key.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,12 +27,6 @@ TOKENIZE = DEFAULT
 
 #: What ``.uns[key]`` holds of a trained embedding (beside the ``annotator`` of its sets).
 EMBEDDING_RECORD = ("params", "labels", "label_vectors", "loss", "universe")
-
-
-def is_anndata(value) -> bool:
-    """Whether ``value`` is an AnnData, without importing anndata (a process that has none loaded has none)."""
-    anndata = sys.modules.get("anndata")
-    return anndata is not None and isinstance(value, anndata.AnnData)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ import pandas as pd
 from ._anndata import anndata_of, embedding_of, reference_of, write_embedding
 from ._engine.native import embed_rows
 from ._formats.starspace import place_symbols, read_starspace_tsv, write_starspace_tsv
-from ._keys import DEFAULT, is_anndata
+from ._keys import DEFAULT
 from ._labels import LabelTable
+from ._lazy import is_anndata
 from ._params import whole_number
 from ._plain import plain
 from ._reference import ReferenceSets, check_finite

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from ._keys import is_anndata
+from ._lazy import is_anndata
 from ._similarity import unit_rows
 from ._sources import resolve_sets
 from ._warnings import warn
 from .annotate import TokenMatrix
+from .annotate._tokens import TokenRows
 
 
 @dataclass
 class Queries:
-    """Region-set queries: names, tokens (CSR), share of regions in the universe, own stored row (-1: none)."""
+    """Region-set queries: names, tokens (their own CSR arrays), share of regions in the universe, own stored row."""
 
     names: list[str]
-    tokens: sp.csr_matrix
+    tokens: TokenRows
     coverage: np.ndarray
     own: np.ndarray
     model: object  # the BEDSpaceModel that embeds them
@@ -38,7 +38,7 @@ class Queries:
     @cached_property
     def vectors(self) -> np.ndarray:
         """Unit vectors; a stored set asked for by name has the vector it was given."""
-        vectors = unit_rows(self.model.embed_rows(self.tokens.indptr, self.tokens.indices))
+        vectors = unit_rows(self.model.embed_rows(self.tokens.indptr, self.tokens.indices))  # compact: rows 0 … n-1
         stored = np.flatnonzero(self.own >= 0)
         if stored.size:
             vectors[stored] = self.model.reference.unit_vectors[self.own[stored]]
@@ -50,7 +50,7 @@ class Queries:
         By their vectors, a query needs a region the model knows (a region vector); by their regions, any
         universe region.
         """
-        empty = ~np.any(self.vectors != 0, axis=1) if by_vectors else np.diff(self.tokens.indptr) == 0
+        empty = ~np.any(self.vectors != 0, axis=1) if by_vectors else self.tokens.sizes == 0
         empty &= self.own < 0
         if not empty.any():
             return self
@@ -61,8 +61,8 @@ class Queries:
         warn(f"{len(lost)} queries {message} and are left out: {lost[:10]}")
         keep = ~empty
         kept = Queries(
-            [n for n, k in zip(self.names, keep, strict=True) if k], self.tokens[keep], self.coverage[keep],
-            self.own[keep], self.model,
+            [n for n, k in zip(self.names, keep, strict=True) if k], self.tokens.subset(np.flatnonzero(keep)).compact(),
+            self.coverage[keep], self.own[keep], self.model,
         )  # fmt: skip
         if "vectors" in self.__dict__:
             kept.vectors = self.vectors[keep]
@@ -81,11 +81,11 @@ def parse_queries(model, query) -> Queries:
         universe.check_same(query.var, what="the query AnnData")
         column = "frac_regions_in_universe"
         coverage = query.obs[column].to_numpy(np.float64) if column in query.obs else None
-        tokens = TokenMatrix.of(query.X).read().to_csr()
+        tokens = TokenMatrix.of(query.X).read().compact()
         return _queries(model, query.obs_names.tolist(), tokens, coverage, None)
     if isinstance(query, pd.DataFrame):
         tokenized = universe.tokenize(resolve_sets({"query": query}))
-        return _queries(model, ["query"], _csr(tokenized, n_regions), _coverage(tokenized), None)
+        return _queries(model, ["query"], _rows(tokenized, n_regions), _coverage(tokenized), None)
     items = [query] if isinstance(query, str | os.PathLike) else list(query)
     named: list[tuple[str, Path | int]] = []
     for item in items:
@@ -104,33 +104,35 @@ def parse_queries(model, query) -> Queries:
         named.append((str(item), row))
     files = [(name, source) for name, source in named if isinstance(source, Path)]
     tokenized = universe.tokenize(files) if files else None
-    file_tokens = _csr(tokenized, n_regions) if files else None
+    file_tokens = _rows(tokenized, n_regions) if files else None
     file_coverage = _coverage(tokenized) if files else None
-    stored_rows = [source for _, source in named if not isinstance(source, Path)]
+    stored_rows = np.asarray([source for _, source in named if not isinstance(source, Path)], dtype=np.int64)
     stored = None
-    if stored_rows:
+    if stored_rows.size:
         stored = (
-            reference.tokens.read(np.asarray(stored_rows)).to_csr()
+            reference.tokens.read(stored_rows)
             if reference.tokens is not None
-            else sp.csr_matrix((len(stored_rows), n_regions), dtype=np.float32)
+            else TokenRows(
+                np.zeros(stored_rows.size + 1, np.int64), np.zeros(0, np.int32), np.arange(stored_rows.size), n_regions
+            )
         )
-    rows, coverage, own, next_file, next_stored = [], [], [], 0, 0
+    parts, coverage, own, next_file, next_stored = [], [], [], 0, 0
     for _, source in named:
         if isinstance(source, Path):
-            rows.append(file_tokens[next_file])
+            parts.append(file_tokens.subset([next_file]))
             coverage.append(file_coverage[next_file])
             own.append(-1)
             next_file += 1
         else:
-            rows.append(stored[next_stored])
+            parts.append(stored.subset([next_stored]))
             coverage.append(np.nan)
             own.append(source)
             next_stored += 1
-    tokens = sp.vstack(rows, format="csr") if rows else sp.csr_matrix((0, n_regions), dtype=np.float32)
+    tokens = TokenRows.stacked(parts, n_regions)
     return _queries(model, [name for name, _ in named], tokens, np.asarray(coverage), np.asarray(own))
 
 
-def _queries(model, names, tokens: sp.csr_matrix, coverage, own) -> Queries:
+def _queries(model, names, tokens: TokenRows, coverage, own) -> Queries:
     n = len(names)
     return Queries(
         list(names),
@@ -141,12 +143,10 @@ def _queries(model, names, tokens: sp.csr_matrix, coverage, own) -> Queries:
     )
 
 
-def _csr(tokenized, n_regions: int) -> sp.csr_matrix:
-    """Tokenized sets as a 0/1 CSR matrix."""
-    return sp.csr_matrix(
-        (np.ones(tokenized.indices.size, np.float32), tokenized.indices, tokenized.indptr),
-        shape=(len(tokenized.names), n_regions),
-    )
+def _rows(tokenized, n_regions: int) -> TokenRows:
+    """Tokenized sets as :class:`~bedspace.annotate._tokens.TokenRows` (sorted regions, each once)."""
+    indptr = np.asarray(tokenized.indptr, dtype=np.int64)
+    return TokenRows(indptr, tokenized.indices, np.arange(indptr.size - 1, dtype=np.int64), n_regions)
 
 
 def _coverage(tokenized) -> np.ndarray:

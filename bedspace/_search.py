@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from ._keys import is_anndata
+from ._lazy import is_anndata
 from ._params import whole_number
 from ._queries import Queries, parse_queries
 from ._similarity import scores_against, unit_rows
@@ -22,6 +22,7 @@ from ._similarity import top_k as top_k_of
 from ._warnings import warn
 from .annotate import LABEL_WEIGHT, Annotation, TokenMatrix
 from .annotate._kernel import exclude_own
+from .annotate._tokens import TokenRows
 
 SEARCH_TYPES = ("r2l", "l2r", "r2r")
 METHODS = ("regions", "embedding")
@@ -175,8 +176,8 @@ def set_scores(
 
 def unit_rows_of(model, tokens) -> np.ndarray:
     """Unit vectors of tokenized sets (any sets × regions matrix)."""
-    csr = TokenMatrix.of(tokens).read().to_csr()
-    return unit_rows(model.embed_rows(csr.indptr, csr.indices))
+    rows = (tokens if isinstance(tokens, TokenRows) else TokenMatrix.of(tokens).read()).compact()
+    return unit_rows(model.embed_rows(rows.indptr, rows.indices))
 
 
 def warn_outside(names: list[str], in_domain: np.ndarray) -> None:

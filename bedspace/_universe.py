@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 import numba
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from ._cache import PerObject
 from ._formats.bed import Intervals, encoded_names, read_intervals, write_int
 from ._formats.starspace import region_token
-from ._keys import TOKENIZE, is_anndata
+from ._keys import TOKENIZE
+from ._lazy import is_anndata
 from ._overlap import SetTokens, UniverseIndex
 from ._parallel import parallel_map
 from ._sources import Source, load_source
@@ -67,6 +67,8 @@ class TokenizedSets:
     ) -> ad.AnnData:
         """The collection as an AnnData: sets × universe regions (0/1), QC in ``.obs``, the universe in ``.var``."""
         index_dtype = np.int32 if self.indptr[-1] < np.iinfo(np.int32).max else np.int64
+        import scipy.sparse as sp
+
         X = sp.csr_matrix(
             (
                 np.ones(self.indices.size, np.float32),

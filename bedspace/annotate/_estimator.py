@@ -25,7 +25,7 @@ collection it was as good or better on every field, and it does not depend on th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -347,11 +347,16 @@ class RegionAnnotator:
         the reference set it is (annotated from the others: leave-one-out), or -1.
         """
         self._check_fitted()
-        queries = TokenMatrix.of(tokens)
+        queries = tokens if isinstance(tokens, TokenRows) else TokenMatrix.of(tokens)
         if queries.n_regions != self.n_regions_:
             raise ValueError(f"queries have {queries.n_regions} universe regions, the annotator {self.n_regions_}")
-        scores, best = self._scores(queries.read(), own=own)
         n = queries.n_sets
+        scores = {name: np.zeros((n, n_labels)) for name, n_labels in self.classifier_.n_labels.items()}
+        best = np.zeros(n)
+        for rows, part in _parts(queries):
+            part_scores, best[rows] = self._scores(part, own=None if own is None else np.asarray(own)[rows])
+            for name in scores:
+                scores[name][rows] = part_scores[name]
         coverage = np.full(n, np.nan) if coverage is None else np.asarray(coverage, dtype=np.float64)
         in_domain = np.asarray(best, dtype=np.float64) >= self.min_log_odds_
         in_domain &= ~(coverage < self.min_coverage_)  # an unknown (nan) coverage does not count against a query
@@ -521,19 +526,31 @@ class RegionAnnotator:
         return annotator
 
 
+def _parts(queries: TokenRows | TokenMatrix) -> Iterator[tuple[slice, TokenRows]]:
+    """Queries as ``(rows, TokenRows)``: all at once in memory, a chunk at a time from an ``.h5ad`` file.
+
+    (l2r of a backed collection annotates every set: the file is read once, a chunk of rows at a time.)
+    """
+    if isinstance(queries, TokenRows):
+        yield slice(0, len(queries)), queries
+    elif not queries.in_file:
+        yield slice(0, queries.n_sets), queries.read()
+    else:
+        for start, stop in queries.chunks():
+            yield slice(start, stop), queries.read(np.arange(start, stop))
+
+
 def _score_blocks(classifier: KernelClassifier, compared: TokenRows, queries: TokenRows, own, own_compared=None):
     """Per field the scores, and the best log odds, of ``queries`` against the ``compared`` sets, a block at a time."""
     n = len(queries)
     scores = {name: np.zeros((n, n_labels)) for name, n_labels in classifier.n_labels.items()}
     best = np.zeros(n)
     for rows in blocks(n, BLOCK):
-        block = queries.subset(np.arange(n)[rows]).to_csr()
+        block = queries.subset(np.arange(n)[rows])
         block_own = None if own is None else np.asarray(own)[rows]
         block_own_compared = None if own_compared is None else own_compared[rows]
         shared = overlap_counts(block, compared)
-        result = comparison(
-            shared, np.diff(block.indptr).astype(np.float64), compared.sizes, compared.n_regions, block_own_compared
-        )
+        result = comparison(shared, block.sizes, compared.sizes, compared.n_regions, block_own_compared)
         best[rows] = result.best_log_odds
         for name in scores:
             scores[name][rows] = classifier.scores(name, result, block_own)

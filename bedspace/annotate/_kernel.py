@@ -9,12 +9,16 @@ a query whose best reference set shares no more than chance is unlike the collec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import scipy.sparse as sp
 
-from ._tokens import TokenRows, binary_csr
+from .._lazy import is_sparse
+from ._tokens import TokenMatrix, TokenRows, binary_csr
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -39,22 +43,28 @@ class Comparison:
         return Comparison(self.kernel[positions], self.best_log_odds[positions])
 
 
-def overlap_counts(query: sp.csr_matrix, reference: TokenRows | sp.csr_matrix) -> np.ndarray:
-    """Shared regions of every query (0/1 CSR from :func:`binary_csr`) and reference set, dense.
+def overlap_counts(query: TokenRows | sp.csr_matrix, reference: TokenRows | sp.csr_matrix) -> np.ndarray:
+    """Shared regions of every query and reference set (0/1 rows: :class:`TokenRows` or from :func:`binary_csr`).
 
     ``query @ reference.T``, counted straight into the dense result: each reference set's regions are looked up
     in the query block transposed (region → queries), so only the block is transposed and the reference, the big
     matrix, is read in place (in memory, memory-mapped) and never copied. (scipy's sparse product makes a second
     pass to size a sparse result and builds it, which here is dense anyway: about 2-3 times the work.)
     """
-    if sp.issparse(reference):
-        reference = TokenRows(reference.indptr, reference.indices, np.arange(reference.shape[0]), reference.shape[1])
-    if query.shape[1] != reference.n_regions:
-        raise ValueError(f"queries have {query.shape[1]} universe regions, the reference sets {reference.n_regions}")
-    by_region = sp.csr_matrix(query.T)  # regions × queries: the block's sets on each region
+    query, reference = _rows(query), _rows(reference)
+    if query.n_regions != reference.n_regions:
+        raise ValueError(f"queries have {query.n_regions} universe regions, the reference sets {reference.n_regions}")
+    region_indptr, region_queries = query.by_region()  # regions × queries: the block's sets on each region
     return _shared_counts(
-        reference.indptr, reference.indices, reference.rows, by_region.indptr, by_region.indices, query.shape[0]
+        reference.indptr, reference.indices, reference.rows, region_indptr, region_queries, len(query)
     )
+
+
+def _rows(matrix) -> TokenRows:
+    """A 0/1 CSR matrix's rows as :class:`TokenRows`, read in place (a :class:`TokenRows` as it is)."""
+    if is_sparse(matrix):
+        return TokenRows(matrix.indptr, matrix.indices, np.arange(matrix.shape[0]), matrix.shape[1])
+    return matrix
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -77,12 +87,11 @@ def compare(query_tokens, reference: TokenRows | sp.csr_matrix, *, own: np.ndarr
     ``own``: per query, the reference set it is (a position among the reference sets, left out of
     ``best_log_odds``), or -1.
     """
-    query = binary_csr(query_tokens, name="query")
-    if sp.issparse(reference):
-        reference = binary_csr(reference, name="reference")
-        reference = TokenRows(reference.indptr, reference.indices, np.arange(reference.shape[0]), reference.shape[1])
+    query = TokenMatrix.of(query_tokens).read()
+    if is_sparse(reference):
+        reference = _rows(binary_csr(reference, name="reference"))
     shared = overlap_counts(query, reference)  # checks the universes are the same
-    return comparison(shared, np.diff(query.indptr).astype(np.float64), reference.sizes, query.shape[1], own)
+    return comparison(shared, query.sizes, reference.sizes, query.n_regions, own)
 
 
 def comparison(

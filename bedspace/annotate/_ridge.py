@@ -234,10 +234,7 @@ class KernelClassifier:
         # collection's tokens is a block's tokens and the kernel.
         shared = np.vstack(
             [np.zeros((0, union.size))]
-            + [
-                overlap_counts(fitted.subset(np.arange(union.size)[rows]).to_csr(), fitted)
-                for rows in blocks(union.size, BLOCK)
-            ]
+            + [overlap_counts(fitted.subset(np.arange(union.size)[rows]), fitted) for rows in blocks(union.size, BLOCK)]
         )
         sizes = fitted.sizes
         among = comparison(shared, sizes, sizes, tokens.n_regions, np.arange(union.size))

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
-import scipy.sparse as sp
+
+from .._lazy import is_sparse
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 #: Rows of a collection are read this many tokens at a time when it is read whole (about 80 MB of an ``.h5ad``).
 CHUNK_TOKENS = 2**24
@@ -31,6 +36,8 @@ def binary_csr(matrix, *, name: str) -> sp.csr_matrix:
     Values are float32 below 2**24 columns (sparse products then count shared regions exactly, and a collection
     from :func:`bedspace.pp.tokenize` costs no second copy) and float64 above.
     """
+    import scipy.sparse as sp  # imported on use: a query of a model folder needs none of it
+
     if not sp.issparse(matrix):
         matrix = np.asarray(matrix)
         if matrix.ndim != 2:
@@ -113,20 +120,58 @@ class TokenRows:
         """These rows at ``positions`` (still read in place)."""
         return TokenRows(self.indptr, self.indices, self.rows[np.asarray(positions, dtype=np.int64)], self.n_regions)
 
-    def to_csr(self) -> sp.csr_matrix:
-        """The rows as a 0/1 CSR matrix of their own (a copy)."""
+    def compact(self) -> TokenRows:
+        """These rows in arrays of their own, in order (``rows`` then ``0 … n - 1``)."""
         starts, stops = self.indptr[self.rows], self.indptr[self.rows + 1]
         indptr = np.zeros(self.rows.size + 1, np.int64)
         np.cumsum(stops - starts, out=indptr[1:])
         indices = np.concatenate(
             [np.zeros(0, np.int32)] + [self.indices[a:b] for a, b in zip(starts, stops, strict=True)]
         )
-        data = np.ones(indices.size, token_dtype(self.n_regions))
-        return sp.csr_matrix((data, indices, indptr), shape=(self.rows.size, self.n_regions))
+        return TokenRows(indptr, indices, np.arange(self.rows.size, dtype=np.int64), self.n_regions)
+
+    @classmethod
+    def stacked(cls, parts: Sequence[TokenRows], n_regions: int) -> TokenRows:
+        """The rows of ``parts``, one after the other, in arrays of their own."""
+        compact = [part.compact() for part in parts]
+        sizes = np.concatenate([np.zeros(0, np.int64)] + [np.diff(part.indptr) for part in compact])
+        indptr = np.zeros(sizes.size + 1, np.int64)
+        np.cumsum(sizes, out=indptr[1:])
+        indices = np.concatenate([np.zeros(0, np.int32)] + [part.indices for part in compact])
+        return cls(indptr, indices, np.arange(sizes.size, dtype=np.int64), n_regions)
+
+    def to_csr(self) -> sp.csr_matrix:
+        """The rows as a 0/1 CSR matrix of their own (a copy)."""
+        import scipy.sparse as sp
+
+        compact = self.compact()
+        data = np.ones(compact.indices.size, token_dtype(self.n_regions))
+        return sp.csr_matrix((data, compact.indices, compact.indptr), shape=(self.rows.size, self.n_regions))
+
+    def by_region(self) -> tuple[np.ndarray, np.ndarray]:
+        """The rows transposed: per universe region, which of these rows (positions) have it, as CSR arrays."""
+        return _by_region(self.indptr, self.indices, self.rows, self.n_regions)
 
     def fingerprint(self) -> np.ndarray:
         """Per row: its number of regions and the sum of their columns (a set whose regions changed changes them)."""
         return _fingerprint(self.indptr, self.indices, self.rows).reshape(-1, 2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _by_region(indptr, indices, rows, n_regions):
+    counts = np.zeros(n_regions + 1, np.int64)
+    for i in range(rows.size):
+        for p in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            counts[indices[p] + 1] += 1
+    region_indptr = np.cumsum(counts)
+    filled = region_indptr[:-1].copy()
+    region_rows = np.empty(region_indptr[-1], np.int64)
+    for i in range(rows.size):
+        for p in range(indptr[rows[i]], indptr[rows[i] + 1]):
+            region = indices[p]
+            region_rows[filled[region]] = i
+            filled[region] += 1
+    return region_indptr, region_rows
 
 
 @numba.njit(cache=True, nogil=True)
@@ -245,16 +290,19 @@ class TokenMatrix:
 
     @classmethod
     def of(cls, matrix) -> TokenMatrix:
-        """The tokens of ``matrix``: a scipy sparse or dense matrix, or the ``X`` of an AnnData opened backed."""
+        """The tokens of ``matrix``: a scipy sparse or dense matrix, :class:`TokenRows`, or an AnnData's backed ``X``."""
         if isinstance(matrix, TokenMatrix):
             return matrix
+        if isinstance(matrix, TokenRows):
+            compact = matrix.compact()
+            return cls(compact.indptr, compact.indices, matrix.n_regions)
         group = getattr(matrix, "group", None)
         if group is not None and getattr(matrix, "format", None) == "csr":
             indptr = np.asarray(group["indptr"][...], dtype=np.int64)  # n_sets + 1 numbers, small
             return cls(indptr, group["indices"], matrix.shape[1], data=group["data"], group=group)
-        if group is not None or not sp.issparse(matrix):  # a backed CSC or dense matrix cannot be read by rows
+        if group is not None or not is_sparse(matrix):  # a backed CSC or dense matrix cannot be read by rows
             matrix = matrix.to_memory() if hasattr(matrix, "to_memory") else matrix
-        if not sp.issparse(matrix) or matrix.format != "csr":
+        if not is_sparse(matrix) or matrix.format != "csr":
             matrix = binary_csr(matrix, name="tokens")
         return cls(matrix.indptr, matrix.indices, matrix.shape[1], data=matrix.data, matrix=matrix)
 
@@ -324,6 +372,8 @@ class TokenMatrix:
         indptr = np.zeros(rows.size + 1, np.int64)
         if sizes:
             np.cumsum(np.concatenate(sizes), out=indptr[1:])
+        import scipy.sparse as sp
+
         matrix = sp.csr_matrix(
             (
                 np.concatenate([np.zeros(0, np.float32)] + parts_data),
@@ -341,6 +391,8 @@ class TokenMatrix:
 
     def csr(self, start: int, stop: int) -> sp.csr_matrix:
         """Rows ``start:stop`` as a CSR matrix of their own, values as stored (for the embedding's sums)."""
+        import scipy.sparse as sp
+
         if self._coded is not None:
             return self.read(np.arange(start, stop)).to_csr()
         a, b = int(self._indptr[start]), int(self._indptr[stop])
