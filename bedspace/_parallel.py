@@ -6,8 +6,6 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 
-from tqdm.auto import tqdm
-
 
 def available_cores() -> int:
     """Cores this process may use."""
@@ -37,6 +35,10 @@ def parallel_map[T, R](
     if workers < 1:
         raise ValueError(f"n_jobs must be >= 1 or None, got {n_jobs}")
     workers = min(workers, len(items))
+    if workers <= 1 and _quiet_bar(items):  # one query: no bar, and tqdm is not even loaded
+        return [func(item) for item in items]
+    from tqdm.auto import tqdm
+
     if workers <= 1:
         return [func(item) for item in tqdm(items, desc=desc, unit=unit, disable=_quiet_bar(items))]
     with ThreadPoolExecutor(max_workers=workers) as executor:
@@ -44,6 +46,8 @@ def parallel_map[T, R](
 
 
 def _run(executor: Executor, func, items, desc, unit):
+    from tqdm.auto import tqdm
+
     futures = {executor.submit(func, item): i for i, item in enumerate(items)}
     results = [None] * len(items)
     try:
