@@ -429,7 +429,7 @@ def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
     model.save(tmp_path / "model")
     assert (tmp_path / "model" / "annotator.npz").is_file()
     loaded = bs.BEDSpaceModel.load(tmp_path / "model")
-    assert isinstance(loaded.reference.tokens.read().indices, np.memmap)  # the tokens stay on disk
+    assert isinstance(loaded.reference.tokens._coded.gaps, np.memmap)  # the tokens stay on disk, read as needed
     assert (loaded.reference.tokens.read().to_csr() != model.reference.tokens.read().to_csr()).nnz == 0
     pd.testing.assert_frame_equal(loaded.search(queries, search_type="r2l", top_k=3), expected)
 

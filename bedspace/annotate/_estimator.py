@@ -25,6 +25,7 @@ collection it was as good or better on every field, and it does not depend on th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from .._logging import info
 from .._params import whole_number
+from .._plain import plain
 from ._calibration import Calibrator, expected_calibration_error, fit_calibrator, reliability_bins
 from ._kernel import Comparison, comparison, overlap_counts
 from ._ridge import BLOCK, MAX_FITTED_SETS, FieldClassifier, KernelClassifier
@@ -589,30 +591,41 @@ def _int(value) -> int:
         return -1
 
 
-def flatten(record: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
-    """A nested record as flat named arrays (``a/b/c``), for ``numpy.savez`` (no pickle)."""
-    arrays = {}
-    for key, value in record.items():
-        name = prefix + str(key).replace("%", "%25").replace("/", "%2F")  # a field may be called "a/b"
+#: Arrays of more elements than this are stored as arrays of their own by :func:`flatten`; the rest as JSON.
+_INLINE = 64
+_JSON = "record.json"
+
+
+def flatten(record: Mapping) -> dict[str, np.ndarray]:
+    """A nested record as named arrays for ``numpy.savez`` (no pickle): its large arrays by path, the rest as JSON.
+
+    A path joins the keys with ``/`` (a ``/`` or ``%`` inside a key is escaped); everything small (numbers,
+    strings, short arrays) goes into one JSON document, ``record.json``, with each large array's place marked.
+    """
+    arrays: dict[str, np.ndarray] = {}
+
+    def visit(value, path: str):
         if isinstance(value, Mapping):
-            arrays[f"{name}/"] = np.array(list(map(str, value)), dtype=str)  # keeps empty mappings and key order
-            arrays.update(flatten(value, f"{name}/"))
-        else:
-            arrays[name] = np.asarray(value)
-    return arrays
+            return {
+                str(k): visit(v, f"{path}{str(k).replace('%', '%25').replace('/', '%2F')}/") for k, v in value.items()
+            }
+        if isinstance(value, np.ndarray) and value.size > _INLINE and value.dtype.kind in "biuf":
+            arrays[path.rstrip("/")] = value
+            return {"__array__": path.rstrip("/")}
+        return plain(value)
+
+    document = visit(record, "")
+    return {_JSON: np.array(json.dumps(document)), **arrays}
 
 
 def unflatten(arrays: Mapping[str, np.ndarray]) -> dict:
     """The record :func:`flatten` flattened."""
-    root: dict = {}
-    for name in sorted(arrays, key=lambda n: n.count("/")):
-        parts = [p.replace("%2F", "/").replace("%25", "%") for p in name.rstrip("/").split("/")]
-        node = root
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        if name.endswith("/"):
-            node.setdefault(parts[-1], {})
-        else:
-            value = arrays[name]
-            node[parts[-1]] = value[()] if value.ndim == 0 else value
-    return root
+
+    def visit(value):
+        if isinstance(value, dict):
+            if set(value) == {"__array__"}:
+                return np.asarray(arrays[value["__array__"]])
+            return {k: visit(v) for k, v in value.items()}
+        return value
+
+    return visit(json.loads(str(arrays[_JSON][()])))
