@@ -120,6 +120,7 @@ def save(model, folder: Path, *, overwrite: bool = False) -> Path:
             "provenance": model.provenance,
             "files": {role: {"name": name, **fingerprint(tmp / name)} for role, name in files.items()},
         }
+        manifest["manifest_sha256"] = _manifest_digest(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=json_default) + "\n")
     return folder
 
@@ -326,6 +327,12 @@ class _Files:
         return vectors
 
 
+def _manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's own content (all but this digest), as JSON with sorted keys."""
+    content = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True, default=json_default).encode()).hexdigest()
+
+
 def is_model_folder(folder: Path) -> bool:
     """Whether ``folder`` holds a bedspace model (what ``save(overwrite=True)`` may replace)."""
     try:
@@ -357,6 +364,11 @@ def _read_manifest(folder: Path) -> dict:
         raise ValueError(
             f"{folder} was written in model format {version} (by bedspace {manifest.get('bedspace_version')}); "
             f"this bedspace ({__version__}) reads formats 1 to {FORMAT_VERSION}: upgrade bedspace"
+        )
+    if version >= 3 and manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        raise ValueError(
+            f"{path} does not match its own checksum (manifest_sha256): it was edited or damaged after the model "
+            "was saved; re-save the model"
         )
     dim = manifest.get("dim")
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:

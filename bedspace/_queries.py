@@ -89,6 +89,8 @@ def parse_queries(model, query) -> Queries:
     items = [query] if isinstance(query, str | os.PathLike) else list(query)
     named: list[tuple[str, Path | int]] = []
     for item in items:
+        if isinstance(item, str) and not item.strip():  # an unset shell variable: not "the current folder"
+            raise ValueError("a query is an empty name: give a BED file, a folder of them or a set of the collection")
         path = Path(item)
         if path.exists():
             named += [(name, bed) for name, bed in resolve_sets(path)] if path.is_dir() else [(path.name, path)]

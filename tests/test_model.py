@@ -195,6 +195,16 @@ def _read_everything(folder):
     return model
 
 
+@pytest.mark.parametrize(
+    "edit", [{"dim": 8}, {"loss": [0.0]}, {"params": {"epochs": 1}}, {"n_sets": 3}, {"universe": {"name": "hg38"}}]
+)
+def test_an_edited_manifest_is_refused(saved, edit):
+    """model.json carries its own checksum: an edit of any field (parameters, sizes, the universe) is named."""
+    _edit_manifest(saved, **edit)
+    with pytest.raises(ValueError, match="model.json does not match its own checksum"):
+        bs.BEDSpaceModel.load(saved)
+
+
 def test_a_search_reads_only_what_it_needs(saved, trained):
     """r2l by the annotator reads neither the region vectors nor the sets' metadata: damaged, they are not seen."""
     data, adata = trained
@@ -209,12 +219,14 @@ def test_a_search_reads_only_what_it_needs(saved, trained):
 
 def test_damaged_contents_are_refused_even_with_matching_checksums(saved):
     """A folder whose manifest was rewritten to match damaged files still fails, naming the file."""
+    from bedspace._folder import _manifest_digest
     from bedspace._folder import fingerprint as _fingerprint
 
     def reseal():
         manifest = json.loads((saved / "model.json").read_text())
         for entry in manifest["files"].values():
             entry.update(_fingerprint(saved / entry["name"]))
+        manifest["manifest_sha256"] = _manifest_digest(manifest)
         (saved / "model.json").write_text(json.dumps(manifest))
 
     sets = np.load(saved / "region_vectors.npy")

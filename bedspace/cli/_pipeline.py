@@ -67,8 +67,13 @@ def refuse_overwriting_inputs(output: Path, inputs: dict[str, str | Path | None]
     if output.exists() and output.is_dir():
         raise IsADirectoryError(f"--output {output} is a folder; give a file name")
     for option, value in inputs.items():
-        if value is not None and Path(value).exists() and Path(value).resolve() == output.resolve():
+        if value is None or not Path(value).exists():
+            continue
+        source = Path(value).resolve()
+        if source == output.resolve():
             raise ValueError(f"--output {output} is the same file as {option}: it would overwrite its own input")
+        if source.is_dir() and source in output.resolve().parents:
+            raise ValueError(f"--output {output} is inside {option} {value}: it would change its own input")
 
 
 def preprocess(args: argparse.Namespace) -> None:

@@ -202,3 +202,23 @@ def test_demo_on_a_collection_with_one_set_per_label(cli, tmp_path):
                       "--labels", "sample", "--epochs", "2", "--figure", tmp_path / "f.png", cwd=tmp_path)  # fmt: skip
     assert "held-out evaluation skipped: every value of 'sample' has one set" in result.stdout
     assert (tmp_path / "f.png").exists()
+
+
+@pytest.mark.parametrize("inside", ["model/region_vectors.npy", "model/new.h5ad", "model/sub/d.h5ad"])
+def test_distances_never_writes_into_the_model_it_reads(cli, work, inside):
+    before = {p.name: p.stat().st_mtime_ns for p in (work / "model").iterdir()}
+    result = cli("distances", "-i", "model", "-m", "labels.csv", "-u", "universe.bed", "-o", inside, cwd=work, check=False)
+    one_line_error(result, "is inside --input model: it would change its own input")
+    assert {p.name: p.stat().st_mtime_ns for p in (work / "model").iterdir()} == before
+    bs.BEDSpaceModel.load(work / "model")  # intact
+
+
+@pytest.mark.parametrize("query", ["", "   "])
+def test_an_empty_query_is_refused_not_the_current_folder(cli, work, query):
+    """An unset shell variable (``-q "$QUERY"``) must not annotate every BED file in the working folder."""
+    (work / "stray.bed").write_text("chr2L\t100\t200\n")
+    for target in ("d.h5ad", "model"):
+        result = cli("search", "-t", "r2l", "-d", target, "-q", query, cwd=work, check=False)
+        one_line_error(result, "a query is an empty name")
+    with pytest.raises(ValueError, match="a query is an empty name"):
+        bs.BEDSpaceModel.load(work / "model").search(query, search_type="r2r")
