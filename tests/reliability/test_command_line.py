@@ -207,7 +207,9 @@ def test_demo_on_a_collection_with_one_set_per_label(cli, tmp_path):
 @pytest.mark.parametrize("inside", ["model/region_vectors.npy", "model/new.h5ad", "model/sub/d.h5ad"])
 def test_distances_never_writes_into_the_model_it_reads(cli, work, inside):
     before = {p.name: p.stat().st_mtime_ns for p in (work / "model").iterdir()}
-    result = cli("distances", "-i", "model", "-m", "labels.csv", "-u", "universe.bed", "-o", inside, cwd=work, check=False)
+    result = cli(
+        "distances", "-i", "model", "-m", "labels.csv", "-u", "universe.bed", "-o", inside, cwd=work, check=False
+    )
     one_line_error(result, "is inside --input model: it would change its own input")
     assert {p.name: p.stat().st_mtime_ns for p in (work / "model").iterdir()} == before
     bs.BEDSpaceModel.load(work / "model")  # intact
