@@ -192,10 +192,15 @@ def _prepare(folder: Path, fingerprint: str, n_chunks: int) -> list[Path]:
     record = {"format": FORMAT, "fingerprint": fingerprint, "n_chunks": n_chunks}
     if folder.is_dir():
         try:
-            same = json.loads(manifest.read_text()) == record
+            found = json.loads(manifest.read_text())
         except (OSError, ValueError):
-            same = False
-        if not same:
+            found = None
+        if not (isinstance(found, dict) and found.get("format") == FORMAT and "fingerprint" in found):
+            raise FileExistsError(
+                f"{folder} is in the way: bedspace keeps the progress of this job there, and that folder is not one "
+                "it made (no progress manifest of bedspace); move it away or choose another out="
+            )
+        if found != record:  # bedspace's own progress of another job on this output: start afresh
             shutil.rmtree(folder)
     if not folder.is_dir():
         folder.mkdir(parents=True)

@@ -110,11 +110,26 @@ def test_stale_progress_is_discarded(insulators, in_memory, tmp_path):
     out = tmp_path / "collection.h5ad"
     partial = _ondisk.partial_folder(out)
     partial.mkdir()
-    (partial / "manifest.json").write_text('{"fingerprint": "another job"}')
+    (partial / "manifest.json").write_text('{"format": 1, "fingerprint": "another job", "n_chunks": 3}')
     (partial / "chunk_000000.npz").write_bytes(b"not a chunk")
     bs.pp.tokenize(insulators.beds, insulators.universe, metadata=insulators.metadata, out=out, chunk_size=3)
     assert_same_collection(out, in_memory)
     assert not partial.exists()
+
+
+@pytest.mark.parametrize("manifest", [None, "not json", '{"notes": "mine"}'])
+def test_a_folder_bedspace_did_not_make_is_never_deleted(insulators, tmp_path, manifest):
+    """A user's ``OUT.partial/`` (no progress manifest of bedspace) is in the way: named, and left as it is."""
+    out = tmp_path / "collection.h5ad"
+    partial = _ondisk.partial_folder(out)
+    partial.mkdir()
+    (partial / "precious.txt").write_text("years of work")
+    if manifest is not None:
+        (partial / "manifest.json").write_text(manifest)
+    with pytest.raises(FileExistsError, match=r"collection.h5ad.partial is in the way.*not one it made"):
+        bs.pp.tokenize(insulators.beds, insulators.universe, metadata=insulators.metadata, out=out, chunk_size=3)
+    assert (partial / "precious.txt").read_text() == "years of work"
+    assert not out.exists()
 
 
 def test_warnings_as_in_memory(insulators, tmp_path):
