@@ -181,6 +181,13 @@ def distances(args: argparse.Namespace) -> None:
             vectors[i] = known.vectors[known.position(name)]
             tokens[i] = None if known.tokens is None else known.tokens.read([known.position(name)]).to_csr()
     if missing:
+        folder = Path(args.beds).resolve()
+        outside = [n for n in missing if folder not in (folder / n).resolve().parents]
+        if outside:  # "../secret.bed" or "/etc/x.bed" in a metadata row: never a file outside --beds
+            raise ValueError(
+                f"{len(outside)} file_name(s) of {args.metadata} lead outside --beds {args.beds}: {outside[:10]}; "
+                "give the files' names within that folder"
+            )
         unseen = model.tokenize([Path(args.beds) / n for n in missing])
         rows = [names.index(n) for n in missing]
         vectors[rows] = model.embed(unseen)

@@ -224,3 +224,16 @@ def test_an_empty_query_is_refused_not_the_current_folder(cli, work, query):
         one_line_error(result, "a query is an empty name")
     with pytest.raises(ValueError, match="a query is an empty name"):
         bs.BEDSpaceModel.load(work / "model").search(query, search_type="r2r")
+
+
+@pytest.mark.parametrize("escape", ["../secret.bed", "{work}/secret.bed", "beds/../../secret.bed"])
+def test_distances_never_reads_a_bed_file_outside_its_folder(cli, work, escape):
+    """A metadata row naming a file outside ``--beds`` (a relative escape, an absolute path) is refused by name."""
+    shutil.copy(work / "beds" / "CTCF_Kc_Bushey_2009.bed.gz", work / "secret.bed")
+    labels = pd.read_csv(work / "labels.csv")
+    extra = labels.iloc[[0]].assign(file_name=escape.format(work=work))
+    pd.concat([labels, extra]).to_csv(work / "labels_escape.csv", index=False)
+    result = cli("distances", "-i", "model", "-m", "labels_escape.csv", "-u", "universe.bed", "-o", "esc.h5ad",
+                 "--beds", "beds", cwd=work, check=False)  # fmt: skip
+    one_line_error(result, "lead outside --beds beds")
+    assert not (work / "esc.h5ad").exists()
