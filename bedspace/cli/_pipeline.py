@@ -81,7 +81,9 @@ def preprocess(args: argparse.Namespace) -> None:
 
     labels = [label.strip() for label in args.labels.split(",") if label.strip()]
     output = Path(args.output)
-    refuse_overwriting_inputs(output, {"--metadata": args.metadata, "--universe": args.universe})
+    inputs = {"--input": args.input, "--metadata": args.metadata, "--universe": args.universe}
+    refuse_overwriting_inputs(output, inputs)
+    refuse_overwriting_inputs(companion_of(output), inputs)
     adata = bs.pp.tokenize(args.input, args.universe, metadata=args.metadata, n_jobs=args.jobs)
     bs.io.write_starspace(adata, output, labels=labels)
     adata.uns[DEFAULT]["preprocess"] = {

@@ -237,3 +237,13 @@ def test_distances_never_reads_a_bed_file_outside_its_folder(cli, work, escape):
                  "--beds", "beds", cwd=work, check=False)  # fmt: skip
     one_line_error(result, "lead outside --beds beds")
     assert not (work / "esc.h5ad").exists()
+
+
+@pytest.mark.parametrize("output", ["beds/CTCF_Kc_Bushey_2009.bed.gz", "beds/pre.txt"])
+def test_preprocess_never_writes_into_its_input_folder(cli, work, output):
+    """``-o`` an input BED file (or any file in the input folder) would replace it and drop a companion there."""
+    before = {p.name: p.read_bytes() for p in (work / "beds").iterdir()}
+    result = cli("preprocess", "-i", "beds", "-m", "labels.csv", "-u", "universe.bed", "-l", "target",
+                 "-o", output, cwd=work, check=False)  # fmt: skip
+    one_line_error(result, "is inside --input beds: it would change its own input")
+    assert {p.name: p.read_bytes() for p in (work / "beds").iterdir()} == before
