@@ -90,14 +90,15 @@ def write_embedding(model, adata: ad.AnnData, key: str) -> None:
     """Write a model's embedding into an AnnData on its universe: ``.varm[key]``, ``.uns[key]`` (and the provenance)."""
     model.universe.check_same(adata.var, what="the AnnData")
     keys = Keys(key)
+    universe = model.universe.record()
     adata.varm[keys.region_vectors] = np.asarray(model.region_vectors, dtype=np.float32)
     record = dict(adata.uns.get(keys.record, {}))
     record.pop("annotator", None)
     record.update(
         params=model.params, labels=model.label_table.frame, label_vectors=model.label_vectors, loss=model.loss,
-        universe={**dict(record.get("universe", {})), **model.universe.record()},
+        universe={**dict(record.get("universe", {})), **universe},
     )  # fmt: skip
     adata.uns[keys.record] = record
     if model.provenance:  # how the sets were tokenized, where bs.pp.tokenize records it
-        tokenized = {"universe": model.universe.record(), **model.provenance}
+        tokenized = {"universe": universe, **model.provenance}
         adata.uns[TOKENIZE] = {**tokenized, **dict(adata.uns.get(TOKENIZE, {}))}

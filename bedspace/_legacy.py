@@ -17,11 +17,8 @@ from ._labels import LabelTable
 from ._logging import info
 from ._reference import ReferenceSets
 from .annotate import RegionAnnotator
-from .annotate._estimator import FORMAT, FORMAT_VERSION, MIN_COVERAGE
+from .annotate._estimator import _FIELD_ARRAYS, _FIELD_NUMBERS, FORMAT, FORMAT_VERSION, MIN_COVERAGE
 from .annotate._ridge import fitted_sample
-
-_ARRAYS = ("rows", "codes", "kernel_mean", "coefficients", "intercept", "present", "leave_one_out")
-_NUMBERS = ("alpha", "typical_best", "balance")
 
 
 def is_legacy(record) -> bool:
@@ -99,8 +96,8 @@ def _kept(classifier, reference: ReferenceSets, codes: dict, names: dict) -> dic
                 return None
             counts = np.bincount(codes[name][codes[name] >= 0], minlength=len(names[name]))
             by_field[name] = {
-                **{key: np.asarray(entry[key]) for key in _ARRAYS},
-                **{key: float(np.asarray(entry[key])) for key in _NUMBERS},
+                **{key: np.asarray(entry[key]) for key in _FIELD_ARRAYS},
+                **{key: float(np.asarray(entry[key])) for key in _FIELD_NUMBERS},
                 "labels": names[name], "set_codes": codes[name], "priors": counts / max(counts.sum(), 1),
             }  # fmt: skip
     except (KeyError, TypeError, ValueError, AttributeError):

@@ -160,18 +160,19 @@ class ReferenceSets:
         """
         if self._tokens is None:
             return None
+        codes = self.label_codes(labels)
         if record is not None:
             try:
                 self._annotator = RegionAnnotator.from_record(record, self._tokens)
-                if self.label_codes(labels).keys() == set(self._annotator.fields_) and all(
-                    np.array_equal(c, self._annotator.codes_[f]) for f, c in self.label_codes(labels).items()
+                if codes.keys() == set(self._annotator.fields_) and all(
+                    np.array_equal(c, self._annotator.codes_[f]) for f, c in codes.items()
                 ):
                     return self._annotator
                 info("the kept annotator was fitted on other labels than the sets carry now: fitting it again")
             except ValueError as err:
                 info(f"the kept annotator does not fit these sets ({err}): fitting it again")
             return self.fit_annotator(labels, **options)
-        if not self.label_codes(labels):
+        if not codes:
             return None
         return self.fit_annotator(labels, calibrate=False, **options)
 

@@ -244,10 +244,11 @@ class RegionAnnotator:
     def _fit_calibration(self, tokens: TokenMatrix, rows: np.ndarray, among: Comparison, coverage) -> None:
         """Calibrators, priors and domain from held-out answers of the labelled sets ``rows``."""
         fields = self.fields_
-        self.priors_ = {}
+        counts = {}  # per field, the labelled sets carrying each label
         for f in fields:
-            counts = np.bincount(self.codes_[f][rows][self.codes_[f][rows] >= 0], minlength=len(self.label_names_[f]))
-            self.priors_[f] = counts / max(counts.sum(), 1)
+            labelled = self.codes_[f][rows]
+            counts[f] = np.bincount(labelled[labelled >= 0], minlength=len(self.label_names_[f]))
+        self.priors_ = {f: counts[f] / max(counts[f].sum(), 1) for f in fields}
         self.calibrators_, self.diagnostics_, self.reliability_ = {}, {}, {}
         self.min_log_odds_, self.min_coverage_ = -np.inf, MIN_COVERAGE
         if not self.calibrate:
@@ -265,11 +266,10 @@ class RegionAnnotator:
             picked = np.arange(rows.size)
             held_scores, best_log_odds = self._cross_fitted(tokens, rows)
         for f in fields:
-            counts = np.bincount(self.codes_[f][rows][self.codes_[f][rows] >= 0], minlength=len(self.label_names_[f]))
             # A set whose label no other set carries cannot be annotated right by any annotator: leave it out of
             # the fit, as a query of a label the collection lacks is out of what the probabilities can speak for.
             mine = self.codes_[f][rows[picked]]
-            truth = np.where((mine >= 0) & (counts[np.maximum(mine, 0)] >= 2), mine, -1)
+            truth = np.where((mine >= 0) & (counts[f][np.maximum(mine, 0)] >= 2), mine, -1)
             self._fit_field(f, held_scores[f], truth)
         self.min_log_odds_ = _half_low_percentile(best_log_odds, default=0.0)
         if coverage is not None:
