@@ -300,10 +300,12 @@ def test_a_format_2_folder_loads_and_answers_identically(tmp_path, resave, monke
     for name, options in searches.items():
         expected = (FORMAT_2 / f"{name}.tsv").read_text()
         got = model.search(**options).to_csv(sep="\t", index=False)
-        if resave and name.startswith("r2r"):  # the query's vector from float16 region vectors: same ranking
+        if name.startswith("r2r"):
+            # cosines of float32 vectors: the last bit depends on the machine's BLAS and numba build; from a format-3
+            # folder the query's vector comes from float16 region vectors. The same ranking either way.
             expected, got = (pd.read_csv(io.StringIO(text), sep="\t") for text in (expected, got))
             assert got["name"].tolist() == expected["name"].tolist(), name
-            np.testing.assert_allclose(got["score"], expected["score"], atol=2e-3)
+            np.testing.assert_allclose(got["score"], expected["score"], atol=2e-3 if resave else 1e-6)
         else:  # the annotator's answers do not depend on the vectors: exactly as format 2 gave them
             assert got == expected, name
 
