@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from ._keys import TOKENIZE, Keys
-from ._labels import LabelTable
+from ._labels import LabelTable, without_shared_labels
 from ._lazy import is_sparse
 from ._legacy import is_legacy, legacy_record
 from ._plain import plain
 from ._reference import ReferenceSets
 from ._universe import Universe
+from .annotate._estimator import MIN_SETS_TO_CALIBRATE
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -61,8 +62,28 @@ def reference_of(adata: ad.AnnData, key: str, labels: LabelTable, params: dict, 
     record = adata.uns[keys.record].get("annotator")
     if is_legacy(record) or "classifier" in adata.uns[keys.record]:  # written by bedspace before format 3
         record = legacy_record(reference, labels, record, adata.uns[keys.record].get("classifier"), seed)
-    reference.bind_annotator(record, labels, random_state=seed)
+    chromosomes = adata.var["chrom"].to_numpy() if "chrom" in adata.var.columns else None
+    options = {"random_state": seed, "chromosomes": chromosomes}
+    if record is not None:  # fitted again (the sets changed) as it was fitted, as far as the sets allow
+        options["calibrate"] = _calibrated_again(record, reference, labels)
+    reference.bind_annotator(record, labels, **options)
     return reference
+
+
+def _calibrated_again(record, reference: ReferenceSets, labels: LabelTable) -> bool:
+    """Whether the annotator of ``record``, fitted again on ``reference``, is calibrated.
+
+    As the kept one was, unless a label field of these sets has no value two sets share (no calibration can be
+    fitted on it: a subset may lose what the whole collection had).
+    """
+    try:
+        calibrated = bool(np.asarray(record["params"]["calibrate"]))
+    except (KeyError, TypeError, ValueError):
+        calibrated = True  # a damaged record is named when it is bound
+    if not calibrated or reference.tokens is None:
+        return calibrated
+    codes = reference.label_codes(labels)
+    return not without_shared_labels(codes, reference.tokens.n_tokens, minimum_sets=MIN_SETS_TO_CALIBRATE)
 
 
 def anndata_of(model, key: str) -> ad.AnnData:

@@ -129,6 +129,13 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.parent / f".{path.name}.{secrets.token_hex(_TOKEN_HEX // 2)}.{suffix}"
 
 
+def temporary_of(path: str | os.PathLike) -> Path | None:
+    """The output whose temporary (``.NAME.<12 hex>.tmp``) or earlier (``.old``) file or folder ``path`` is, if any."""
+    path = Path(path)
+    match = re.fullmatch(rf"\.(?P<name>.+)\.[0-9a-f]{{{_TOKEN_HEX}}}\.(tmp|old)", path.name)
+    return None if match is None else path.parent / match["name"]
+
+
 def _leftovers(path: Path) -> list[Path]:
     """Hidden siblings that writers of exactly ``path`` make (``.NAME.<12 hex>.tmp`` or ``.old``)."""
     pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{{_TOKEN_HEX}}}\.(tmp|old)")
@@ -199,7 +206,7 @@ def _locked(path: Path, *, timeout: float | None) -> Iterator[None]:
         held = _held.paths = set()
     if path in held:
         raise RuntimeError(f"{path} is already being written by this thread (nested writes of one path)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     if fcntl is None:  # no flock, and an open lock file could not be removed
         held.add(path)
         try:
@@ -221,6 +228,20 @@ def _locked(path: Path, *, timeout: float | None) -> Iterator[None]:
         # removed while still locked: a waiter that then gets this lock sees the file gone and retries
         lock_path.unlink(missing_ok=True)
         os.close(fd)
+
+
+def _make_parent(path: Path) -> None:
+    """Make the folder ``path`` goes into; an error names what is in the way (``mkdir`` names only a path)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # a file where a folder of the path should be
+        blocker = next((p for p in reversed(path.parents) if os.path.lexists(p) and not p.is_dir()), path.parent)
+        raise NotADirectoryError(f"cannot write {path}: {blocker} is a file, not a folder") from None
+    except OSError as err:
+        raise type(err)(
+            err.errno, f"cannot make the folder {path.parent} to write {path} in ({err.strerror})"
+        ) from None
 
 
 def _fsync(path: Path) -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ._formats.starspace import label_token, parse_label_token
+from ._warnings import warn
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,13 @@ class LabelTable:
         return cls([f for f, _ in keys], [v for _, v in keys])
 
     @classmethod
-    def from_obs(cls, obs: pd.DataFrame, fields: Sequence[str] | str) -> tuple[LabelTable, LabelAssignment]:
+    def from_obs(
+        cls, obs: pd.DataFrame, fields: Sequence[str] | str, *, warn_numbers: bool = True
+    ) -> tuple[LabelTable, LabelAssignment]:
         """The labels of ``obs[fields]``, and each set's labels; the same value in two columns stays two labels.
 
-        Missing values are skipped (a set may have no label).
+        Missing values are skipped (a set may have no label). Each value's label is its text
+        (:func:`label_texts`); ``warn_numbers``: warn about a column of floating-point numbers.
         """
         fields = [fields] if isinstance(fields, str) else list(fields)
         if not fields:
@@ -85,8 +89,8 @@ class LabelTable:
         table_values: list[str] = []
         codes = []
         for field in fields:
-            values = obs[field].astype(str).where(obs[field].notna())  # one text per value, whatever the dtype
-            values = values.astype("category").cat.remove_unused_categories()
+            values = label_texts(obs[field], field, warn_numbers=warn_numbers).astype("category")
+            values = values.cat.remove_unused_categories()
             categories = [str(c) for c in values.cat.categories]
             field_codes = values.cat.codes.to_numpy().astype(np.int64)
             codes.append(np.where(field_codes >= 0, field_codes + len(table_values), -1))
@@ -153,8 +157,9 @@ class LabelTable:
     def codes(self, field: str, values: pd.Series) -> np.ndarray:
         """Row of each value among ``field``'s labels (-1 for a missing value or one the table lacks)."""
         mask = self.in_field(field)
-        code_of = {v: i for i, v in enumerate(self.values[mask])}
-        return np.array([code_of.get(str(v), -1) if pd.notna(v) else -1 for v in values], dtype=np.int64)
+        code_of = pd.Series(np.arange(int(mask.sum())), index=pd.Index(self.values[mask], dtype=object))
+        texts = label_texts(pd.Series(values), field, warn_numbers=False).astype(object)
+        return texts.map(code_of).fillna(-1).to_numpy(np.int64)
 
     # -- resolving what users type ----------------------------------------------------------------------------
     def resolve(self, query: str, field: str | None = None) -> int:
@@ -189,6 +194,76 @@ class LabelTable:
         close = difflib.get_close_matches(query, list(names) + list(values), n=5, cutoff=0.5)
         hint = f"; close matches: {', '.join(map(repr, dict.fromkeys(close)))}" if close else ""
         raise KeyError(f"unknown label {query!r}{hint} (labels look like {names[0]!r})")
+
+
+def without_shared_labels(codes: Mapping[str, np.ndarray], n_tokens: np.ndarray, *, minimum_sets: int) -> list[str]:
+    """The fields whose labels cannot be calibrated: fewer than two sets carry a label that another set carries.
+
+    ``codes``: per field, each set's label (-1: none); ``n_tokens``: each set's regions. Calibration is fitted on
+    the held-out answers of the labelled sets with a region, each checked against its own label, which must be
+    another set's too; with fewer than ``minimum_sets`` such sets there is no calibration to fit (none is named).
+    """
+    if not codes:
+        return []
+    fitted = np.column_stack([np.asarray(c) >= 0 for c in codes.values()]).any(axis=1) & (np.asarray(n_tokens) > 0)
+    if fitted.sum() < minimum_sets:
+        return []
+    blocked = []
+    for field, field_codes in codes.items():
+        carried = np.asarray(field_codes)[fitted]
+        carried = carried[carried >= 0]
+        if (np.bincount(carried, minlength=1)[carried] >= 2).sum() < 2:
+            blocked.append(field)
+    return blocked
+
+
+def label_texts(values: pd.Series, field: str, *, warn_numbers: bool = True) -> pd.Series:
+    """The label of each value of the column ``field``: its text (``str``), missing values left missing.
+
+    Text stays as it is, a whole number is its digits (``1``), a float pandas' text of it (``1.0``). A column of
+    floating-point numbers cannot say how its values were written (``1``, ``01`` and ``1.0`` were read as one
+    1.0), so ``warn_numbers`` warns, naming it; two different values of one column that read the same (the number
+    ``1`` and the text ``"1"``) are an error naming them.
+    """
+    present = values.notna()
+    texts = values.astype(str).where(present)
+    kinds = _value_kinds(values)
+    if warn_numbers and "float" in kinds:
+        shown = ", ".join(repr(t) for t in pd.unique(texts[present])[:5])
+        warn(
+            f"labels: column {field!r} holds floating-point numbers ({shown}): each is a label as pandas writes it, "
+            "and values written differently in the metadata (1, 01, 1.0) were read as one number before bedspace "
+            "saw them. Keep label columns as text: read the metadata with pd.read_csv(..., dtype=str) or give "
+            "bs.pp.tokenize the file"
+        )
+    if len(kinds) > 1:  # mixed Python objects: 1 and "1" would silently become one label
+        _refuse_clashes(values[present], texts[present], field)
+    return texts
+
+
+def _value_kinds(values: pd.Series) -> set[str]:
+    """What the non-missing values of a column are: ``"float"``, ``"text"``, ``"other"`` (ints, booleans...)."""
+    dtype = values.dtype.categories.dtype if isinstance(values.dtype, pd.CategoricalDtype) else values.dtype
+    if pd.api.types.is_float_dtype(dtype):
+        return {"float"}
+    if not pd.api.types.is_object_dtype(dtype):
+        return {"text"} if pd.api.types.is_string_dtype(dtype) else {"other"}
+    unique = values.cat.categories if isinstance(values.dtype, pd.CategoricalDtype) else values.dropna()
+    return {
+        "float" if isinstance(v, float | np.floating) else "text" if isinstance(v, str) else "other" for v in unique
+    }
+
+
+def _refuse_clashes(values: pd.Series, texts: pd.Series, field: str) -> None:
+    """An error when two different values of the column ``field`` have one text (``1`` and ``"1"``)."""
+    seen: dict[str, str] = {}
+    for value, text in dict.fromkeys(zip(values.astype(object), texts, strict=True)):
+        shown = f"{value!r} ({type(value).__name__})"
+        if seen.setdefault(text, shown) != shown:
+            raise ValueError(
+                f"labels: column {field!r} holds {seen[text]} and {shown}, which would be one label {text!r}; "
+                "make the column text (adata.obs[...] = adata.obs[...].astype(str)) or give them distinct values"
+            )
 
 
 def _normalised(text: str) -> str:

@@ -6,9 +6,21 @@ import os
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from ._warnings import excerpt, warn
+
 KEY_COLUMN = "file_name"
+#: Cells that ``pandas.read_csv`` reads as missing by default (its ``na_values``), besides an empty one. A metadata
+#: file's cell holding one of them is missing, as pandas, R and scanpy users mean it, and said so in a warning
+#: naming the sets: a label ``NA`` is never learned, and a set never loses its label without a word.
+MISSING_MARKERS = frozenset(
+    {"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+     "NULL", "NaN", "None", "n/a", "nan", "null"}
+)  # fmt: skip
+# a whole number as written by anyone: no sign but "-", no leading zero, fits 64 bits (18 digits always do)
+_WHOLE = r"0|-?[1-9][0-9]{0,17}"
 
 
 def read_metadata(metadata: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
@@ -21,18 +33,22 @@ def read_metadata(metadata: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
             raise FileNotFoundError(f"metadata file not found: {path}")
         sep = "\t" if path.name.lower().endswith((".tsv", ".tsv.gz", ".txt")) else ","
         try:
-            table = pd.read_csv(path, sep=sep, dtype={KEY_COLUMN: str})
+            # every cell as the text written: pandas' guesses would make "1", "01" and "1.0" one label 1.0
+            table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, UnicodeDecodeError) as err:
             raise ValueError(
                 f"{path}: could not be read as a {'TSV' if sep == chr(9) else 'CSV'} table: {err}"
             ) from None
         source = str(path)
+        if KEY_COLUMN in table.columns:
+            table = _as_written(table, source)
     if KEY_COLUMN not in table.columns:
         raise ValueError(
-            f"{source}: no '{KEY_COLUMN}' column (the BED file names without folder); columns are {list(table.columns)}"
+            f"{source}: no '{KEY_COLUMN}' column (the BED file names without folder); columns are {excerpt(str(list(table.columns)), quote=False)}"
         )
-    if table[KEY_COLUMN].isna().any():
-        rows = (table.index[table[KEY_COLUMN].isna()] + 2).tolist() if source != "metadata" else []
+    empty = table[KEY_COLUMN].isna() | (table[KEY_COLUMN].astype(str).str.strip() == "")
+    if empty.any():
+        rows = (table.index[empty] + 2).tolist() if source != "metadata" else []
         raise ValueError(f"{source}: empty '{KEY_COLUMN}' in {'line(s) ' + str(rows[:10]) if rows else 'some rows'}")
     table[KEY_COLUMN] = table[KEY_COLUMN].astype(str)
     repeated = table[KEY_COLUMN][table[KEY_COLUMN].duplicated()].unique().tolist()
@@ -40,6 +56,57 @@ def read_metadata(metadata: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"{source}: '{KEY_COLUMN}' values must be unique; repeated: {repeated[:10]}")
     table.attrs["source"] = source
     return table
+
+
+def _as_written(table: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The cells of a metadata file (all text) as values: missing, numbers that give back the text, or text.
+
+    An empty cell is missing; so is a cell of :data:`MISSING_MARKERS` (``NA``, ``None``, ``null``...), with one
+    warning naming the column, the text and the sets. A column stays text unless every value is the number it
+    reads as, written the way Python writes that number back (:func:`_numbers`): ``n_regions`` stays numbers,
+    ``1``, ``01`` and ``1.0`` stay three texts.
+    """
+    marked = []
+    for column in table.columns:
+        if column == KEY_COLUMN:
+            continue
+        text = table[column]
+        marker = text.isin(MISSING_MARKERS)
+        for written in pd.unique(text[marker]):
+            names = table.loc[text == written, KEY_COLUMN].tolist()
+            marked.append(f"{column!r} is {written!r} for {len(names)} set(s): {_preview(names, 5)}")
+        # a cell of spaces only looks empty wherever the table is shown: it is empty
+        table[column] = _numbers(text.mask(marker | (text.str.strip() == "")))
+    if marked:
+        warn(
+            f"{source}: cells read as missing, as pandas reads them (a set without a value has no label in that "
+            f"column): {'; '.join(marked)}. Leave a cell empty to say missing; to keep such a text as a value, "
+            "write it otherwise (e.g. 'none', 'not applicable')"
+        )
+    return table
+
+
+def _numbers(text: pd.Series) -> pd.Series:
+    """A column of text (missing: NaN) as numbers when no text is lost by it, else as it is.
+
+    Whole numbers (``12``, ``-3``) give integers (nullable ``Int64`` with missing cells); whole and decimal numbers
+    each written as Python writes them (``0.5``, ``2``, ``1e-05``) give floats, unless two texts give one number
+    (``1`` and ``1.0``). ``True``/``False`` in every cell give booleans. Anything else (``01``, ``+5``, ``1.50``, a
+    word) keeps the column text, so that labels stay as written.
+    """
+    present = text.dropna()
+    if present.empty:
+        return pd.Series(np.nan, index=text.index)  # a column of empty cells, as pandas reads it
+    if present.str.fullmatch(_WHOLE).all():
+        return present.astype(np.int64) if present.size == text.size else text.astype("Int64")
+    if present.isin(["True", "False"]).all() and present.size == text.size:
+        return text == "True"
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.isna().any() or pd.unique(numbers).size != pd.unique(present).size:
+        return text  # not all numbers, or two texts of one number ("1" and "1.0")
+    whole = present.str.fullmatch(_WHOLE)
+    back = [str(int(x)) if w else str(x) for x, w in zip(numbers, whole, strict=True)]
+    return pd.to_numeric(text) if back == present.tolist() else text
 
 
 def match_metadata(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:

@@ -280,15 +280,20 @@ class BEDSpaceModel:
         """Open a folder written by :meth:`save` (formats 1 to 3), reading nothing a search does not need.
 
         Vectors and tokens are memory-mapped, the sets' metadata is read on first use, and each file is checked
-        against the manifest's checksum before it is first used.
+        against the manifest's checksum before it is first used. Every file is opened now, so the model answers
+        from this save even if another save replaces the folder (or it is deleted) while the model is in use; a
+        save that replaces it during the load makes the load start again. A folder without the default annotator
+        is loaded with a warning: its searches rank by the embedding's cosines.
 
         Raises
         ------
         FileNotFoundError
-            Not a model folder, or a file is missing.
+            Not a model folder (or the temporary folder of a save), or a file is missing.
+            :class:`bedspace._folder.ModelReplacedError` (a :class:`FileNotFoundError`): the folder was replaced
+            by other saves at every attempt to load it, or removed while it was loaded.
         ValueError
             A file was changed or damaged after saving (its name is given), vectors do not fit the universe or
-            the labels, or the folder was written by a newer bedspace.
+            the labels, ``model.json`` was edited, or the folder was written by a newer bedspace.
         """
         from ._folder import load
 

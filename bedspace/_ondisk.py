@@ -12,10 +12,15 @@ tokenized (one chunk in this process, or a few per worker of an executor), never
    progress folder must then be on a filesystem the workers share (checked: a chunk a worker wrote that this
    process cannot see is an error naming the folder). A rerun with the same fingerprint keeps the chunks
    already there: a killed run resumes.
-2. The ``.h5ad`` is assembled under a temporary name: ``obs``, ``var``, ``uns`` written by anndata (built by
-   :meth:`TokenizedSets.annotations`, exactly as in memory), then ``X`` as anndata's CSR group, appended chunk
-   by chunk into resizable datasets. It replaces ``OUT`` in one rename (:func:`~bedspace._atomic.atomic_path`,
-   which also holds a lock on ``OUT`` for the whole run), then the progress folder is removed.
+2. The ``.h5ad`` is assembled under a temporary name: ``obs``, ``var``, ``uns`` written as anndata writes them
+   (built by :meth:`TokenizedSets.annotations`, exactly as in memory), then ``X`` as anndata's CSR group,
+   appended chunk by chunk into resizable datasets. The progress folder is removed once the file is on disk, and
+   the file replaces ``OUT`` in one rename (:func:`~bedspace._outputs.output_file`).
+
+The whole run holds the write lock of ``OUT``: a second run writing the same ``OUT`` stops at once, naming the
+process that holds it, rather than sharing (and deleting) its progress folder. An existing ``OUT`` is replaced only
+when it is an ``.h5ad`` bedspace wrote and ``overwrite=True``. A full disk is one error naming ``OUT``; the chunks
+done are kept, and the same call resumes from them once there is room.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from tqdm.auto import tqdm
 from ._atomic import atomic_path, atomic_write_bytes
 from ._engine.native import embed_rows
 from ._keys import TOKENIZE
+from ._outputs import bedspace_h5ad, check_replace, hdf5_file, output_file, write_anndata
 from ._overlap import UniverseIndex
 from ._parallel import parallel_map
 from ._params import whole_number
@@ -74,8 +80,13 @@ def partial_folder(out: str | os.PathLike) -> Path:
     return out.with_name(out.name + PARTIAL_SUFFIX)
 
 
-def check_target(out: str | os.PathLike, chunk_size, inputs: Sequence[str | os.PathLike]) -> Path:
-    """Refuse a bad ``chunk_size`` or an ``out`` that is a folder or one of the inputs (each error names it)."""
+def check_target(
+    out: str | os.PathLike, chunk_size, inputs: Sequence[str | os.PathLike], *, overwrite: bool = False
+) -> Path:
+    """Refuse a bad ``chunk_size``, or an ``out`` that is a folder, one of the inputs, or a file not to replace.
+
+    Each error names the path. Checked before any set is tokenized: a run of hours does not end in a refusal.
+    """
     whole_number(chunk_size, "chunk_size", expected="a positive integer (sets per chunk)")
     out = Path(out)
     if out.is_dir():
@@ -84,6 +95,7 @@ def check_target(out: str | os.PathLike, chunk_size, inputs: Sequence[str | os.P
     for path in inputs:
         if Path(path).resolve() == resolved:
             raise ValueError(f"out={str(out)!r} is one of the inputs ({path}); write the collection elsewhere")
+    check_replace(out, overwrite=overwrite, own=bedspace_h5ad, option="overwrite=True")
     return out
 
 
@@ -94,6 +106,7 @@ class _Chunk:
     sets: TokenizedSets
     empty: list[str]
     foreign: list[str]
+    misspelled: dict[str, tuple]  # set name -> its chromosomes the universe spells otherwise
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -106,13 +119,16 @@ class _Chunk:
                 n_in_universe=self.sets.n_in_universe,
                 empty=np.array(self.empty, dtype=str),
                 foreign=np.array(self.foreign, dtype=str),
+                misspelled=np.array(json.dumps(self.misspelled)),
             )
 
     @classmethod
     def load(cls, path: Path) -> _Chunk:
+        """A saved chunk; one of an earlier bedspace (without ``misspelled``) raises ``KeyError``, and is redone."""
         with np.load(path, allow_pickle=False) as f:
             sets = TokenizedSets(f["names"].tolist(), f["indptr"], f["indices"], f["n_regions"], f["n_in_universe"])
-            return cls(sets, f["empty"].tolist(), f["foreign"].tolist())
+            misspelled = {name: tuple(map(tuple, found)) for name, found in json.loads(str(f["misspelled"])).items()}
+            return cls(sets, f["empty"].tolist(), f["foreign"].tolist(), misspelled)
 
 
 @dataclass(frozen=True)
@@ -133,7 +149,9 @@ class _Summary:
         per_region = np.bincount(sets.indices)
         regions = np.flatnonzero(per_region).astype(np.int32)
         light = TokenizedSets(sets.names, sets.indptr, np.zeros(0, np.int32), sets.n_regions, sets.n_in_universe)
-        return cls(_Chunk(light, done.empty, done.foreign), regions, per_region[regions].astype(np.int32))
+        return cls(
+            _Chunk(light, done.empty, done.foreign, done.misspelled), regions, per_region[regions].astype(np.int32)
+        )
 
 
 def _gather(chunk: Sequence[tuple[str, Source]], results) -> _Chunk:
@@ -337,13 +355,17 @@ def tokenize_to_h5ad(
     params: Mapping | None,
     chunk_size: int,
     n_jobs: int | Executor | None,
+    overwrite: bool = False,
 ) -> None:
     """Tokenize ``named`` onto ``universe`` chunk by chunk into the ``.h5ad`` file ``out`` (see the module)."""
     out = Path(out)
     index = universe.index
     chunks = _chunks(named, chunk_size)
     folder = partial_folder(out)
-    with atomic_path(out) as tmp:
+    resume = f" (the chunks done are kept in {folder}: the same call resumes from them once there is room)"
+    # timeout=0: a second run on OUT stops at once, naming the first; once let in, it would share (and finally
+    # delete) the first one's progress folder
+    with output_file(out, overwrite=overwrite, timeout=0, hint=resume) as tmp:
         paths = _prepare(folder, _fingerprint(universe, named, chunk_size), len(chunks))
         n_sets = np.zeros(len(universe), np.int64)
         summaries: list[_Chunk | None] = [None] * len(chunks)
@@ -368,35 +390,50 @@ def tokenize_to_h5ad(
             np.concatenate([s.sets.n_regions for s in summaries]),
             np.concatenate([s.sets.n_in_universe for s in summaries]),
         )
-        universe.warn_unusable([n for s in summaries for n in s.empty], [n for s in summaries for n in s.foreign])
+        universe.warn_unusable(
+            [n for s in summaries for n in s.empty],
+            [n for s in summaries for n in s.foreign],
+            {n: found for s in summaries for n, found in s.misspelled.items()},
+        )
         obs, var, uns = whole.annotations(universe, obs=obs, params=params, n_sets=n_sets)
-        ad.AnnData(obs=obs, var=var, uns={TOKENIZE: uns}).write_h5ad(tmp)
-        _write_x(tmp, whole.indptr, paths, len(universe))
-    shutil.rmtree(folder, ignore_errors=True)
+        with hdf5_file(tmp) as (f, check):
+            write_anndata(f, ad.AnnData(obs=obs, var=var, uns={TOKENIZE: uns}), check=check)
+            _write_x(f, whole.indptr, paths, len(universe), check=check)
+        _fsync(tmp)
+        # removed while OUT is locked (no second run can be reading the chunks) and its file is whole on disk
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _write_x(path: Path, indptr: np.ndarray, chunk_paths: Sequence[Path], n_regions: int) -> None:
-    """Append ``X`` (anndata's CSR group encoding) to the ``.h5ad`` at ``path``, one chunk file at a time."""
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _write_x(f: h5py.File, indptr: np.ndarray, chunk_paths: Sequence[Path], n_regions: int, *, check) -> None:
+    """Append ``X`` (anndata's CSR group encoding) to the open ``.h5ad`` ``f``, one chunk file at a time.
+
+    ``check`` raises once the disk refused a write (:func:`~bedspace._outputs.hdf5_file`): no more chunk is read.
+    """
     nnz = int(indptr[-1])
-    with h5py.File(path, "a") as f:
-        group = f.create_group("X")
-        group.attrs["encoding-type"] = "csr_matrix"
-        group.attrs["encoding-version"] = "0.1.0"
-        group.attrs["shape"] = np.array([indptr.size - 1, n_regions], dtype=np.int64)
-        group.create_dataset("indptr", data=indptr.astype(np.int64), maxshape=(None,))
-        datasets = {
-            name: group.create_dataset(
-                name, shape=(0,), dtype=dtype, maxshape=(None,), chunks=(max(1, min(_H5_CHUNK, nnz)),)
-            )
-            for name, dtype in (("data", DATA_DTYPE), ("indices", np.int32))
-        }
-        start = 0
-        for chunk_path in chunk_paths:
-            indices = _Chunk.load(chunk_path).sets.indices.astype(np.int32, copy=False)
-            stop = start + indices.size
-            for name, values in (("indices", indices), ("data", np.ones(indices.size, DATA_DTYPE))):
-                datasets[name].resize((stop,))
-                datasets[name][start:stop] = values
-            start = stop
-        if start != nnz:
-            raise RuntimeError(f"the chunk files of {path} hold {start} tokens, not the {nnz} counted")
+    group = f.create_group("X")
+    group.attrs["encoding-type"] = "csr_matrix"
+    group.attrs["encoding-version"] = "0.1.0"
+    group.attrs["shape"] = np.array([indptr.size - 1, n_regions], dtype=np.int64)
+    group.create_dataset("indptr", data=indptr.astype(np.int64), maxshape=(None,))
+    datasets = {
+        name: group.create_dataset(
+            name, shape=(0,), dtype=dtype, maxshape=(None,), chunks=(max(1, min(_H5_CHUNK, nnz)),)
+        )
+        for name, dtype in (("data", DATA_DTYPE), ("indices", np.int32))
+    }
+    start = 0
+    for chunk_path in chunk_paths:
+        indices = _Chunk.load(chunk_path).sets.indices.astype(np.int32, copy=False)
+        stop = start + indices.size
+        for name, values in (("indices", indices), ("data", np.ones(indices.size, DATA_DTYPE))):
+            datasets[name].resize((stop,))
+            datasets[name][start:stop] = values
+        start = stop
+        check()
+    if start != nnz:
+        raise RuntimeError(f"the chunk files of {chunk_paths[0].parent} hold {start} tokens, not the {nnz} counted")

@@ -104,6 +104,15 @@ class SetTokens:
     n_regions: int
     n_regions_in_universe: int
     chromosomes_shared: bool  # False when the set has intervals but none on a universe chromosome
+    #: The set's chromosomes the universe spells otherwise (``Chr2L``, ``CHR1``, ``1`` for ``chr2L``, ``chr1``):
+    #: ``(set's name, the universe's name(s), intervals on it)``; their intervals get no tokens.
+    misspelled: tuple[tuple[str, str, int], ...] = ()
+
+
+def spelling_key(chrom: str) -> str:
+    """A chromosome name without case or a ``chr`` prefix: ``Chr2L``, ``CHR2L`` and ``2L`` all give ``2l``."""
+    key = chrom.lower()
+    return key[3:] if key.startswith("chr") and len(key) > 3 else key
 
 
 class UniverseIndex:
@@ -120,6 +129,9 @@ class UniverseIndex:
         codes = np.asarray(chrom.codes, dtype=np.int64)
         names = np.asarray(chrom.categories, dtype=object)
         self.chromosomes = set(names[np.unique(codes)].tolist())
+        self._spellings: dict[str, list[str]] = {}
+        for name in sorted(self.chromosomes):
+            self._spellings.setdefault(spelling_key(name), []).append(name)
         starts, ends = bedtools_extent(starts, ends)
         order = np.lexsort((ends, starts, codes))
         codes_sorted, starts_sorted, ends_sorted = codes[order], starts[order], ends[order]
@@ -148,7 +160,24 @@ class UniverseIndex:
             tokens, n_hit = self._tokenize_sorted(intervals)
         else:
             tokens, n_hit = self._tokenize_general(intervals)
-        return SetTokens(tokens, n, n_hit, shared)
+        return SetTokens(tokens, n, n_hit, shared, self._misspelled(intervals))
+
+    def _misspelled(self, intervals: Intervals) -> tuple[tuple[str, str, int], ...]:
+        """The set's chromosomes that the universe has, but spelled otherwise (by case or a ``chr`` prefix).
+
+        Their intervals would be dropped without a word: ``Chr2L`` is not ``chr2L`` to an overlap, and a file may
+        mix ``chr1`` and ``1``. Matching them silently could join chromosomes that differ, so the caller warns.
+        """
+        unknown = intervals.chromosomes - self.chromosomes
+        found = {c: self._spellings[spelling_key(c)] for c in unknown if spelling_key(c) in self._spellings}
+        if not found:
+            return ()
+        lengths = np.diff(intervals.run_bounds)
+        counts = dict.fromkeys(found, 0)
+        for chrom, length in zip(intervals.run_chroms, lengths.tolist(), strict=True):
+            if chrom in counts:
+                counts[chrom] += length
+        return tuple((c, " or ".join(found[c]), counts[c]) for c in sorted(found))
 
     def _tokenize_sorted(self, intervals: Intervals) -> tuple[np.ndarray, int]:
         starts, ends = bedtools_extent(intervals.starts, intervals.ends)

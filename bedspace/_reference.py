@@ -131,11 +131,12 @@ class ReferenceSets:
         """Per label field of ``labels`` that the metadata has, each set's label column (-1: none)."""
         return {f: labels.codes(f, self.metadata[f]) for f in labels.fields if f in self.metadata.columns}
 
-    def fit_annotator(self, labels: LabelTable, **options) -> RegionAnnotator:
+    def fit_annotator(self, labels: LabelTable, *, chromosomes: np.ndarray | None = None, **options) -> RegionAnnotator:
         """Fit the default annotator on these sets' tokens and their labels in ``labels``' fields; keep it.
 
         ``options`` go to :class:`~bedspace.annotate.RegionAnnotator`. The share of each set's regions in the
-        universe (``frac_regions_in_universe``, recorded by :func:`bedspace.pp.tokenize`) sets the domain.
+        universe (``frac_regions_in_universe``, recorded by :func:`bedspace.pp.tokenize`) sets the domain;
+        ``chromosomes`` (per universe region) lets it flag queries on one chromosome.
         """
         if self._tokens is None:
             raise ValueError(
@@ -149,7 +150,9 @@ class ReferenceSets:
         column = "frac_regions_in_universe"
         coverage = self.metadata[column].to_numpy(np.float64) if column in self.metadata.columns else None
         info(f"fitting the default annotator on {len(self):,} reference sets")
-        self._annotator = RegionAnnotator(**options).fit(self._tokens, codes, names, coverage=coverage)
+        self._annotator = RegionAnnotator(**options).fit(
+            self._tokens, codes, names, coverage=coverage, chromosomes=chromosomes
+        )
         return self._annotator
 
     def bind_annotator(self, record, labels: LabelTable, **options) -> RegionAnnotator | None:

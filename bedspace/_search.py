@@ -21,6 +21,7 @@ from ._similarity import scores_against, unit_rows
 from ._similarity import top_k as top_k_of
 from ._warnings import warn
 from .annotate import LABEL_WEIGHT, Annotation, TokenMatrix
+from .annotate._evidence import FEW_REGIONS, ONE_CHROMOSOME
 from .annotate._kernel import exclude_own
 from .annotate._tokens import TokenRows
 
@@ -87,17 +88,21 @@ def _sets_to_labels(model, query, top_k, field, method, min_probability) -> pd.D
     if missing:
         raise KeyError(f"the reference sets have no metadata column(s) {missing} to annotate with")
     result = annotator.annotate(queries.tokens, coverage=queries.coverage, own=queries.own)
-    warn_outside(queries.names, result.in_domain)
+    warn_about(queries.names, result)
     return annotation_table(
         queries.names, {f: result.scores[f] for f in fields},
         {f: result.probabilities[f] for f in fields if f in result.probabilities}, result.in_domain,
         {f: labels.frame[labels.in_field(f)] for f in fields}, top_k, min_probability=min_probability,
-        several=several,
+        several=several, evidence=result.evidence,
     )  # fmt: skip
 
 
 def _label_to_sets(model, query, top_k, field, method, approximate) -> pd.DataFrame:
-    """l2r: the stored sets ranked for each label, by their leave-one-out annotation or the label vector."""
+    """l2r: the stored sets ranked for each label: those that carry it first, then the others.
+
+    Each group is ordered by the sets' leave-one-out annotation (probability, then the classifier's score: how
+    typical a carrier is, how likely another carries the label), or by the label vector's cosine.
+    """
     reference, labels = model.need_reference(), model.label_table
     queries = [query] if isinstance(query, str) else list(query)
     rows = [labels.resolve(str(q), field) for q in queries]
@@ -108,22 +113,85 @@ def _label_to_sets(model, query, top_k, field, method, approximate) -> pd.DataFr
             "approximate=True finds sets by their vectors' cosine to the label's: use method='embedding' "
             "(the default l2r annotates every stored set once, then keeps the answers)"
         )
+    carries = _carriers(reference, labels, rows)
     if approximate:
-        return _approximate_table(reference, model.unit_label_vectors[rows], None, top_k, names, several=several)
+        return _approximate_l2r(reference, model.unit_label_vectors[rows], carries, top_k, names, several=several)
+    parts = {}
     if by_regions:
         answers = model.need_annotator().reference_annotation()
         scores = np.empty((len(rows), len(reference)))
+        probabilities = np.empty_like(scores) if answers.probabilities else None
         for i, row in enumerate(rows):
             label_field = labels.field_of[row]
             if label_field not in answers.scores:
                 raise KeyError(
                     f"the stored sets have no metadata column {label_field!r} to rank them for its labels by"
                 )
-            column = int(np.flatnonzero(np.flatnonzero(labels.in_field(label_field)) == row)[0])
-            scores[i] = answers.ranking(label_field)[:, column]
+            scores[i] = answers.scores[label_field][:, _column_in_field(labels, row)]
+            if probabilities is not None:
+                probabilities[i] = answers.probabilities[label_field][:, _column_in_field(labels, row)]
+        if probabilities is not None:
+            parts["probability"] = probabilities
     else:
         scores = scores_against(model.unit_label_vectors[rows], reference.unit_vectors)
-    return ranked_table(names, scores, top_k, reference.names, reference.metadata, several=several)
+        probabilities = None
+    parts["has_label"] = carries
+    order = _carriers_first(carries, scores, probabilities)
+    return ranked_table(names, scores, top_k, reference.names, reference.metadata, several=several, parts=parts,
+                        order=order)  # fmt: skip
+
+
+def _carriers(reference, labels, rows: list[int]) -> np.ndarray:
+    """Labels × reference sets: whether each set carries each label (by its metadata now)."""
+    codes = reference.label_codes(labels)
+    carries = np.zeros((len(rows), len(reference)), bool)
+    for i, row in enumerate(rows):
+        label_field = labels.field_of[row]
+        if label_field in codes:
+            carries[i] = codes[label_field] == _column_in_field(labels, row)
+    return carries
+
+
+def _carriers_first(carries: np.ndarray, scores: np.ndarray, probabilities: np.ndarray | None) -> np.ndarray:
+    """Keys to rank by (larger first): carriers first, then by probability (few distinct values), then by score.
+
+    The score is continuous, so two sets tie only when they are alike in every number.
+    """
+    keys = (scores,) if probabilities is None else (scores, probabilities)
+    order = np.empty(scores.shape)
+    for i in range(scores.shape[0]):
+        ranked = np.lexsort(tuple(-k[i] for k in keys) + (~carries[i],))
+        order[i, ranked] = np.arange(ranked.size, 0, -1)
+    return order
+
+
+def _approximate_l2r(reference, vectors: np.ndarray, carries: np.ndarray, top_k: int, names, *, several):
+    """l2r by the label vectors' cosine with ``approximate=True``: the carriers exactly, the rest from the index.
+
+    The carriers are known from the metadata: only their cosines are computed. The index is asked for the
+    others only when fewer carriers than ``top_k`` fill the list.
+    """
+    parts = []
+    for i, name in enumerate(names):
+        columns = np.flatnonzero(carries[i])
+        if columns.size < top_k:
+            found, _ = reference.approximate_index.query(vectors[i : i + 1], top_k + columns.size)
+            found = found[0][found[0] >= 0]
+            columns = np.union1d(columns, found)
+        cosine = scores_against(vectors[i : i + 1], reference.unit_vectors[columns])
+        has_label = carries[i : i + 1, columns]
+        parts.append(
+            ranked_table([name], cosine, top_k, reference.names[columns], reference.metadata.iloc[columns],
+                         several=True, parts={"has_label": has_label},
+                         order=_carriers_first(has_label, cosine, None))
+        )  # fmt: skip
+    table = pd.concat(parts, ignore_index=True)
+    return table if several else table.drop(columns="query")
+
+
+def _column_in_field(labels, row: int) -> int:
+    """The column of label ``row`` among its field's labels (the annotator's and the codes' numbering)."""
+    return int(np.flatnonzero(np.flatnonzero(labels.in_field(labels.field_of[row])) == row)[0])
 
 
 def _sets_to_sets(model, query, top_k, method, approximate) -> pd.DataFrame:
@@ -143,7 +211,7 @@ def _sets_to_sets(model, query, top_k, method, approximate) -> pd.DataFrame:
         model, queries.tokens, queries.vectors, method, coverage=queries.coverage, own=queries.own
     )
     if annotation is not None:
-        warn_outside(queries.names, annotation.in_domain)
+        warn_about(queries.names, annotation)
     return ranked_table(
         queries.names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several,
         parts=parts,
@@ -180,9 +248,20 @@ def unit_rows_of(model, tokens) -> np.ndarray:
     return unit_rows(model.embed_rows(rows.indptr, rows.indices))
 
 
-def warn_outside(names: list[str], in_domain: np.ndarray) -> None:
-    """Warn of queries the annotator judged unlike every reference set (their labels get the base rates)."""
-    outside = [n for n, inside in zip(names, in_domain, strict=True) if not inside]
+def warn_about(names: list[str], annotation: Annotation) -> None:
+    """Warn of queries the annotator judged unlike every reference set, or that carry little evidence."""
+    outside = [n for n, inside in zip(names, annotation.in_domain, strict=True) if not inside]
+    if annotation.evidence is not None and annotation.probabilities:
+        for kind in (FEW_REGIONS, ONE_CHROMOSOME):
+            judged = zip(names, annotation.evidence, annotation.in_domain, strict=True)
+            flagged = [n for n, verdict, inside in judged if verdict == kind and inside]
+            if flagged:
+                what = "few regions in the universe" if kind == FEW_REGIONS else "regions on one chromosome only"
+                warn(
+                    f"{len(flagged)} quer{'y has' if len(flagged) == 1 else 'ies have'} {what}: too little evidence "
+                    f"for a confident label; their probabilities are capped at what such sub-files of the reference "
+                    f"sets earned (column 'evidence'): {flagged[:10]}"
+                )
     if outside:
         warn(
             f"{len(outside)} quer{'y is' if len(outside) == 1 else 'ies are'} unlike every reference set (few of "
@@ -229,14 +308,17 @@ def ranked_table(
     drop_excluded: bool = False,
     several: bool | None = None,
     parts: Mapping[str, np.ndarray] | None = None,
+    order: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The ``top_k`` best candidates per query: ``query`` (when ``several``), ``rank``, ``name``, ``score``, metadata.
 
     ``drop_excluded`` leaves out candidates scored ``-inf`` (a query's own set). ``several`` (default: more than
     one query) keeps the ``query`` column, for a list of queries of which only one could be ranked. ``parts``:
-    more queries × candidates numbers (what the score is made of), each a column after ``score``.
+    more queries × candidates numbers (what the score is made of), each a column after ``score``. ``order``:
+    queries × candidates keys to rank by instead of the scores (larger first).
     """
-    index, best = top_k_of(scores, top_k)
+    index, _ = top_k_of(scores if order is None else order, top_k)
+    best = np.take_along_axis(np.atleast_2d(scores), index, axis=1)
     n = index.shape[1]
     rows = np.repeat(np.arange(len(queries)), n)
     table = pd.DataFrame(
@@ -245,7 +327,7 @@ def ranked_table(
             "rank": np.tile(np.arange(1, n + 1), len(queries)),
             "name": np.asarray(names, dtype=object)[index.ravel()],
             "score": best.ravel().astype(np.float64),
-            **{name: np.asarray(part, dtype=np.float64)[rows, index.ravel()] for name, part in (parts or {}).items()},
+            **{name: _as_column(part)[rows, index.ravel()] for name, part in (parts or {}).items()},
         }
     )
     if metadata is not None and len(metadata.columns):
@@ -259,6 +341,12 @@ def ranked_table(
     return table
 
 
+def _as_column(part) -> np.ndarray:
+    """Numbers as float64 (as the scores), flags as they are."""
+    part = np.asarray(part)
+    return part if part.dtype == bool else part.astype(np.float64, copy=False)
+
+
 def annotation_table(
     queries: list[str],
     scores: dict[str, np.ndarray],
@@ -269,12 +357,14 @@ def annotation_table(
     *,
     min_probability: float = 0.0,
     several: bool,
+    evidence: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The default annotator's answer, per query and field: ``top_k`` labels by probability (by score without).
 
     Columns ``query`` (when ``several``), ``field``, ``rank`` (within the query and field), ``name``, ``value``,
-    ``probability`` (when calibrated), ``score`` (the classifier's), ``in_domain``. Labels below ``min_probability`` are
-    left out: a query may get no label in a field (abstention).
+    ``probability`` (when calibrated), ``score`` (the classifier's), ``in_domain``, ``evidence`` (when measured: ``full``,
+    ``few regions`` or ``one chromosome``). Labels below ``min_probability`` are left out: a query may get no label in
+    a field (abstention).
     """
     parts = []
     for field, field_scores in scores.items():
@@ -298,6 +388,8 @@ def annotation_table(
             part["probability"] = np.take_along_axis(probability, index, axis=1).ravel()
         part["score"] = np.take_along_axis(field_scores, index, axis=1).ravel()
         part["in_domain"] = np.asarray(in_domain, bool)[rows]
+        if evidence is not None and probability is not None:
+            part["evidence"] = np.asarray(evidence, dtype=object)[rows]
         part["_query"] = rows
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)

@@ -29,7 +29,7 @@ from ._overlap import SetTokens, UniverseIndex
 from ._parallel import parallel_map
 from ._sources import Source, load_source
 from ._version import __version__
-from ._warnings import warn
+from ._warnings import excerpt, warn
 
 if TYPE_CHECKING:
     import anndata as ad
@@ -244,6 +244,11 @@ class Universe:
         """Region names, ``chr1:100-200``."""
         return self._regions.index
 
+    @property
+    def chromosome_codes(self) -> np.ndarray:
+        """Per region, its chromosome's code (position among the chromosome names)."""
+        return self._chrom.cat.codes.to_numpy()
+
     def __len__(self) -> int:
         return int(self._starts.size)
 
@@ -330,23 +335,51 @@ class Universe:
     def _warn_about(self, names: list[str], results: list[SetTokens]) -> None:
         self.warn_unusable(*unusable_sets(names, results))
 
-    def warn_unusable(self, empty: Sequence[str], foreign: Sequence[str]) -> None:
-        """Warn about sets with no intervals (``empty``) and sets on none of the universe's chromosomes."""
+    def warn_unusable(
+        self, empty: Sequence[str], foreign: Sequence[str], misspelled: Mapping[str, Sequence] | None = None
+    ) -> None:
+        """Warn about the sets whose intervals (all or some) get no tokens, naming them.
+
+        ``empty``: sets with no intervals; ``foreign``: sets on none of the universe's chromosomes; ``misspelled``:
+        per set, its chromosomes that the universe spells otherwise (:attr:`SetTokens.misspelled`), whether or
+        not it shares other chromosomes with the universe (a file mixing ``chr1`` and ``1``).
+        """
+        misspelled = misspelled or {}
         if empty:
             warn(f"{len(empty)} region set(s) have no intervals and get no tokens: {list(empty[:10])}")
         if foreign:
+            spelled = {name: misspelled[name] for name in foreign if name in misspelled}
             warn(
                 f"{len(foreign)} region set(s) share no chromosome name with the universe {self.name!r} (it has "
                 f"{list(self._chrom.cat.categories[:5])}...; is it 'chr1' in one and '1' in the "
                 f"other, or another genome?): {list(foreign[:10])}"
+                + (f"; the universe spells their chromosomes otherwise: {_spellings(spelled)}" if spelled else "")
+            )
+        partly = {name: found for name, found in misspelled.items() if name not in set(foreign)}
+        if partly:
+            warn(
+                f"{len(partly)} region set(s) name some chromosomes otherwise than the universe {self.name!r} does "
+                f"(by case or a 'chr' prefix), and their intervals there get no tokens: {_spellings(partly)}; "
+                "rename them as the universe spells them"
             )
 
 
-def unusable_sets(names: Sequence[str], results: Sequence[SetTokens]) -> tuple[list[str], list[str]]:
-    """The names of the sets with no intervals, and of those on none of the universe's chromosomes."""
+def _spellings(misspelled: Mapping[str, Sequence]) -> str:
+    """``'a.bed': 'Chr2L' (the universe's 'chr2L', 120 intervals), ...`` for the first ten sets."""
+    parts = []
+    for name, found in list(misspelled.items())[:10]:
+        chroms = ", ".join(f"{c!r} (the universe's {u!r}, {n:,} intervals)" for c, u, n in list(found)[:5])
+        more = f" and {len(found) - 5} more" if len(found) > 5 else ""
+        parts.append(f"{name!r}: {chroms}{more}")
+    return "; ".join(parts) + (f"; and {len(misspelled) - 10} more set(s)" if len(misspelled) > 10 else "")
+
+
+def unusable_sets(names: Sequence[str], results: Sequence[SetTokens]) -> tuple[list[str], list[str], dict[str, tuple]]:
+    """The sets with no intervals, those on none of the universe's chromosomes, and the misspelled chromosomes of each."""
     empty = [name for name, r in zip(names, results, strict=True) if r.n_regions == 0]
     foreign = [name for name, r in zip(names, results, strict=True) if not r.chromosomes_shared]
-    return empty, foreign
+    misspelled = {name: r.misspelled for name, r in zip(names, results, strict=True) if r.misspelled}
+    return empty, foreign, misspelled
 
 
 #: What functions accept as a universe.
@@ -422,7 +455,9 @@ def read_chrom_sizes(chrom_sizes: ChromSizes) -> dict[str, int]:
                 if not fields or fields[0].startswith("#"):
                     continue
                 if len(fields) < 2 or not fields[1].isdigit() or int(fields[1]) == 0:
-                    raise ValueError(f"{path}, line {line_no}: expected 'chromosome<TAB>size', got {line.rstrip()!r}")
+                    raise ValueError(
+                        f"{path}, line {line_no}: expected 'chromosome<TAB>size', got {excerpt(line.rstrip())}"
+                    )
                 sizes[fields[0]] = int(fields[1])
         return sizes
     sizes = {str(k): int(v) for k, v in chrom_sizes.items()}

@@ -343,7 +343,7 @@ def test_r2l_gives_calibrated_probabilities_per_field(trained, hg19):
     train, test = trained
     query = hg19.beds / test.obs_names[0]
     table = bs.tl.search(train, query, search_type="r2l", top_k=100)
-    assert list(table.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain"]
+    assert list(table.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain", "evidence"]
     assert table["field"].drop_duplicates().tolist() == FIELDS and table["in_domain"].all()
     for field, part in table.groupby("field"):
         assert part["probability"].sum() == pytest.approx(1.0)  # every label of the field: a distribution
@@ -364,6 +364,8 @@ def test_r2l_gives_calibrated_probabilities_per_field(trained, hg19):
 
 def test_abstaining_below_a_probability(trained):
     train, test = trained
+    # sets of full evidence: smaller ones are flagged (tests/reliability/test_evidence_and_l2r.py)
+    test = test[test.obs["n_tokens"] >= bs.BEDSpaceModel.from_anndata(train).need_annotator().evidence_.min_regions]
     everything = bs.tl.search(train, test, search_type="r2l", top_k=3)
     confident = bs.tl.search(train, test, search_type="r2l", top_k=3, min_probability=0.9)
     assert (confident["probability"] >= 0.9).all() and len(confident) < len(everything)
@@ -454,8 +456,10 @@ def test_the_annotator_training_fitted_is_kept_not_refitted(trained, tmp_path, m
         relabelled = read.copy()
         other = next(v for v in relabelled.obs["organ"].cat.categories if v != relabelled.obs["organ"].iloc[0])
         relabelled.obs.iloc[0, relabelled.obs.columns.get_loc("organ")] = other
-        with pytest.raises(AssertionError, match="refitted"):
+        with pytest.raises(AssertionError, match="refitted"), warnings.catch_warnings(record=True) as told:
+            warnings.simplefilter("always")
             bs.tl.search(relabelled, queries, search_type="r2l", top_k=3)
+        assert ["'organ' of 1 set(s)" in str(w.message) for w in told] == [True]  # and the user is told
     # a damaged annotator file is refused by name, like every file of the folder
     (tmp_path / "model" / "annotator.npz").write_bytes(b"not an annotator")
     with pytest.raises(ValueError, match="annotator.npz does not match the checksum"):

@@ -145,7 +145,7 @@ def test_search_r2l_with_a_file_never_seen(cli, pipeline, hg19_folder):
     table = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
     # the default annotator: per field, labels ranked by calibrated probability, with the classifier score and the
     # domain check
-    assert list(table.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain"]
+    assert list(table.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain", "evidence"]
     assert len(table) == 6 and table["in_domain"].all()  # every label of the subset
     assert table.loc[table["field"] == "assay", "value"].iloc[0] == "DNase-seq"
     assert table.loc[table["field"] == "organ", "value"].iloc[0] == "blood"

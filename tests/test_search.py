@@ -20,7 +20,7 @@ def test_r2l_annotates_an_unseen_blood_dnase_file(hg19, hg19_trained):
         path = hg19.beds / name
         assert name not in train.obs_names
         hits = bs.tl.search(train, path, search_type="r2l", field="organ", top_k=3)
-        assert list(hits.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain"]
+        assert list(hits.columns) == ["field", "rank", "name", "value", "probability", "score", "in_domain", "evidence"]
         assert hits["name"].iloc[0] == "organ=blood", hits
         assert hits["rank"].tolist() == [1, 2, 3] and hits["in_domain"].all()
         assert hits["probability"].is_monotonic_decreasing and hits["probability"].between(0, 1).all()

@@ -100,7 +100,7 @@ LAYERS = {
     "annotate": ["annotate"],
     "core": [
         "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_queries", "_folder", "_anndata", "_legacy", "_sources",
-        "_training", "_universe", "_ondisk",
+        "_training", "_universe", "_ondisk", "_outputs",
     ],
     "front": ["pp", "tl", "pl", "io", "datasets", "cli", "__init__", "__main__"],
 }  # fmt: skip

@@ -15,7 +15,7 @@ import pandas as pd
 from isal import igzip, isal_zlib
 
 from .._atomic import atomic_write_bytes
-from .._warnings import warn
+from .._warnings import excerpt, warn
 
 if TYPE_CHECKING:
     import pyranges1 as pr
@@ -101,7 +101,9 @@ class Intervals:
             starts = pd.to_numeric(frame[columns[1]], errors="raise").to_numpy()
             ends = pd.to_numeric(frame[columns[2]], errors="raise").to_numpy()
         except (TypeError, ValueError) as err:
-            raise ValueError(f"{source}: start/end columns must be integers ({err})") from None
+            raise ValueError(
+                f"{source}: start/end columns must be integers ({excerpt(str(err), quote=False)})"
+            ) from None
         for name, values in (("start", starts), ("end", ends)):
             if values.dtype.kind == "f" and (np.isnan(values).any() or (values != np.round(values)).any()):
                 row = int(np.flatnonzero(np.isnan(values) | (values != np.round(values)))[0])
@@ -408,6 +410,13 @@ def _parse_bed3(buf):
     return starts, ends, run_rows, run_chrom_pos, run_chrom_end, n_rows, n_runs, _OK, 0, 0, late_track_line
 
 
+_INFLATE_CHUNK = 1 << 22  # bytes of text inflated at a time
+#: A gzip file inflating to more than this many times its size is refused: the most redundant real BED files (tiles of
+#: a genome) inflate 5 times, a stream of zeros or of one repeated line about 1000 times (gzip's ceiling is 1032).
+_MAX_INFLATION = 100
+#: ...once its text is over this size: a small file may be as redundant as it likes.
+_INFLATION_FLOOR = 32 << 20
+
 # What other files begin with: (magic bytes, what the file is, how to make a gzipped BED file of it).
 _COMPRESSED = (
     (b"\xfd7zXZ\x00", "xz", "xzcat FILE | gzip > FILE.gz"),
@@ -457,7 +466,7 @@ def _check_compression(data: bytes, source: str, *, inside_gzip: bool) -> None:
         )
 
 
-def _check_text(data: bytes, source: str) -> None:
+def _check_text(data: bytes, source: str, *, inside_gzip: bool = False) -> None:
     """Refuse content that is not BED text at all (binary formats, web pages, UTF-16, NUL bytes)."""
     for magic, what in _NOT_BED:
         if data.startswith(magic):
@@ -474,6 +483,11 @@ def _check_text(data: bytes, source: str) -> None:
     if nul < 0:
         return
     head = data[:200]
+    if head.count(0) == len(head):  # zeros on both byte lanes: not UTF-16, not text at all
+        raise ValueError(
+            f"{source}: {'decompresses to' if inside_gzip else 'starts with'} NUL bytes (binary zeros), not text: "
+            "not a BED file (zero-filled, corrupt, or never finished writing?)"
+        )
     if len(head) >= 4 and (head[0::2].count(0) == len(head[0::2]) or head[1::2].count(0) == len(head[1::2])):
         raise ValueError(f"{source}: {_UTF16}")
     raise ValueError(
@@ -482,23 +496,52 @@ def _check_text(data: bytes, source: str) -> None:
     )
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path) -> bytes | bytearray:
     with open(path, "rb") as handle:
+        magic = handle.read(2)
+        if magic == b"\x1f\x8b":
+            return _inflate(handle, path.stat().st_size, str(path))
+        handle.seek(0)
         data = handle.read()
-    source = str(path)
-    if data[:2] == b"\x1f\x8b":
-        try:
-            # ISA-L's inflate (same output as zlib's, several times faster): reading is half of tokenizing
-            data = igzip.decompress(data)
-        except (OSError, EOFError, zlib.error, isal_zlib.error) as err:
-            raise ValueError(
-                f"{source}: not a readable gzip file ({err}); it is probably truncated (an unfinished download "
-                "or copy) or corrupt"
-            ) from None
-        _check_compression(data, source, inside_gzip=True)
-    else:
-        _check_compression(data, source, inside_gzip=False)
+    _check_compression(data, str(path), inside_gzip=False)
     return data
+
+
+def _inflate(handle, size: int, source: str) -> bytearray:
+    """The text of a gzip file, inflated a chunk at a time; what cannot be BED text is refused at its first chunk.
+
+    Memory stays bounded for a gzip bomb: NUL bytes stop the reading where they appear (no BED text holds one), and
+    so does text growing past :data:`_MAX_INFLATION` times the file (real BED files inflate 3-6 times; a stream of
+    zeros or of one repeated line ~1000 times) once it is over :data:`_INFLATION_FLOOR`.
+    """
+    handle.seek(0)
+    limit = max(_INFLATION_FLOOR, _MAX_INFLATION * size)
+    data = bytearray()
+    try:
+        # ISA-L's inflate (same output as zlib's, several times faster): reading is half of tokenizing
+        with igzip.IGzipFile(fileobj=handle, mode="rb") as stream:
+            while chunk := stream.read(_INFLATE_CHUNK):
+                if not data:
+                    _check_compression(chunk, source, inside_gzip=True)
+                data += chunk
+                if b"\x00" in chunk:
+                    _check_text(data, source, inside_gzip=True)
+                if len(data) > limit:
+                    raise ValueError(_inflation_message(source, size, len(data)))
+    except (OSError, EOFError, zlib.error, isal_zlib.error) as err:
+        raise ValueError(
+            f"{source}: not a readable gzip file ({err}); it is probably truncated (an unfinished download "
+            "or copy) or corrupt"
+        ) from None
+    return data
+
+
+def _inflation_message(source: str, size: int, inflated: int) -> str:
+    return (
+        f"{source}: a gzip bomb or a generated file, not read: its {size:,} bytes inflate to over {inflated:,} bytes "
+        f"(more than {inflated // max(size, 1):,} times; BED text inflates 3-6 times). If it is BED, decompress it "
+        "(`gunzip -k FILE`) and give the plain file"
+    )
 
 
 def _field(line: bytes, column: int) -> str:
@@ -510,7 +553,7 @@ def _integer_hint(value: str, n_rows: int) -> str:
     """Why a coordinate did not read as an integer: a sign, a hex number, a decimal, a header line."""
     if value.startswith("+"):
         return "; coordinates are written without a '+' sign"
-    if value.lower().startswith(("0x", "-0x")):
+    if value[:3].lower().startswith(("0x", "-0x")):
         return "; coordinates are decimal, not hexadecimal"
     try:
         float(value)
@@ -518,7 +561,8 @@ def _integer_hint(value: str, n_rows: int) -> str:
         pass
     else:
         return "; coordinates are whole numbers, written without a decimal point or exponent"
-    if any(c.isalpha() for c in value) and not any(c.isdigit() for c in value):
+    # a header's column name is short: a 50 MB value is not walked character by character
+    if len(value) <= 80 and any(c.isalpha() for c in value) and not any(c.isdigit() for c in value):
         where = "" if n_rows == 0 else " in the middle of the file (were files concatenated?)"
         return f"; is this a header line{where}? A header line must start with '#' or 'track'"
     return ""
@@ -535,18 +579,20 @@ def _describe_error(error: int, line: bytes, n_rows: int) -> str:
         return "chromosome (column 1) is empty"
     if error == _SPACE_IN_CHROM:
         return (
-            f"chromosome (column 1) {chrom!r} contains a space; chromosome names have no spaces and BED columns "
-            "are separated by tabs"
+            f"chromosome (column 1) {excerpt(chrom)} contains a space; chromosome names have no spaces and BED "
+            "columns are separated by tabs"
         )
     if error == _CONTROL_IN_CHROM:
-        return f"chromosome (column 1) {chrom!r} contains a control character"
+        return f"chromosome (column 1) {excerpt(chrom)} contains a control character"
     if error == _BAD_START:
-        return f"start (column 2) is not a non-negative integer: {start!r}{_integer_hint(start, n_rows)}"
+        return f"start (column 2) is not a non-negative integer: {excerpt(start)}{_integer_hint(start, n_rows)}"
     if error == _BAD_END:
-        return f"end (column 3) is not an integer: {end!r}{_integer_hint(end, n_rows)}"
+        return f"end (column 3) is not an integer: {excerpt(end)}{_integer_hint(end, n_rows)}"
     if error in (_START_TOO_LARGE, _END_TOO_LARGE):
         name, value = ("start (column 2)", start) if error == _START_TOO_LARGE else ("end (column 3)", end)
-        return f"{name} is too large: {value} does not fit in a 64-bit integer (at most {_INT64_MAX})"
+        return f"{name} is too large: {excerpt(value, quote=False)} does not fit in a 64-bit integer (at most {_INT64_MAX})"
+    # numbers that parsed may still be long: leading zeros
+    start, end = excerpt(start, quote=False), excerpt(end, quote=False)
     if error == _NEGATIVE_START:
         return f"start (column 2) is negative: {start}"
     if error == _NEGATIVE_END:
@@ -560,9 +606,7 @@ def _error_message(data: bytes, source: str, error: int, line_no: int, line_pos:
     message = _describe_error(error, line, n_rows)
     if b"\r" in line:
         message += "; the line holds a carriage return: are lines ended by CR alone (old Mac style)? Use \\n"
-    shown = line.decode("utf-8", "replace")
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return f"{source}, line {line_no}: {message} (the line: {shown!r})"
+    return f"{source}, line {line_no}: {message} (the line: {excerpt(line.decode('utf-8', 'replace'))})"
 
 
 def _line_of(data: bytes, offset: int) -> int:
@@ -577,13 +621,14 @@ def _decode_chromosomes(data: bytes, chrom_pos: np.ndarray, chrom_end: np.ndarra
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ValueError(
-                f"{source}, line {_line_of(data, chrom_pos[i])}: chromosome (column 1) {raw!r} is not UTF-8 text; "
-                "save the file as UTF-8"
+                f"{source}, line {_line_of(data, chrom_pos[i])}: chromosome (column 1) {excerpt(raw)} is not UTF-8 "
+                "text; save the file as UTF-8"
             ) from None
         if "\ufeff" in name:
             raise ValueError(
-                f"{source}, line {_line_of(data, chrom_pos[i])}: chromosome (column 1) {name!r} holds a byte-order "
-                "mark in the middle of the file; were files with byte-order marks concatenated? Remove the marks"
+                f"{source}, line {_line_of(data, chrom_pos[i])}: chromosome (column 1) {excerpt(name)} holds a "
+                "byte-order mark in the middle of the file; were files with byte-order marks concatenated? Remove "
+                "the marks"
             )
         names.append(name)
     return names
@@ -657,8 +702,10 @@ def read_bed(path: PathLike) -> pr.PyRanges:
         A malformed line: fewer than 3 tab-separated columns, a chromosome name with a space or a control
         character or that is not UTF-8, a coordinate that is not a decimal integer or does not fit in 64 bits, a
         negative coordinate or an end before its start. The message names the file, the line number, the column
-        and the value. Also a file that is not BED text: compressed with something other than gzip, a binary
-        format (bigBed, BAM, tar), a saved HTML page, UTF-16 text, NUL bytes.
+        and the value (a long value is quoted by its first 80 characters and its length). Also a file that is
+        not BED text: compressed with something other than gzip, a binary format (bigBed, BAM, tar), a saved HTML
+        page, UTF-16 text, NUL bytes (in a gzip file, found as it inflates: reading stops there), or a gzip file
+        inflating to over 100 times its size past 32 MB of text (a gzip bomb; BED text inflates 3-6 times).
 
     Warns
     -----

@@ -35,6 +35,7 @@ from .._logging import info
 from .._params import whole_number
 from .._plain import plain
 from ._calibration import Calibrator, expected_calibration_error, fit_calibrator, reliability_bins
+from ._evidence import FEW_REGIONS, FOLDS, FULL, MAX_SETS, Chromosomes, Evidence, SubFiles
 from ._kernel import Comparison, comparison, overlap_counts
 from ._ridge import BLOCK, MAX_FITTED_SETS, FieldClassifier, KernelClassifier
 from ._tokens import TokenMatrix, TokenRows, blocks, positions_in
@@ -73,6 +74,10 @@ class Annotation:
         Per query, whether it is like the reference sets.
     best_log_odds, coverage
         Per query, what the domain was judged on.
+    evidence
+        Per query, ``"full"``, ``"few regions"`` or ``"one chromosome"``: flagged queries get no probability above
+        what sub-files of the reference sets like them earned (see :mod:`~bedspace.annotate._evidence`); ``None``
+        when the annotator did not measure that.
     """
 
     scores: dict[str, np.ndarray]
@@ -80,6 +85,7 @@ class Annotation:
     in_domain: np.ndarray
     best_log_odds: np.ndarray
     coverage: np.ndarray
+    evidence: np.ndarray | None = None
 
     def ranking(self, name: str) -> np.ndarray:
         """Queries × labels of field ``name`` as the annotator ranks them: probabilities when calibrated, else scores."""
@@ -102,6 +108,10 @@ class RegionAnnotator:
     calibrate
         Fit calibrated probabilities and the domain; ``False``: scores only (the domain then is the share of a
         query's regions in the universe alone).
+    evidence
+        With calibration, also measure what sub-files of the reference sets earn (a few regions of a set, or its
+        regions on one chromosome, annotated by classifiers fitted without it): a query with as little evidence
+        is flagged and gets no probability above that (:attr:`evidence_`).
     random_state
         Seed of the classifier's sample, the calibration's sample and the folds.
 
@@ -128,6 +138,9 @@ class RegionAnnotator:
         The domain: a query whose best reference set has a log odds ratio of shared regions below
         ``min_log_odds_``, or with a smaller share of its regions in the universe than ``min_coverage_``, is
         unlike the collection (each half the 1st percentile of the collection's own held-out values).
+    evidence_
+        What sub-files of the reference sets earned, per field and size (:class:`~bedspace.annotate._evidence.Evidence`),
+        or ``None`` (not calibrated, or ``evidence=False``).
     diagnostics_, reliability_
         Per field, numbers of the held-out predictions the calibration was fitted on (``n``, ``hit@1``, ``ece``)
         and their reliability diagram (``confidence``, ``accuracy``, ``count`` per non-empty bin).
@@ -145,6 +158,7 @@ class RegionAnnotator:
         max_queries: int = MAX_QUERIES,
         n_folds: int | None = None,
         calibrate: bool = True,
+        evidence: bool = True,
         random_state: int = 0,
     ):
         self.max_sets = whole_number(max_sets, "max_sets")
@@ -155,10 +169,14 @@ class RegionAnnotator:
         if not isinstance(calibrate, bool | np.bool_):
             raise ValueError(f"calibrate must be True or False, got {calibrate!r}")
         self.calibrate = bool(calibrate)
+        if not isinstance(evidence, bool | np.bool_):
+            raise ValueError(f"evidence must be True or False, got {evidence!r}")
+        self.evidence = bool(evidence)
         self.random_state = whole_number(random_state, "random_state", minimum=0, expected="an integer >= 0")
         self._tokens: TokenMatrix | None = None
         self._compared: TokenRows | None = None
         self._reference_annotation: Annotation | None = None
+        self._chromosomes: Chromosomes | None = None
 
     def __repr__(self) -> str:
         options = f"max_sets={self.max_sets}, n_folds={self.n_folds}, calibrate={self.calibrate}"
@@ -185,6 +203,7 @@ class RegionAnnotator:
         label_names: Mapping[str, Sequence[str]],
         *,
         coverage: np.ndarray | None = None,
+        chromosomes: np.ndarray | None = None,
     ) -> RegionAnnotator:
         """Fit on a collection: its tokens and, per field, each set's label.
 
@@ -200,6 +219,9 @@ class RegionAnnotator:
             Per field, the labels (columns).
         coverage
             Per set, the share of its regions in the universe (for the domain), if known.
+        chromosomes
+            Per universe region, its chromosome (any values), if known: a query on one chromosome is then flagged
+            (``evidence``).
 
         Returns
         -------
@@ -217,6 +239,9 @@ class RegionAnnotator:
             if codes[f].size and codes[f].max() >= len(names[f]):
                 raise ValueError(f"field {f!r}: a label code is {codes[f].max()}, past its {len(names[f])} labels")
         n_labels = {f: len(names[f]) for f in fields}
+        if chromosomes is not None and np.shape(chromosomes) != (tokens.n_regions,):
+            raise ValueError(f"{np.size(chromosomes)} chromosomes given for {tokens.n_regions} universe regions")
+        self._chromosomes = None if chromosomes is None else Chromosomes.of(chromosomes)
         classifier, among = KernelClassifier.fit(
             tokens, codes, n_labels, max_sets=self.max_sets, random_state=self.random_state
         )
@@ -251,6 +276,7 @@ class RegionAnnotator:
         self.priors_ = {f: counts[f] / max(counts[f].sum(), 1) for f in fields}
         self.calibrators_, self.diagnostics_, self.reliability_ = {}, {}, {}
         self.min_log_odds_, self.min_coverage_ = -np.inf, MIN_COVERAGE
+        self.evidence_ = None
         if not self.calibrate:
             return
         if rows.size < MIN_SETS_TO_CALIBRATE:
@@ -277,6 +303,47 @@ class RegionAnnotator:
         summary = ", ".join(f"{f} hit@1 {d['hit@1']:.2f} ECE {d['ece']:.3f}" for f, d in self.diagnostics_.items())
         how = "leave-one-out" if self.n_folds is None else f"{self.n_folds} folds"
         info(f"calibrated the annotator on {picked.size} held-out annotations ({how}): {summary}")
+        if self.evidence:
+            self.evidence_ = self._fit_evidence(among, rows, counts)
+
+    def _fit_evidence(self, among: Comparison, rows: np.ndarray, counts: Mapping[str, np.ndarray]) -> Evidence:
+        """What sub-files of fitted sets earn (:class:`~bedspace.annotate._evidence.Evidence`).
+
+        Up to :data:`~bedspace.annotate._evidence.MAX_SETS` fitted sets are cut; each sub-file is annotated by the
+        classifier fitted again (on the kernel the fit computed) without the fold of sets it was cut from.
+        """
+        classifier, compared = self.classifier_, self._compared
+        candidates = np.flatnonzero(np.isin(classifier.compared_rows, rows))
+        rng = np.random.default_rng(self.random_state)
+        if candidates.size > MAX_SETS:
+            candidates = np.sort(rng.choice(candidates, MAX_SETS, replace=False))
+        sources = classifier.compared_rows[candidates]
+        cut = SubFiles.cut(compared.subset(candidates), self._chromosomes, rng)
+        folds = stratified_folds(self.codes_[self.fields_[0]][sources], FOLDS, self.random_state)
+        scores = {f: np.zeros((len(cut.tokens), n)) for f, n in classifier.n_labels.items()}
+        best = np.zeros(len(cut.tokens))
+        for fold in range(FOLDS):
+            held = np.flatnonzero(folds[cut.source] == fold)
+            if held.size == 0:
+                continue
+            fold_classifier = classifier.without(among, sources[folds == fold])
+            kept = positions_in(classifier.compared_rows, fold_classifier.compared_rows)
+            part, best[held] = _score_blocks(fold_classifier, compared.subset(kept), cut.tokens.subset(held), None)
+            for f in scores:
+                scores[f][held] = part[f]
+        in_domain = best >= self.min_log_odds_
+        truth = {}
+        for f in self.calibrators_:
+            mine = self.codes_[f][sources[cut.source]]
+            truth[f] = np.where((mine >= 0) & (counts[f][np.maximum(mine, 0)] >= 2), mine, -1)
+        probabilities = {f: c.predict_proba(scores[f]) for f, c in self.calibrators_.items()}
+        evidence = Evidence.fit(cut, probabilities, in_domain, truth, self._chromosomes, compared.sizes)
+        info(
+            f"measured the evidence of {len(cut.tokens):,} sub-files of {sources.size} sets: queries of fewer than "
+            f"{evidence.min_regions:,} regions" + (" or of one chromosome" if evidence.one_chromosome else "")
+            + " are flagged"
+        )  # fmt: skip
+        return evidence
 
     def _fit_field(self, name: str, scores: np.ndarray, truth: np.ndarray) -> None:
         known = truth >= 0
@@ -354,19 +421,27 @@ class RegionAnnotator:
             raise ValueError(f"queries have {queries.n_regions} universe regions, the annotator {self.n_regions_}")
         n = queries.n_sets
         scores = {name: np.zeros((n, n_labels)) for name, n_labels in self.classifier_.n_labels.items()}
-        best = np.zeros(n)
+        best, sizes, evidence, one = np.zeros(n), np.zeros(n), np.full(n, FULL, dtype=object), np.full(n, -1)
         for rows, part in _parts(queries):
             part_scores, best[rows] = self._scores(part, own=None if own is None else np.asarray(own)[rows])
             for name in scores:
                 scores[name][rows] = part_scores[name]
+            sizes[rows] = part.sizes
+            if self.evidence_ is not None:
+                evidence[rows], one[rows] = self.evidence_.judge(part)
+        if own is not None:  # a reference set annotated from the others has a whole set's evidence
+            evidence[np.asarray(own) >= 0], one[np.asarray(own) >= 0] = FULL, -1
         coverage = np.full(n, np.nan) if coverage is None else np.asarray(coverage, dtype=np.float64)
         in_domain = np.asarray(best, dtype=np.float64) >= self.min_log_odds_
         in_domain &= ~(coverage < self.min_coverage_)  # an unknown (nan) coverage does not count against a query
         probabilities = {}
         for name, calibrator in self.calibrators_.items():
             probabilities[name] = calibrator.predict_proba(scores[name])
+            if (evidence != FULL).any():
+                few = evidence == FEW_REGIONS
+                probabilities[name] = self.evidence_.limit(name, probabilities[name], sizes, few, one)
             probabilities[name][~in_domain] = self.priors_[name]
-        return Annotation(scores, probabilities, in_domain, best, coverage)
+        return Annotation(scores, probabilities, in_domain, best, coverage, evidence if self.evidence_ else None)
 
     def _scores(self, queries: TokenRows, own: np.ndarray | None):
         own_compared = None if own is None else positions_in(self.classifier_.compared_rows, own)
@@ -435,7 +510,7 @@ class RegionAnnotator:
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "params": {"max_sets": self.max_sets, "max_queries": self.max_queries, "n_folds": self.n_folds or 0,
-                       "calibrate": self.calibrate, "random_state": self.random_state},
+                       "calibrate": self.calibrate, "evidence": self.evidence, "random_state": self.random_state},
             "n_sets": int(self.n_sets_),
             "n_regions": int(self.n_regions_),
             "fields": list(self.fields_),
@@ -446,6 +521,7 @@ class RegionAnnotator:
             "min_coverage": float(self.min_coverage_),
             "diagnostics": {f: {k: float(v) for k, v in d.items()} for f, d in self.diagnostics_.items()},
             "reliability": {f: {k: np.asarray(v, dtype=np.float64) for k, v in b.items()} for f, b in self.reliability_.items()},
+            **({} if self.evidence_ is None else {"evidence": self.evidence_.to_record()}),
         }  # fmt: skip
 
     @classmethod
@@ -473,7 +549,7 @@ class RegionAnnotator:
             annotator = cls(
                 max_sets=int(params["max_sets"]), max_queries=int(params["max_queries"]),
                 n_folds=int(params["n_folds"]) or None, calibrate=bool(params["calibrate"]),
-                random_state=int(params["random_state"]),
+                evidence=bool(params.get("evidence", True)), random_state=int(params["random_state"]),
             )  # fmt: skip
             fields = [str(f) for f in np.atleast_1d(record["fields"])]
             n_sets, n_regions = int(_scalar(record["n_sets"])), int(_scalar(record["n_regions"]))
@@ -507,6 +583,7 @@ class RegionAnnotator:
                 str(f): {str(k): np.asarray(v, dtype=np.float64).reshape(-1) for k, v in dict(b).items()}
                 for f, b in dict(record.get("reliability", {})).items()
             }
+            evidence = Evidence.from_record(dict(record["evidence"]), _scalar) if "evidence" in record else None
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"the annotator record is damaged ({type(err).__name__}: {err})") from None
         if (tokens.n_sets, tokens.n_regions) != (n_sets, n_regions):
@@ -525,6 +602,7 @@ class RegionAnnotator:
         annotator.calibrators_ = calibrators
         annotator.min_log_odds_, annotator.min_coverage_ = min_log_odds, min_coverage
         annotator.diagnostics_, annotator.reliability_ = diagnostics, reliability
+        annotator.evidence_ = evidence
         return annotator
 
 

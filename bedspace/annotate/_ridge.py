@@ -246,6 +246,23 @@ class KernelClassifier:
             )
         return cls(fields, {f: int(n_labels[f]) for f in codes}), among
 
+    def without(self, among: Comparison, rows: np.ndarray) -> KernelClassifier:
+        """Fitted again without the reference sets ``rows``, on the comparison ``among`` that :meth:`fit` returned.
+
+        (A field left with fewer than 2 fitted sets keeps its fit: there is nothing to refit it on.)
+        """
+        fields = {}
+        for name, fitted in self.fields.items():
+            keep = ~np.isin(fitted.rows, rows)
+            if keep.sum() < 2:
+                fields[name] = fitted
+                continue
+            at = np.searchsorted(self.compared_rows, fitted.rows[keep])
+            fields[name] = FieldClassifier.fit(
+                among.kernel[np.ix_(at, at)], fitted.codes[keep], self.n_labels[name], fitted.rows[keep]
+            )
+        return KernelClassifier(fields, self.n_labels)
+
     def scores(self, name: str, comparison: Comparison, own: np.ndarray | None = None) -> np.ndarray:
         """Queries × labels scores of field ``name``; a query that is a fitted set (``own``) gets its leave-one-out.
 

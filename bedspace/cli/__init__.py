@@ -82,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--labels", required=True, help='comma-separated label columns, e.g. "cell_type,tissue"')
     p.add_argument("-o", "--output", required=True, help="training file to write")
     p.add_argument("-j", "--jobs", type=positive, default=None, help="parallel threads (default: all cores)")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the training file and companion of an earlier preprocess (never any other file)",
+    )  # fmt: skip
     p.set_defaults(func=_pipeline.preprocess)
 
     p = _command(
@@ -103,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=_number, default=0.0, help="share of regions left out per visit (default: 0)")
     p.add_argument("--threads", type=positive, default=None, help="training threads (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the built-in engine (default: 0)")
+    p.add_argument(
+        "--no-calibrate", dest="calibrate", action="store_false",
+        help="fit the default annotator without calibration: scores, no probabilities (search --min-probability "
+        "and the shared-label term of r2r need them). A label field in which no two sets share a value cannot be "
+        "calibrated: train then warns, naming it, and trains without calibration",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
     p.set_defaults(func=_pipeline.train)
 
@@ -120,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beds", default=None, help="folder of BED files for sets the model has not seen")
     p.add_argument(
         "--n-neighbors", type=_whole_number(2), default=None, help="neighbours per set (default: all pairs ≤ 2000 sets)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier output of distances (never any other file)"
     )
     p.set_defaults(func=_pipeline.distances)
 
@@ -169,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--figure", default="bedspace_demo.png", help="where to write the figure (default: bedspace_demo.png)"
     )
     p.add_argument("-j", "--jobs", type=positive, default=None, help="parallel threads (default: all cores)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the figure of an earlier demo (never any other file)"
+    )
     p.set_defaults(func=_demo.demo)
     return parser
 

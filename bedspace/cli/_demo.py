@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .._keys import DEFAULT
+from .._outputs import check_replace, output_file
+
+#: Written into the demo's figure (its ``Creator``), so that a later demo knows the file as its own.
+FIGURE_MARK = "bedspace demo"
+#: The figure formats whose files carry that mark; a figure of another format is never replaced.
+_MARKED = ("png", "pdf", "svg", "eps", "ps")
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -28,6 +35,9 @@ def demo(args: argparse.Namespace) -> None:
         labels = [label.strip() for label in args.labels.split(",") if label.strip()]
         print(f"bedspace demo on {beds}")
     options = {"dim": args.dim, "epochs": args.epochs, "n_threads": args.jobs}
+    figure = Path(args.figure)
+    figure_format(figure)  # before a minute of work: a format matplotlib cannot write, a file not to replace
+    check_replace(figure, overwrite=args.overwrite, own=demo_figure, option="--overwrite")
 
     def wide():
         return pd.option_context("display.width", 160, "display.max_columns", 10, "display.max_colwidth", 40)
@@ -76,7 +86,7 @@ def demo(args: argparse.Namespace) -> None:
     test_size = 0.5 if adata.n_obs < 20 else 0.25
     if adata.obs[labels[0]].value_counts().max() < 2:
         print(f"\n5. held-out evaluation skipped: every value of {labels[0]!r} has one set, so none can be held out")
-        _figure(adata, labels, args.figure)
+        _figure(adata, labels, figure, overwrite=args.overwrite)
         return
     train, test = bs.pp.split(adata, stratify=labels[0], test_size=test_size, random_state=0)
     bs.tl.train(train, labels=labels, **options)
@@ -89,11 +99,39 @@ def demo(args: argparse.Namespace) -> None:
     )
     print(summary[["bedspace", "overlap", "random"]].round(3).to_string())
 
-    _figure(adata, labels, args.figure)
+    _figure(adata, labels, figure, overwrite=args.overwrite)
 
 
-def _figure(adata, labels: list[str], path: str) -> None:
+def figure_format(path: Path) -> str:
+    """The format of the figure ``path`` names (``png`` without a suffix); one matplotlib cannot write is refused."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    fmt = path.suffix[1:].lower() or "png"
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(f"--figure {path}: matplotlib cannot write .{fmt} figures; give one of {sorted(supported)}")
+    return fmt
+
+
+def demo_figure(path: Path) -> bool:
+    """Whether ``path`` is a figure an earlier demo wrote (its mark is in it; figures are small)."""
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        return FIGURE_MARK.encode() in path.read_bytes()
+    except OSError:
+        return False
+
+
+def _figure(adata, labels: list[str], path: Path, *, overwrite: bool) -> None:
+    import matplotlib.pyplot as plt
+
     import bedspace as bs
 
-    bs.pl.label_similarity(adata, groupby=labels[0], show=False, save=path)
+    fmt = figure_format(path)
+    ax = bs.pl.label_similarity(adata, groupby=labels[0], show=False)
+    metadata = {"Creator": FIGURE_MARK} if fmt in _MARKED else None
+    with output_file(path, overwrite=overwrite, own=demo_figure, option="--overwrite") as tmp:
+        ax.figure.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+    plt.close(ax.figure)
     print(f"\n6. figure of the set × label similarities: {path}")

@@ -12,12 +12,14 @@ import argparse
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .._keys import DEFAULT
+from .._outputs import bedspace_h5ad, check_replace, naming_full_disk, output_file, write_h5ad
 
 COMPANION_SUFFIX = ".bedspace.h5ad"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -54,12 +56,25 @@ def read_h5ad_checked(path: Path, what: str):
         raise ValueError(f"{path}: damaged or incomplete {what} ({type(err).__name__}: {err})") from None
 
 
-def write_h5ad_atomic(adata, path: Path) -> None:
-    """Write ``adata`` to ``path`` atomically (never half a file, never a pickle)."""
-    from .._atomic import atomic_path
+def write_h5ad_atomic(adata, path: Path, *, overwrite: bool = False) -> None:
+    """Write ``adata`` to ``path`` atomically (never half a file, never a pickle).
 
-    with atomic_path(path) as tmp:
-        adata.write_h5ad(tmp)
+    An existing ``path`` is replaced only with ``overwrite`` and when it is an ``.h5ad`` bedspace wrote; a full
+    disk is one error naming ``path`` (:mod:`bedspace._outputs`).
+    """
+    with output_file(path, overwrite=overwrite, option="--overwrite") as tmp:
+        write_h5ad(adata, tmp)
+
+
+def own_training_file(path: Path) -> bool:
+    """Whether ``path`` is a training file ``preprocess`` wrote: its companion beside it says so."""
+    return bedspace_h5ad(companion_of(path), holding="preprocess")
+
+
+def refuse_replacing(outputs: dict[Path, Callable[[Path], bool]], overwrite: bool) -> None:
+    """Before any work: each existing output must be bedspace's own, and ``--overwrite`` given (``output -> own``)."""
+    for output, own in outputs.items():
+        check_replace(output, overwrite=overwrite, own=own, option="--overwrite")
 
 
 def refuse_overwriting_inputs(output: Path, inputs: dict[str, str | Path | None]) -> None:
@@ -84,8 +99,10 @@ def preprocess(args: argparse.Namespace) -> None:
     inputs = {"--input": args.input, "--metadata": args.metadata, "--universe": args.universe}
     refuse_overwriting_inputs(output, inputs)
     refuse_overwriting_inputs(companion_of(output), inputs)
+    refuse_replacing({output: own_training_file, companion_of(output): bedspace_h5ad}, args.overwrite)
     adata = bs.pp.tokenize(args.input, args.universe, metadata=args.metadata, n_jobs=args.jobs)
-    bs.io.write_starspace(adata, output, labels=labels)
+    with output_file(output, overwrite=args.overwrite, own=own_training_file, option="--overwrite") as tmp:
+        bs.io.write_starspace(adata, tmp, labels=labels)
     adata.uns[DEFAULT]["preprocess"] = {
         "labels": labels,
         "input": str(Path(args.input).resolve()),
@@ -96,12 +113,22 @@ def preprocess(args: argparse.Namespace) -> None:
     }
     # the companion goes second: a crash between the two writes leaves a training file its companion does not
     # describe, which train refuses (the checksum differs) rather than training on stale tokens
-    write_h5ad_atomic(adata, companion_of(output))
+    write_h5ad_atomic(adata, companion_of(output), overwrite=args.overwrite)
+    lines = _training_lines(adata, labels)
+    left_out = f"; {adata.n_obs - lines} set(s) without a label or a region left out" if lines < adata.n_obs else ""
     print(
-        f"wrote {output} ({int((adata.obs['n_tokens'] > 0).sum())} training lines, labels {labels}) and "
+        f"wrote {output} ({lines} training lines of {adata.n_obs} sets, labels {labels}{left_out}) and "
         f"{companion_of(output).name} (universe, metadata and tokens for the next steps)",
         file=sys.stderr,
     )
+
+
+def _training_lines(adata, labels: list[str]) -> int:
+    """The sets written as training lines: those with a label in ``labels`` and a universe region."""
+    from bedspace._labels import LabelTable
+
+    _, assignment = LabelTable.from_obs(adata.obs, labels, warn_numbers=False)
+    return int(((assignment.counts() > 0) & (adata.obs["n_tokens"].to_numpy() > 0)).sum())
 
 
 def train(args: argparse.Namespace) -> None:
@@ -143,8 +170,10 @@ def train(args: argparse.Namespace) -> None:
         starspace=starspace,
         n_threads=args.threads,
         random_state=args.seed,
+        calibrate=args.calibrate,
     )
-    bs.BEDSpaceModel.from_anndata(adata).save(output, overwrite=args.overwrite)
+    with naming_full_disk(output):
+        bs.BEDSpaceModel.from_anndata(adata).save(output, overwrite=args.overwrite)
     loss = adata.uns[DEFAULT]["loss"]
     engine = "the StarSpace binary" if starspace else "the built-in engine"
     print(
@@ -164,6 +193,7 @@ def distances(args: argparse.Namespace) -> None:
 
     output = Path(args.output)
     refuse_overwriting_inputs(output, {"--metadata": args.metadata, "--universe": args.universe, "--input": args.input})
+    refuse_replacing({output: bedspace_h5ad}, args.overwrite)
     model = bs.BEDSpaceModel.load(args.input)
     model.universe.check_same(Universe.load(args.universe), what=f"--universe {args.universe}")
     table = read_metadata(args.metadata)
@@ -204,10 +234,10 @@ def distances(args: argparse.Namespace) -> None:
         reference = ReferenceSets(metadata, vectors, carried)
         if carried is not None and reference.label_codes(model.label_table):
             seed = int(model.params.get("random_state", 0) or 0)
-            reference.fit_annotator(model.label_table, random_state=seed)
+            reference.fit_annotator(model.label_table, random_state=seed, chromosomes=model.universe.chromosome_codes)
     adata = model.with_reference(reference).to_anndata()
     bs.tl.distances(adata, n_neighbors=args.n_neighbors)
-    write_h5ad_atomic(adata, output)
+    write_h5ad_atomic(adata, output, overwrite=args.overwrite)
     print(
         f"wrote {args.output}: {len(names)} sets × {len(model.labels)} labels and the set–set graph, with the model "
         "(an .h5ad file, whatever its name)",

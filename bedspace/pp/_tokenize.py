@@ -27,6 +27,7 @@ def tokenize(
     n_jobs: int | Executor | None = None,
     out: str | os.PathLike | None = None,
     chunk_size: int = 512,
+    overwrite: bool = False,
 ) -> ad.AnnData:
     """Map every region set onto a universe of regions: the collection as sets × regions.
 
@@ -45,7 +46,9 @@ def tokenize(
     metadata
         A CSV (or ``.tsv``) path or a DataFrame with a ``file_name`` column equal to the set names (BED file
         names without folder, or the dict keys) and one column per annotation. Every set needs a row and every
-        row a set.
+        row a set. Cells are read as the text written (``1``, ``01`` and ``1.0`` stay three labels; a column
+        becomes numbers only when no text is lost); an empty cell is missing, and so is ``NA``, ``None``,
+        ``null`` or ``nan``, with a warning naming the file, column and sets.
     chrom_sizes
         Optional chromosome sizes (``*.chrom.sizes`` path or mapping) recorded with the universe.
     n_jobs
@@ -61,8 +64,10 @@ def tokenize(
         the in-memory result (same ``obs``, ``var``, ``uns``), except that ``X`` is stored as ``uint8`` (0/1) with
         ``int64`` ``indptr``; ``anndata.read_h5ad(out)`` reads it into memory. Progress is kept in the folder
         ``out + ".partial"``: a run that was interrupted (even killed) resumes from the chunks already done
-        when it is started again with the same sets, universe and ``chunk_size``. ``out`` is replaced in one
-        rename when complete, never left half-written.
+        when it is started again with the same sets, universe and ``chunk_size``. ``out`` is written in one
+        rename when complete, never left half-written; on a full disk the error names it, and the chunks done are
+        kept for the same call to resume from. A second run writing the same ``out`` while one is running stops at
+        once, naming the process that is writing it.
 
         To run on a cluster, connect a client to its scheduler and pass it (the BED files must be readable by
         the workers at the same paths; chunks come back to this process, which writes ``out``)::
@@ -72,6 +77,9 @@ def tokenize(
             bs.pp.tokenize(folder, universe, out="collection.h5ad", n_jobs=client)
     chunk_size
         Sets per chunk with ``out`` (a positive integer).
+    overwrite
+        With ``out``: replace an existing ``out``, which must be an ``.h5ad`` file bedspace wrote (any other file is
+        never replaced). Without it an existing ``out`` is an error, raised before any set is tokenized.
 
     Returns
     -------
@@ -100,11 +108,20 @@ def tokenize(
         on either side are listed); ``chunk_size`` not a positive integer, or ``out`` one of the inputs.
     IsADirectoryError
         ``out`` is a folder.
+    FileExistsError
+        ``out`` exists and ``overwrite`` is false, or it is not an ``.h5ad`` file bedspace wrote.
+    TimeoutError
+        Another process is writing ``out`` (its process id is named).
+    OSError
+        No space left on the device (or a quota or file size limit) writing ``out``; the error names it.
 
     Warns
     -----
     BEDSpaceWarning
-        Sets with no intervals, and sets none of whose chromosomes are in the universe (``chr1`` vs ``1``).
+        Sets with no intervals, sets none of whose chromosomes are in the universe (``chr1`` vs ``1``), and sets
+        naming chromosomes that the universe spells otherwise (``Chr2L`` for ``chr2L``, ``1`` beside ``chr1`` in
+        one file), whose intervals there get no tokens: each is named, with the universe's spelling.
+        Metadata cells read as missing (``NA``, ``None``, ``null``, ``nan``): the file, column and sets are named.
 
     Examples
     --------
@@ -119,7 +136,7 @@ def tokenize(
     if out is not None:
         inputs = [src for _, src in named if isinstance(src, os.PathLike)]
         inputs += [p for p in (universe, metadata, chrom_sizes) if isinstance(p, str | os.PathLike)]
-        out = check_target(out, chunk_size, inputs)
+        out = check_target(out, chunk_size, inputs, overwrite=overwrite)
     uni = Universe.load(universe, chrom_sizes=chrom_sizes)
     obs = None
     if metadata is not None:
@@ -129,7 +146,9 @@ def tokenize(
         "metadata": str(metadata) if isinstance(metadata, str | os.PathLike) else metadata is not None,
     }
     if out is not None:
-        tokenize_to_h5ad(uni, named, out, obs=obs, params=params, chunk_size=chunk_size, n_jobs=n_jobs)
+        tokenize_to_h5ad(
+            uni, named, out, obs=obs, params=params, chunk_size=chunk_size, n_jobs=n_jobs, overwrite=overwrite
+        )
         adata = ad.read_h5ad(out, backed="r")
         n_tokens, where = int(adata.obs["n_tokens"].sum()), f"{out}, {DATA_DTYPE.__name__} X, backed"
     else:

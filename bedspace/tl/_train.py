@@ -16,9 +16,10 @@ from tqdm.auto import tqdm
 from .. import _logging as logg
 from .._engine import native
 from .._engine import starspace as starspace_engine
+from .._engine.check import check_training
 from .._formats.starspace import place_symbols, read_starspace_tsv, write_training_file
 from .._keys import DEFAULT, EMBEDDING_RECORD, Keys, store
-from .._labels import LabelTable
+from .._labels import LabelTable, without_shared_labels
 from .._model import BEDSpaceModel
 from .._parallel import available_cores
 from .._params import BACKENDS, DEFAULTS, TrainParams, check_threads, whole_number
@@ -26,7 +27,8 @@ from .._reference import ReferenceSets
 from .._training import TrainingExamples, training_examples
 from .._universe import Universe
 from .._warnings import warn
-from ..annotate._tokens import CHUNK_TOKENS
+from ..annotate._estimator import MIN_SETS_TO_CALIBRATE
+from ..annotate._tokens import CHUNK_TOKENS, TokenMatrix
 from ._collection import keep_annotator, searchable
 
 
@@ -114,7 +116,9 @@ def train(
     calibrate
         Fit the default annotator with calibrated probabilities and a domain (leave-one-out: seconds, no more
         training; see :func:`calibrate`). The annotator is fitted either way (``False``: scores, no
-        probabilities); with fewer than 10 labelled sets it is not calibrated, with a message.
+        probabilities); with fewer than 10 labelled sets it is not calibrated, with a message. A label field
+        in which no two sets share a value (an identifier per set) cannot be calibrated: that is found before
+        training, and the annotator is then fitted without calibration, with a warning naming the field.
     copy
         Return a trained copy instead of writing into ``adata``.
 
@@ -171,6 +175,8 @@ def train(
     adata = adata.copy() if copy else adata
     universe = Universe.from_anndata(adata)
     labels = [labels] if isinstance(labels, str) else list(labels)
+    # before any training: a calibration that cannot be fitted must not throw the trained embedding away
+    calibrate = bool(calibrate) and _can_calibrate(adata, labels)
     training_sets, rows = _training_sets(adata, labels, sample_sets, random_state)
     examples = training_examples(training_sets, labels)
     # examples hold their own copy of the tokens: a copy read from a backed file is freed before training
@@ -206,8 +212,14 @@ def train(
         bar.close()
 
     # as in StarSpace, a region or label that no training example has is not in the model
-    region_vectors[examples.region_counts() == 0] = 0
-    label_vectors[examples.label_counts() == 0] = 0
+    region_counts, label_counts = examples.region_counts(), examples.label_counts()
+    region_vectors[region_counts == 0] = 0
+    label_vectors[label_counts == 0] = 0
+    # a diverged run (non-finite or zeroed vectors) is an error naming lr, never a model that looks trained
+    check_training(
+        region_vectors, label_vectors, region_counts=region_counts, label_counts=label_counts, lr=params.lr,
+        backend=backend,
+    )  # fmt: skip
     record = {
         "labels": labels,
         **params.record(),
@@ -217,7 +229,6 @@ def train(
         "sample_sets": None if sample_sets is None else int(sample_sets),
         "n_examples": examples.n_examples,
     }
-    # the model checks every vector is finite: a diverged run is an error here, not NaN scores later
     model = BEDSpaceModel(universe, region_vectors, examples.labels, label_vectors, params=record, loss=losses)
     in_training = np.zeros(adata.n_obs, bool)
     in_training[examples.rows if rows is None else rows[examples.rows]] = True
@@ -233,9 +244,32 @@ def train(
     logg.added(keys.record, ", ".join(EMBEDDING_RECORD), "uns")
     # the collection owns its annotator: fitted once here (reading only the rows it needs), kept in uns
     reference = ReferenceSets(adata.obs, adata.obsm[keys.set_vectors], adata.X)
-    reference.fit_annotator(model.label_table, calibrate=bool(calibrate), random_state=int(random_state))
+    reference.fit_annotator(
+        model.label_table, calibrate=calibrate, random_state=int(random_state),
+        chromosomes=model.universe.chromosome_codes,
+    )  # fmt: skip
     keep_annotator(adata, key_added, model.with_reference(reference))
     return adata if copy else None
+
+
+def _uncalibratable(adata: ad.AnnData, labels: list[str]) -> list[str]:
+    """The label fields of ``adata`` whose annotator calibration cannot be fitted (no value shared by two sets)."""
+    table, _ = LabelTable.from_obs(adata.obs, labels, warn_numbers=False)
+    codes = {f: table.codes(f, adata.obs[f]) for f in labels}
+    return without_shared_labels(codes, TokenMatrix.of(adata.X).n_tokens, minimum_sets=MIN_SETS_TO_CALIBRATE)
+
+
+def _can_calibrate(adata: ad.AnnData, labels: list[str]) -> bool:
+    """Whether the annotator can be calibrated on ``labels``; if not, a warning naming the fields that prevent it."""
+    blocked = _uncalibratable(adata, labels)
+    if blocked:
+        warn(
+            f"label field(s) {blocked}: no value is carried by two labelled sets, so no set's held-out answer can be "
+            "checked and the annotator cannot be calibrated; it is fitted without calibration (scores, no "
+            f"probabilities). Leave {blocked} out of labels to calibrate the others, or train with calibrate=False "
+            "(bedspace train --no-calibrate) to say so"
+        )
+    return not blocked
 
 
 def _training_sets(
@@ -248,7 +282,8 @@ def _training_sets(
     """
     if not adata.isbacked and sample_sets is None:
         return adata, None
-    LabelTable.from_obs(adata.obs, labels)  # the label columns checked as training checks them, before any reading
+    # the label columns checked as training checks them, before any reading (training_examples warns)
+    LabelTable.from_obs(adata.obs, labels, warn_numbers=False)
     X = adata.X
     backed_csr = adata.isbacked and getattr(X, "format", None) == "csr"
     if not backed_csr:
@@ -412,11 +447,24 @@ def calibrate(
     Raises
     ------
     ValueError
-        ``adata`` is not trained under ``key``, or has too few labelled sets for ``n_folds`` folds.
+        ``adata`` is not trained under ``key``, has too few labelled sets for ``n_folds`` folds, or a label field
+        in which no two sets share a value (it cannot be calibrated; it is named).
     """
     adata = adata.copy() if copy else adata
-    model = searchable(adata, key)
+    model = searchable(adata, key, warn_changes=False)  # fitted again here whatever changed
+    reference = model.need_reference()
+    if reference.tokens is not None:
+        codes = reference.label_codes(model.label_table)
+        blocked = without_shared_labels(codes, reference.tokens.n_tokens, minimum_sets=MIN_SETS_TO_CALIBRATE)
+        if blocked:
+            raise ValueError(
+                f"label field(s) {blocked}: no value is carried by two labelled sets, so no set's held-out answer "
+                f"can be checked and the annotator cannot be calibrated; train again without {blocked} in labels "
+                "to calibrate the others (the annotator kept gives scores)"
+            )
     seed = int(model.params.get("random_state", 0) or 0) if random_state is None else random_state
-    model.need_reference().fit_annotator(model.label_table, n_folds=n_folds, random_state=seed)
+    model.need_reference().fit_annotator(
+        model.label_table, n_folds=n_folds, random_state=seed, chromosomes=model.universe.chromosome_codes
+    )
     keep_annotator(adata, key, model)
     return adata if copy else None
