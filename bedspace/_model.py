@@ -398,8 +398,12 @@ class BEDSpaceModel:
         method: Literal["regions", "embedding"] | None = None,
         min_probability: float = 0.0,
         approximate: bool = False,
+        obs_columns: str | list[str] | bool | None = None,
     ) -> pd.DataFrame:
         """Search the joint space: see :func:`bedspace.tl.search` for the query forms, the options and the result.
+
+        The tables of sets (l2r, r2r) show the sets' label fields (:attr:`label_table`'s); ``obs_columns`` adds other
+        columns of the sets' metadata by name, or all of them (``"all"``).
 
         ``approximate=True`` (r2r and l2r with ``method="embedding"``) takes the candidates from an approximate
         nearest-neighbour index of the set vectors, built on the first such search and kept with the model's
@@ -411,7 +415,7 @@ class BEDSpaceModel:
 
         return search(
             self, query, search_type, top_k, field, method=method, min_probability=min_probability,
-            approximate=approximate,
+            approximate=approximate, obs_columns=obs_columns,
         )  # fmt: skip
 
     def need_reference(self) -> ReferenceSets:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._formats.bed import Intervals
+from ._quiet import pyranges
 
 
 def bedtools_extent(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,8 +147,7 @@ class UniverseIndex:
         if self.non_overlapping:
             self._starts, self._ends = starts_sorted, ends_sorted
         else:
-            import pyranges1 as pr  # imported on use: sorted universes (the usual case) never need it
-
+            pr = pyranges()  # imported on use: sorted universes (the usual case) never need it
             self._ranges = pr.PyRanges(
                 {"Chromosome": np.asarray(chrom), "Start": starts, "End": ends, "row": np.arange(starts.size)}
             )
@@ -200,9 +200,7 @@ class UniverseIndex:
             return np.zeros(0, np.int32), 0
         frame = intervals.to_frame()
         frame["Start"], frame["End"] = bedtools_extent(frame["Start"].to_numpy(), frame["End"].to_numpy())
-        import pyranges1 as pr
-
-        query = pr.PyRanges(frame)
+        query = pyranges().PyRanges(frame)
         hits = self._ranges.overlap(query, strand_behavior="ignore")
         tokens = np.unique(hits["row"].to_numpy()).astype(np.int32)
         n_hit = len(query.overlap(self._ranges, strand_behavior="ignore"))

@@ -5,6 +5,9 @@ calibrated probabilities, or by the label vectors' cosine), **l2r** ranks the st
 set's leave-one-out annotation, or by the label vector's cosine), **r2r** ranks the stored sets for a query (by
 the cosine of the set vectors plus the probability that a set shares the query's labels, or by the cosine alone).
 Everything here takes the model as it is; nothing is built.
+
+Tables of sets (l2r, r2r) show, after their own columns, the sets' label fields only (the columns the model was
+trained on); ``obs_columns`` adds other metadata columns by name, or all of them (:func:`shown_columns`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from .annotate._tokens import TokenRows
 
 SEARCH_TYPES = ("r2l", "l2r", "r2r")
 METHODS = ("regions", "embedding")
+#: The columns a table of sets has before the sets' metadata (a metadata column of one of these names is not shown).
+OWN_COLUMNS = ("query", "rank", "name", "score", "probability", "has_label", "cosine", "shared_labels")
 
 
 def search(
@@ -39,6 +44,7 @@ def search(
     method: str | None,
     min_probability: float,
     approximate: bool,
+    obs_columns=None,
 ) -> pd.DataFrame:
     """:meth:`BEDSpaceModel.search <bedspace.BEDSpaceModel.search>`: check the options, then run one search."""  # fmt: skip
     if search_type not in SEARCH_TYPES:
@@ -54,11 +60,62 @@ def search(
         raise ValueError(f"approximate must be True or False, got {approximate!r}")
     if approximate and search_type == "r2l":
         raise ValueError("approximate=True is an option of r2r and l2r (it finds sets); r2l ranks labels exactly")
+    _check_obs_columns(obs_columns)
+    if obs_columns is not None and search_type == "r2l":
+        raise ValueError(
+            "obs_columns is an option of l2r and r2r (their tables list sets, with the sets' metadata); r2l lists "
+            "labels, which have none"
+        )
     if search_type == "l2r":
-        return _label_to_sets(model, query, top_k, field, method, approximate)
+        return _label_to_sets(model, query, top_k, field, method, approximate, obs_columns)
     if search_type == "r2l":
         return _sets_to_labels(model, query, top_k, field, method, min_probability)
-    return _sets_to_sets(model, query, top_k, method, approximate)
+    return _sets_to_sets(model, query, top_k, method, approximate, obs_columns)
+
+
+def _check_obs_columns(obs_columns) -> None:
+    """``obs_columns`` is None, True/False, ``"all"``, a column name or a list of names."""
+    if obs_columns is None or isinstance(obs_columns, bool | np.bool_ | str):
+        return
+    if isinstance(obs_columns, list | tuple | pd.Index | np.ndarray) and all(isinstance(c, str) for c in obs_columns):
+        return
+    raise ValueError(
+        f"obs_columns must be a metadata column's name, a list of names, 'all' (or True) or False, got {obs_columns!r}"
+    )
+
+
+def _by_name(obs_columns) -> bool:
+    """Whether ``obs_columns`` names columns (which the metadata may lack), rather than all, none or the default."""
+    everything = isinstance(obs_columns, str) and obs_columns == "all"
+    return not (obs_columns is None or isinstance(obs_columns, bool | np.bool_) or everything)
+
+
+def shown_columns(metadata: pd.DataFrame, fields: list[str], obs_columns=None) -> list[str]:
+    """The metadata columns a table of sets shows, in order.
+
+    ``None``: the label ``fields`` the sets carry. A name or a list of names: those fields, then these columns (an
+    unknown name is an error listing the columns there are). ``"all"`` or ``True``: every column, in the metadata's
+    order. ``False``: none.
+    """
+    columns = metadata.columns
+    if isinstance(obs_columns, bool | np.bool_):
+        return list(columns) if obs_columns else []
+    if isinstance(obs_columns, str) and obs_columns == "all":
+        return list(columns)
+    shown = [f for f in fields if f in columns]
+    asked = [] if obs_columns is None else [obs_columns] if isinstance(obs_columns, str) else list(obs_columns)
+    missing = [c for c in asked if c not in columns]
+    if missing:
+        raise KeyError(
+            f"the sets have no metadata column(s) {missing}; their columns are {[str(c) for c in columns]} "
+            "(obs_columns='all' shows every one)"
+        )
+    clashing = [c for c in asked if c in OWN_COLUMNS]
+    if clashing:
+        raise ValueError(
+            f"metadata column(s) {clashing} cannot be shown: the table has columns of that name ({list(OWN_COLUMNS)})"
+        )
+    return list(dict.fromkeys(shown + asked))
 
 
 def _several(query, queries: Queries) -> bool:
@@ -97,13 +154,14 @@ def _sets_to_labels(model, query, top_k, field, method, min_probability) -> pd.D
     )  # fmt: skip
 
 
-def _label_to_sets(model, query, top_k, field, method, approximate) -> pd.DataFrame:
+def _label_to_sets(model, query, top_k, field, method, approximate, obs_columns) -> pd.DataFrame:
     """l2r: the stored sets ranked for each label: those that carry it first, then the others.
 
     Each group is ordered by the sets' leave-one-out annotation (probability, then the classifier's score: how
     typical a carrier is, how likely another carries the label), or by the label vector's cosine.
     """
     reference, labels = model.need_reference(), model.label_table
+    shown = shown_columns(reference.metadata, labels.fields, obs_columns)
     queries = [query] if isinstance(query, str) else list(query)
     rows = [labels.resolve(str(q), field) for q in queries]
     names, several = labels.names[rows].tolist(), not isinstance(query, str)
@@ -115,7 +173,9 @@ def _label_to_sets(model, query, top_k, field, method, approximate) -> pd.DataFr
         )
     carries = _carriers(reference, labels, rows)
     if approximate:
-        return _approximate_l2r(reference, model.unit_label_vectors[rows], carries, top_k, names, several=several)
+        return _approximate_l2r(
+            reference, model.unit_label_vectors[rows], carries, top_k, names, several=several, shown=shown
+        )
     parts = {}
     if by_regions:
         answers = model.need_annotator().reference_annotation()
@@ -138,7 +198,7 @@ def _label_to_sets(model, query, top_k, field, method, approximate) -> pd.DataFr
     parts["has_label"] = carries
     order = _carriers_first(carries, scores, probabilities)
     return ranked_table(names, scores, top_k, reference.names, reference.metadata, several=several, parts=parts,
-                        order=order)  # fmt: skip
+                        order=order, columns=shown)  # fmt: skip
 
 
 def _carriers(reference, labels, rows: list[int]) -> np.ndarray:
@@ -165,7 +225,7 @@ def _carriers_first(carries: np.ndarray, scores: np.ndarray, probabilities: np.n
     return order
 
 
-def _approximate_l2r(reference, vectors: np.ndarray, carries: np.ndarray, top_k: int, names, *, several):
+def _approximate_l2r(reference, vectors: np.ndarray, carries: np.ndarray, top_k: int, names, *, several, shown):
     """l2r by the label vectors' cosine with ``approximate=True``: the carriers exactly, the rest from the index.
 
     The carriers are known from the metadata: only their cosines are computed. The index is asked for the
@@ -183,7 +243,7 @@ def _approximate_l2r(reference, vectors: np.ndarray, carries: np.ndarray, top_k:
         parts.append(
             ranked_table([name], cosine, top_k, reference.names[columns], reference.metadata.iloc[columns],
                          several=True, parts={"has_label": has_label},
-                         order=_carriers_first(has_label, cosine, None))
+                         order=_carriers_first(has_label, cosine, None), columns=shown)
         )  # fmt: skip
     table = pd.concat(parts, ignore_index=True)
     return table if several else table.drop(columns="query")
@@ -194,9 +254,11 @@ def _column_in_field(labels, row: int) -> int:
     return int(np.flatnonzero(np.flatnonzero(labels.in_field(labels.field_of[row])) == row)[0])
 
 
-def _sets_to_sets(model, query, top_k, method, approximate) -> pd.DataFrame:
+def _sets_to_sets(model, query, top_k, method, approximate, obs_columns) -> pd.DataFrame:
     """r2r: the stored sets ranked for each query."""
-    reference = model.need_reference()
+    reference, fields = model.need_reference(), model.label_table.fields
+    if _by_name(obs_columns):  # an unknown column is an error before the query is read
+        shown_columns(reference.metadata, fields, obs_columns)
     method = method or ("regions" if model.can_compare_labels else "embedding")
     if approximate and method == "regions":
         raise ValueError(
@@ -206,15 +268,20 @@ def _sets_to_sets(model, query, top_k, method, approximate) -> pd.DataFrame:
     queries = parse_queries(model, query).rankable(by_vectors=True)
     several = _several(query, queries)
     if approximate:
-        return _approximate_table(reference, queries.vectors, queries.own, top_k, queries.names, several=several)
+        shown = shown_columns(reference.metadata, fields, obs_columns)
+        return _approximate_table(
+            reference, queries.vectors, queries.own, top_k, queries.names, several=several, shown=shown
+        )
     scores, parts, annotation = set_scores(
         model, queries.tokens, queries.vectors, method, coverage=queries.coverage, own=queries.own
     )
     if annotation is not None:
         warn_about(queries.names, annotation)
+    # the sets' metadata is read last (a model folder reads it on first use)
+    shown = shown_columns(reference.metadata, fields, obs_columns)
     return ranked_table(
         queries.names, scores, top_k, reference.names, reference.metadata, drop_excluded=True, several=several,
-        parts=parts,
+        parts=parts, columns=shown,
     )  # fmt: skip
 
 
@@ -271,7 +338,7 @@ def warn_about(names: list[str], annotation: Annotation) -> None:
 
 
 def _approximate_table(
-    reference, vectors: np.ndarray, own: np.ndarray | None, top_k: int, names: list[str], *, several
+    reference, vectors: np.ndarray, own: np.ndarray | None, top_k: int, names: list[str], *, several, shown
 ) -> pd.DataFrame:
     """:func:`ranked_table` of the candidates of the reference's approximate index (scored exactly).
 
@@ -292,8 +359,9 @@ def _approximate_table(
         dense[np.nonzero(kept)[0], np.searchsorted(columns, found[kept])] = scores[kept]
         metadata = reference.metadata.iloc[columns]
         parts.append(
-            ranked_table(names[start:stop], dense, top_k, metadata.index, metadata, drop_excluded=True, several=True)
-        )
+            ranked_table(names[start:stop], dense, top_k, metadata.index, metadata, drop_excluded=True, several=True,
+                         columns=shown)
+        )  # fmt: skip
     table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return table if several else table.drop(columns="query")
 
@@ -309,13 +377,15 @@ def ranked_table(
     several: bool | None = None,
     parts: Mapping[str, np.ndarray] | None = None,
     order: np.ndarray | None = None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
     """The ``top_k`` best candidates per query: ``query`` (when ``several``), ``rank``, ``name``, ``score``, metadata.
 
     ``drop_excluded`` leaves out candidates scored ``-inf`` (a query's own set). ``several`` (default: more than
     one query) keeps the ``query`` column, for a list of queries of which only one could be ranked. ``parts``:
     more queries × candidates numbers (what the score is made of), each a column after ``score``. ``order``:
-    queries × candidates keys to rank by instead of the scores (larger first).
+    queries × candidates keys to rank by instead of the scores (larger first). ``columns``: the metadata columns
+    to show (default: all; :func:`shown_columns`), after the table's own (one of the same name is left out).
     """
     index, _ = top_k_of(scores if order is None else order, top_k)
     best = np.take_along_axis(np.atleast_2d(scores), index, axis=1)
@@ -330,8 +400,9 @@ def ranked_table(
             **{name: _as_column(part)[rows, index.ravel()] for name, part in (parts or {}).items()},
         }
     )
-    if metadata is not None and len(metadata.columns):
-        extra = metadata.iloc[index.ravel()].reset_index(drop=True)
+    shown = [] if metadata is None else list(metadata.columns if columns is None else columns)
+    if shown:
+        extra = metadata.iloc[index.ravel()][shown].reset_index(drop=True)
         table = pd.concat([table, extra.drop(columns=[c for c in extra.columns if c in table.columns])], axis=1)
     if drop_excluded:
         table = table[np.isfinite(table["score"])].reset_index(drop=True)

@@ -15,6 +15,7 @@ import pandas as pd
 from isal import igzip, isal_zlib
 
 from .._atomic import atomic_write_bytes
+from .._quiet import pyranges
 from .._warnings import excerpt, warn
 
 if TYPE_CHECKING:
@@ -716,9 +717,8 @@ def read_bed(path: PathLike) -> pr.PyRanges:
     intervals = read_intervals(path)
     if len(intervals) == 0:
         warn(f"{path}: no intervals in this file; it is an empty region set")
-    import pyranges1 as pr  # imported on use: a second of import time that most callers do not need
-
-    return pr.PyRanges(intervals.to_frame())
+    # pyranges1 is imported on use: a second of import time that most callers do not need
+    return pyranges().PyRanges(intervals.to_frame())
 
 
 def write_bed(ranges: pd.DataFrame, path: PathLike) -> Path:

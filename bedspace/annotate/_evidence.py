@@ -29,9 +29,9 @@ FOLDS = 5
 TOLERANCE = 0.05
 #: Sub-files a ceiling counts as if they were, besides those measured (at chance): few sub-files earn little.
 PRIOR_COUNT = 2.0
-#: A query smaller than all but this share of the reference sets is smaller than what the calibration (fitted on
-#: whole sets) speaks for. Above that size, whole experiments as small were calibrated on: they are not flagged.
-SMALLEST_SHARE = 0.01
+#: A capped row keeps at least this weight of its own probabilities (the rest uniform): its labels keep their order
+#: even where what it earns is no more than chance.
+MIN_WEIGHT = 1e-6
 #: Labels of the reference sets span at least this many chromosomes for "one chromosome" to mean little evidence.
 MIN_SPREAD = 3
 
@@ -133,9 +133,10 @@ class Evidence:
     ----------
     min_regions
         Queries with fewer regions in the universe than this are flagged: sub-files of the reference sets that
-        small were overconfident, and (all but :data:`SMALLEST_SHARE` of) the sets the calibration was fitted on
-        are larger. (Between that size and the size where sub-files stop being overconfident, a query is taken
-        for a whole small experiment, as the collection has: a truncated file of a large one reads too sure.)
+        small were overconfident, and every set the calibration was fitted on is larger (a smaller query is
+        beyond what it speaks for). A query between the smallest set's size and the size where sub-files stop
+        being overconfident is taken for a whole small experiment, which the calibration did see: a truncated
+        file of a large experiment that size still reads too sure (``benchmarks/evidence.py`` measures it).
     ceilings
         Per field, per size of :data:`SIZES`, the share of in-domain sub-files of about that size whose top
         label was right (non-decreasing with the size).
@@ -191,7 +192,7 @@ class Evidence:
         last = np.flatnonzero(overconfident)
         min_regions = 0 if last.size == 0 else int(SIZES[min(last[-1] + 1, SIZES.size - 1)])
         if len(set_sizes):
-            min_regions = min(min_regions, int(np.quantile(set_sizes, SMALLEST_SHARE)))
+            min_regions = min(min_regions, int(np.min(set_sizes)))
         return cls(min_regions, ceilings, one_chromosome, chromosomes)
 
     def judge(self, queries: TokenRows) -> tuple[np.ndarray, np.ndarray]:
@@ -219,14 +220,15 @@ class Evidence:
     def limit(self, field: str, probabilities: np.ndarray, sizes: np.ndarray, few: np.ndarray, one: np.ndarray):
         """``probabilities`` (queries × labels) with no top probability above its :meth:`ceiling` (a new array).
 
-        A capped row is mixed with the uniform distribution: its labels keep their order and it still sums to 1.
+        A capped row is mixed with the uniform distribution: its labels keep their order (a weight of at least
+        :data:`MIN_WEIGHT` stays its own, so a ceiling at chance does not tie them) and it still sums to 1.
         """
         top = self.ceiling(field, sizes, few, one)
         stated = probabilities.max(axis=1)
         uniform = 1.0 / probabilities.shape[1]
         over = stated > top
         weight = np.ones(stated.size)
-        weight[over] = np.clip((top[over] - uniform) / np.maximum(stated[over] - uniform, 1e-12), 0.0, 1.0)
+        weight[over] = np.clip((top[over] - uniform) / np.maximum(stated[over] - uniform, 1e-12), MIN_WEIGHT, 1.0)
         return weight[:, None] * probabilities + (1.0 - weight[:, None]) * uniform
 
     # -- the saved form ---------------------------------------------------------------------------------------

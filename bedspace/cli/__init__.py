@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         "like a BED file. The BED file need not have been seen in training.",
         examples=["bedspace search -t r2l -d distances.pkl -q query_regions.bed -n 10",
                   'bedspace search -t l2r -d distances.pkl -q "T_cell" -n 10',
-                  "bedspace search -t r2r -d distances.pkl -q query_regions.bed -n 10 --format tsv"],
+                  "bedspace search -t r2r -d distances.pkl -q query_regions.bed -n 10 --format tsv",
+                  "bedspace search -t r2r -d distances.pkl -q query_regions.bed --columns lab,treatment",
+                  "bedspace search -t l2r -d distances.pkl -q T_cell --columns all --format tsv"],
     )  # fmt: skip
     p.add_argument("-t", "--type", required=True, choices=["r2l", "l2r", "r2r"], help="kind of search")
     p.add_argument(
@@ -160,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-probability", type=_number, default=0.0,
         help="r2l: leave out labels less probable than this, in [0, 1] (default: 0)",
+    )  # fmt: skip
+    p.add_argument(
+        "--columns", default=None, metavar="COLUMNS",
+        help="l2r, r2r: metadata columns of the sets to show after their label columns, comma-separated (e.g. "
+        "lab,treatment), or 'all' for every column (default: the label columns only)",
     )  # fmt: skip
     p.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format")
     p.set_defaults(func=_pipeline.search)

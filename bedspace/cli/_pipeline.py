@@ -255,19 +255,20 @@ def search(args: argparse.Namespace) -> None:
         model = BEDSpaceModel.from_anndata(read_h5ad_checked(source, "distances file"))
     if args.type != "r2l" and args.min_probability:
         raise ValueError("--min-probability is an option of -t r2l only")
+    if args.type == "r2l" and args.columns is not None:
+        raise ValueError("--columns is an option of -t l2r and r2r only (r2l lists labels, which have no metadata)")
     options = {"min_probability": args.min_probability} if args.type == "r2l" else {}
+    if args.columns is not None:  # the same table as bs.tl.search(..., obs_columns=...)
+        names = [c.strip() for c in args.columns.split(",") if c.strip()]
+        options["obs_columns"] = "all" if names == ["all"] else names
     result = model.search(
         args.query, search_type=args.type, top_k=args.n, field=args.field, method=args.method, **options
     )
-    if args.type != "r2l":
-        labels = [c for c in np.atleast_1d(model.params.get("labels", [])) if c in result.columns]
-        parts = [c for c in ("cosine", "shared_labels") if c in result.columns]
-        result = result[(["query"] if "query" in result.columns else []) + ["rank", "name", "score", *parts, *labels]]
-    result = result.assign(**{c: result[c].round(4) for c in ("score", "cosine", "shared_labels") if c in result})
-    if "probability" in result.columns:
-        result = result.assign(probability=result["probability"].round(4))
-    if args.format == "json":
-        print(json.dumps(result.to_dict(orient="records"), indent=1, default=str))
+    numbers = ("score", "probability", "cosine", "shared_labels")
+    result = result.assign(**{c: result[c].round(4) for c in numbers if c in result.columns})
+    if args.format == "json":  # a missing metadata value is null (json has no NaN)
+        records = result.astype(object).where(result.notna(), None).to_dict(orient="records")
+        print(json.dumps(records, indent=1, default=str))
     elif args.format == "tsv":
         print(result.to_csv(sep="\t", index=False), end="")
     else:

@@ -10,25 +10,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 
 from .._keys import DEFAULT, Keys
-from ._utils import finish, new_axes
+from ._utils import categories_of, category_colours, default_colours, finish, new_axes, place_names, short
 
-
-def _palette(adata: ad.AnnData | None, column: str, categories: list[str]) -> dict[str, str]:
-    """Colours for categories: scanpy's ``uns[column + '_colors']`` when present, else tab20."""
-    stored = None if adata is None else adata.uns.get(f"{column}_colors")
-    if stored is not None and len(stored) >= len(categories):
-        return dict(zip(categories, stored, strict=False))
-    cmap = plt.get_cmap("tab20")
-    return {c: cmap(i % 20) for i, c in enumerate(categories)}
+#: Most entries in one column of a legend beside a map (more: another column).
+LEGEND_ROWS = 24
+#: Markers of the labels of each field in the joint map (the first field's: diamonds).
+LABEL_MARKERS = ("D", "s", "^", "v", "p", "h", "o")
 
 
 def embedding(
     adata: ad.AnnData,
     *,
     color: str | None = None,
-    labels: bool | str = True,
+    labels: bool | str | None = None,
     basis: Literal["umap", "pca"] = "umap",
     key: str = DEFAULT,
     ax: Axes | None = None,
@@ -38,16 +35,23 @@ def embedding(
     """The joint picture: region sets and labels in one 2-D map of the shared space.
 
     Draws what :func:`bedspace.tl.layout` computed (``.obsm["X_" + key + "_" + basis]`` for the sets and
-    ``.uns[key + "_" + basis]`` for the labels): run it first.
+    ``.uns[key + "_" + basis]`` for the labels): run it first. Sets are points, coloured by ``color`` with a
+    legend beside the map; labels are diamonds (one marker per field when several fields are shown, told under
+    the map), each named by its value next to it without covering another name (a name moved away is joined to
+    its marker by a line). The labels of the ``color`` field have their category's colour, so a label sits
+    visibly among the sets that carry it.
 
     Parameters
     ----------
     adata
         A collection laid out with :func:`bedspace.tl.layout`.
     color
-        ``.obs`` column to colour the sets by (categorical: a legend; numeric: a colour bar).
+        ``.obs`` column to colour the sets by (categorical or boolean: a legend, in scanpy's colours;
+        numeric: a colour bar).
     labels
-        ``True``: every label, marked and named; a field name: only that field's labels; ``False``: none.
+        Which labels to mark and name: a field name (``"organ"``) for that field's labels; ``True`` for every
+        label; ``False`` for none. Default: the labels of the ``color`` field when it is a label field, else every
+        label.
     basis
         ``"umap"`` or ``"pca"``: which layout to draw.
     key
@@ -57,16 +61,25 @@ def embedding(
 
     Returns
     -------
-    The Axes.
+    The Axes. With a categorical ``color``, writes the colours as scanpy keeps them (when missing, too few or
+    invalid; valid colours are kept), so ``sc.pl.embedding(adata, basis=key + "_" + basis, color=color)`` draws
+    the same:
+
+    ``adata.uns[color + "_colors"]``
+        One colour per category of ``adata.obs[color]``, as hex strings: scanpy's default palette.
     """
     name = Keys(key).layout(basis)
     placed = adata.uns.get(name.removeprefix("X_"))
     if name not in adata.obsm or placed is None:
         raise KeyError(f"no {basis} layout under key {key!r}: run bs.tl.layout(adata, basis={basis!r}) first")
+    if color is not None and color not in adata.obs.columns:
+        raise KeyError(f"no column {color!r} in .obs; available: {list(adata.obs.columns)}")
     sets_xy = np.asarray(adata.obsm[name])
     names = pd.Index(np.asarray(placed["labels"]).astype(str))
     labels_xy = np.asarray(placed["label_coordinates"]).reshape(len(names), 2)
     fields = np.array([n.split("=", 1)[0] for n in names])
+    if labels is None:
+        labels = color if color is not None and color in set(fields) else True
     keep = np.ones(len(names), bool)
     if isinstance(labels, str):
         keep = fields == labels
@@ -74,35 +87,82 @@ def embedding(
             raise KeyError(f"no labels of field {labels!r}; fields are {sorted(set(fields))}")
     elif not labels:
         keep[:] = False
-    names, labels_xy = names[keep], labels_xy[keep]
+    names, labels_xy, fields = names[keep], labels_xy[keep], fields[keep]
 
-    fig, ax = new_axes(ax, size=(7, 6))
+    categorical = color is not None and not _is_numeric(adata.obs[color])
+    colours: dict[str, str] = {}
+    beside = 1.0  # inches right of the map: the colour bar, or the legend of the categories
+    if categorical:
+        values = categories_of(adata, color)
+        colours = category_colours(adata, color)
+        entries = [str(c) for c in values.categories] + (["NA"] if (values.codes < 0).any() else [])
+        columns = max(int(np.ceil(len(entries) / LEGEND_ROWS)), 1)
+        beside = columns * (0.45 + 0.065 * max((len(short(e)) for e in entries), default=0))
+    side = 6 + 0.06 * max(len(names) - 20, 0)  # room for the names of many labels
+    fig, ax = new_axes(ax, size=(side + 0.5 + beside, side))
     if color is None:
-        ax.scatter(*sets_xy.T, s=18, c="0.6", label="region sets", linewidths=0)
-    elif color not in adata.obs.columns:
-        raise KeyError(f"no column {color!r} in .obs; available: {list(adata.obs.columns)}")
-    elif pd.api.types.is_numeric_dtype(adata.obs[color]) and not isinstance(
-        adata.obs[color].dtype, pd.CategoricalDtype
-    ):
+        ax.scatter(*sets_xy.T, s=18, c="0.6", linewidths=0)
+    elif not categorical:
         dots = ax.scatter(*sets_xy.T, s=18, c=adata.obs[color].to_numpy(), cmap="viridis", linewidths=0)
         fig.colorbar(dots, ax=ax, shrink=0.6, label=color)
     else:
-        values = adata.obs[color].astype("category")
-        colours = _palette(adata, color, list(values.cat.categories))
-        for category in values.cat.categories:
-            mask = (values == category).to_numpy()
-            ax.scatter(*sets_xy[mask].T, s=18, color=colours[category], label=str(category), linewidths=0)
-        ax.legend(title=color, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize="small")
-    if len(names):
-        ax.scatter(*labels_xy.T, s=60, marker="D", c="black", edgecolors="white", linewidths=0.8, zorder=3)
-        for (x, y), label in zip(labels_xy, names, strict=True):
-            ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize="x-small", zorder=4)
+        codes = values.codes
+        if (codes < 0).any():
+            ax.scatter(*sets_xy[codes < 0].T, s=18, color="lightgray", linewidths=0, zorder=0)
+        for code, category in enumerate(values.categories):
+            ax.scatter(*sets_xy[codes == code].T, s=18, color=colours[str(category)], linewidths=0)
+
+    shown = list(dict.fromkeys(fields))
+    markers = dict(zip(shown, [LABEL_MARKERS[i % len(LABEL_MARKERS)] for i in range(len(shown))], strict=True))
+    texts = np.array([n.split("=", 1)[1] for n in names], dtype=object)
+    for field, marker in markers.items():
+        rows = fields == field
+        own = field == color and categorical
+        ax.scatter(
+            *labels_xy[rows].T, s=70 if marker == "D" else 55, marker=marker,
+            c=[colours.get(t, "black") for t in texts[rows]] if own else "black",
+            edgecolors="black" if own else "white", linewidths=0.8, zorder=3,
+        )  # fmt: skip
+    if len(shown) > 1:  # which marker is which field, under the map
+        which = [Line2D([], [], linestyle="", marker=m, markersize=7, color="black") for m in markers.values()]
+        key_to_marks = ax.legend(
+            which, [f"{f} label" for f in markers], loc="upper center", bbox_to_anchor=(0.5, -0.06),
+            ncols=len(which), frameon=False, fontsize="small", handletextpad=0.2, borderaxespad=0,
+        )  # fmt: skip
+        if categorical:  # kept beside the legend of the categories, which replaces ax's legend
+            ax.add_artist(key_to_marks)
+            key_to_marks.set_clip_on(False)  # add_artist clips to the axes: drawn and laid out outside them
+    if categorical:
+        dots = [
+            Line2D([], [], linestyle="", marker="o", markersize=6, markeredgewidth=0, color=c)
+            for c in [*colours.values(), "lightgray"][: len(entries)]
+        ]
+        ax.legend(
+            dots, [short(e) for e in entries], title=color, loc="center left", bbox_to_anchor=(1.02, 0.5),
+            frameon=False, fontsize="small", ncols=columns, handletextpad=0.2, columnspacing=0.8, borderaxespad=0,
+        )  # fmt: skip
     ax.set_xlabel(f"{basis.upper()} 1")
     ax.set_ylabel(f"{basis.upper()} 2")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title("region sets (points) and labels (diamonds) in one space")
+    if not len(names):
+        ax.set_title("region sets")
+    elif len(shown) == 1:
+        ax.set_title(f"region sets (points) and {shown[0]} labels (diamonds) in one space")
+    else:
+        ax.set_title("region sets (points) and labels (markers) in one space")
+    if len(names):  # last: the names find room once everything else has its place
+        place_names(ax, labels_xy, [short(t) for t in texts], points=sets_xy)
     return finish(ax, show=show, save=save)
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    """Whether scanpy would draw the column with a colour bar (numbers; not categories, not booleans)."""
+    return (
+        pd.api.types.is_numeric_dtype(values)
+        and not pd.api.types.is_bool_dtype(values)
+        and not isinstance(values.dtype, pd.CategoricalDtype)
+    )
 
 
 def search(
@@ -144,17 +204,28 @@ def search(
         ax.barh(y, result[measure], color="0.4")
     else:
         values = result[color].astype(str)
-        colours = _palette(None, color, list(dict.fromkeys(values)))
+        colours = dict(zip(dict.fromkeys(values), default_colours(values.nunique()), strict=True))
         ax.barh(y, result[measure], color=[colours[v] for v in values])
         handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
-        ax.legend(handles, colours.keys(), title=color, loc="lower right", fontsize="small", frameon=False)
+        ax.legend(
+            handles,
+            colours.keys(),
+            title=color,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1),
+            fontsize="small",
+            frameon=False,
+        )  # beside the bars, never over them
     ax.set_yticks(y, result["name"].astype(str))
     ax.axvline(0, color="black", linewidth=0.6)
     if measure == "probability":
         ax.set_xlabel("probability")
         ax.set_xlim(0, 1)
     else:
-        ax.set_xlabel("classifier score" if "in_domain" in result.columns else "cosine similarity")
+        if "shared_labels" in result.columns:  # r2r by default: the cosine plus the labels the sets share
+            ax.set_xlabel("score (cosine similarity + shared labels)")
+        else:
+            ax.set_xlabel("classifier score" if "in_domain" in result.columns else "cosine similarity")
     return finish(ax, show=show, save=save)
 
 

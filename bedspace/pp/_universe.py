@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pyranges1 as pr
 
 from .._parallel import parallel_map
+from .._quiet import pyranges
 from .._sources import RegionSets, load_source, resolve_sets
 from .._universe import ChromSizes, read_chrom_sizes
+
+if TYPE_CHECKING:
+    import pyranges1 as pr
 
 
 def tile_universe(chrom_sizes: ChromSizes, size: int) -> pr.PyRanges:
@@ -48,7 +52,7 @@ def tile_universe(chrom_sizes: ChromSizes, size: int) -> pr.PyRanges:
     first = np.repeat(np.cumsum(n_tiles) - n_tiles, n_tiles)
     starts = (np.arange(int(n_tiles.sum()), dtype=np.int64) - first) * size
     ends = np.minimum(starts + size, np.repeat(lengths, n_tiles))
-    tiles = pr.PyRanges({"Chromosome": chrom, "Start": starts, "End": ends})
+    tiles = pyranges().PyRanges({"Chromosome": chrom, "Start": starts, "End": ends})
     tiles.attrs["name"] = f"tiles_{size}bp"
     tiles.attrs["chrom_sizes"] = sizes
     return tiles
@@ -108,7 +112,7 @@ def consensus_universe(sets: RegionSets, *, min_sets: int = 5, n_jobs: int | Exe
         )
     table = pd.concat(frames, ignore_index=True)
     table["Chromosome"] = pd.Categorical(table["Chromosome"], categories=sorted(pooled))
-    universe = pr.PyRanges(table)
+    universe = pyranges().PyRanges(table)
     universe.attrs["name"] = f"consensus_min{min_sets}sets"
     return universe
 

@@ -21,6 +21,7 @@ def search(
     method: Literal["regions", "embedding"] | None = None,
     min_probability: float = 0.0,
     approximate: bool = False,
+    obs_columns: str | list[str] | bool | None = None,
     key: str = DEFAULT,
 ) -> pd.DataFrame:
     """Search the joint space of a trained collection.
@@ -71,6 +72,13 @@ def search(
         one-query searches at 10⁴ sets, 3,000 at 10⁵ and 6,000 at 10⁶ (``benchmarks/index.py``); for fewer,
         exact search is faster overall, and ``approximate=True`` still builds the index. ``True`` with
         ``"r2l"`` or with ``method="regions"`` (the default of ``"l2r"`` and ``"r2r"``) is an error.
+    obs_columns
+        ``"l2r"`` and ``"r2r"``: which columns of the sets' ``.obs`` follow the table's own. By default (``None``)
+        the label fields the collection was trained on (``labels`` of :func:`~bedspace.tl.train`, e.g. ``organ``,
+        ``cell_class``, ``assay``), in that order. A column name or a list of names adds those columns after the
+        label fields (``obs_columns=["lab", "treatment"]``); ``"all"`` (or ``True``) shows every ``.obs`` column,
+        in ``.obs``'s order; ``False`` none. An unknown name is a :class:`KeyError` listing the columns there are;
+        any value with ``"r2l"`` (a table of labels, which have no ``.obs``) is an error.
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
 
@@ -83,16 +91,17 @@ def search(
       about 80% are right; absent when the collection was trained with ``calibrate=False``), ``score`` (the
       classifier's score), ``in_domain`` (``False``: the query is unlike every collection set — few of its regions in
       the universe, or no more shared regions than chance — and gets the labels' base rates, with a warning).
-    * ``"l2r"``: ``rank``, ``name`` (a set), ``score`` (the set's calibrated probability of the label, or its
-      classifier score when uncalibrated, or with ``method="embedding"`` the cosine similarity), the sets'
-      ``.obs`` metadata.
+    * ``"l2r"``: ``rank``, ``name`` (a set), ``score`` (the set's classifier score for the label from the other
+      sets, or with ``method="embedding"`` the cosine similarity), ``probability`` (its calibrated probability of
+      the label; absent when uncalibrated and with ``method="embedding"``), ``has_label`` (whether the set carries
+      the label: those come first), then the sets' label fields (and the ``obs_columns`` asked for).
     * ``"r2r"``, ``method="regions"``: ``rank``, ``name`` (a set), ``score`` (``cosine + 0.5 × shared_labels``),
       ``cosine`` (of the set vectors), ``shared_labels`` (the probability that the query carries the set's
-      labels, mean over the fields), the sets' ``.obs`` metadata; a query unlike every collection set gets a
-      warning (its probabilities are the base rates).
+      labels, mean over the fields), then the sets' label fields (and the ``obs_columns`` asked for); a query
+      unlike every collection set gets a warning (its probabilities are the base rates).
     * ``"r2l"`` and ``"r2r"`` with ``method="embedding"``: ranked by ``score`` (raw cosine similarity,
       comparable across queries and searches): ``rank``, ``name`` (a label or a set name), ``score``; for labels
-      ``field`` and ``value``; for sets their ``.obs`` metadata.
+      ``field`` and ``value``; for sets their label fields (and the ``obs_columns`` asked for).
 
     In ``"r2r"`` a set of the collection asked for by name is never its own hit (a BED file is compared with
     every set); in ``"r2l"`` (``"regions"``) it is annotated from the other sets.
@@ -102,12 +111,16 @@ def search(
     ValueError
         The query overlaps no region the model knows (nothing to rank); with several queries such queries are
         left out with a warning instead. ``approximate=True`` with ``"r2l"`` or with ``method="regions"``;
-        ``method="regions"`` in ``"r2r"`` on a collection trained with ``calibrate=False``.
+        ``method="regions"`` in ``"r2r"`` on a collection trained with ``calibrate=False``. ``obs_columns`` with
+        ``"r2l"``, or naming a column of the table's own (``score``…).
+    KeyError
+        ``obs_columns`` names a column the sets' ``.obs`` does not have (the message lists those it has).
 
     Examples
     --------
     >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2l", field="organ")  # doctest: +SKIP
     >>> bs.tl.search(adata, "organ=blood", search_type="l2r", top_k=5)  # doctest: +SKIP
+    >>> bs.tl.search(adata, "organ=blood", search_type="l2r", obs_columns=["lab", "treatment"])  # doctest: +SKIP
     >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2r")  # doctest: +SKIP
     >>> bs.tl.search(adata, "my_peaks.bed.gz", search_type="r2r", method="embedding", approximate=True)  # doctest: +SKIP
     """
@@ -119,4 +132,5 @@ def search(
         method=method,
         min_probability=min_probability,
         approximate=approximate,
+        obs_columns=obs_columns,
     )

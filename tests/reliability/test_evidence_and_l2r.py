@@ -47,9 +47,12 @@ def _only(lines, chromosome):
     return [line for line in lines if line.split("\t", 1)[0] == chromosome]
 
 
-def test_the_annotator_measured_what_small_queries_earn(model):
+def test_the_annotator_measured_what_small_queries_earn(model, hg19_trained):
     evidence = model.need_annotator().evidence_
     assert evidence is not None and evidence.min_regions > 1
+    # a query as large as a set the calibration was fitted on is a whole small experiment to it: not flagged
+    train, _ = hg19_trained
+    assert evidence.min_regions <= train.obs["n_tokens"][train.obs["n_tokens"] > 0].min()
     for field, ceilings in evidence.ceilings.items():
         assert ceilings.shape == SIZES.shape and np.all(np.diff(ceilings) >= 0), field
         assert 0 < ceilings[0] < 0.9, field  # one region earns far less than the 0.93–1.0 stated before
@@ -153,6 +156,13 @@ def test_the_cap_keeps_the_order_and_sums_to_one():
     np.testing.assert_array_equal(capped[1], probabilities[1])  # already below its ceiling
     np.testing.assert_array_equal(capped[2], probabilities[2])  # full evidence
     for before, after in zip(probabilities, capped, strict=True):
+        np.testing.assert_array_equal(np.argsort(before), np.argsort(after))
+    # a ceiling at or below chance keeps the order too (the audit's chrY file: no label tied with another)
+    at_chance = Evidence(100, {"f": np.full(SIZES.size, 0.2)}, {}, None).limit(
+        "f", probabilities, sizes, np.ones(3, bool), np.full(3, -1)
+    )
+    for before, after in zip(probabilities, at_chance, strict=True):
+        assert after.max() == pytest.approx(1 / 3, abs=1e-5) and np.unique(after).size == 3
         np.testing.assert_array_equal(np.argsort(before), np.argsort(after))
 
 
