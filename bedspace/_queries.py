@@ -1,4 +1,4 @@
-"""Region-set queries of a search: BED files, folders, interval frames, an AnnData, or stored sets by name.
+"""Region-set queries of a search: BED files, folders, patterns, interval frames, an AnnData, or stored sets by name.
 
 Every form becomes the same :class:`Queries`: names, tokens on the model's universe, the share of each query's
 regions in the universe, and, for a stored set asked for by name, its row (it is then never its own hit, and is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from ._lazy import is_anndata
 from ._similarity import unit_rows
-from ._sources import resolve_sets
+from ._sources import is_pattern, matching_paths, resolve_sets
 from ._warnings import warn
 from .annotate import TokenMatrix
 from .annotate._tokens import TokenRows
@@ -72,8 +73,11 @@ class Queries:
 def parse_queries(model, query) -> Queries:
     """The :class:`Queries` of any query form :func:`bedspace.tl.search` accepts.
 
-    An existing file is always read as a file, even when a stored set has its name; a string that is not
-    a file is a stored set's name.
+    A path, or each item of a list: an existing file is always read as a file, even when a stored set has its
+    name; a folder stands for its BED files (sorted by name); a string that is neither but a shell-style pattern
+    (``"peaks/*.bed.gz"``) stands for the paths it matches, sorted, each as if given (a pattern that matches
+    nothing is an error naming it, unless it is a stored set's name); any other string is a stored set's name.
+    Queries are named by :func:`query_names`.
     """
     universe, reference = model.universe, model.reference
     n_regions = len(universe)
@@ -93,10 +97,18 @@ def parse_queries(model, query) -> Queries:
             raise ValueError("a query is an empty name: give a BED file, a folder of them or a set of the collection")
         path = Path(item)
         if path.exists():
-            named += [(name, bed) for name, bed in resolve_sets(path)] if path.is_dir() else [(path.name, path)]
+            named += _files_of(path)
+            continue
+        matches = matching_paths(item) if is_pattern(item) else []
+        if matches:
+            named += [file for match in matches for file in _files_of(match)]
             continue
         row = reference.position(str(item)) if reference is not None and isinstance(item, str) else None
         if row is None:
+            if is_pattern(item):
+                raise FileNotFoundError(
+                    f"query {item!r}: no file matches this pattern (nor is it a region set of the collection)"
+                )
             known = [] if reference is None else reference.names.tolist()
             close = difflib.get_close_matches(str(item), known, n=3)
             hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -104,6 +116,7 @@ def parse_queries(model, query) -> Queries:
                 f"query {str(item)!r} is neither a BED file nor a region set of the collection{hint}"
             )
         named.append((str(item), row))
+    named = query_names(named)
     files = [(name, source) for name, source in named if isinstance(source, Path)]
     tokenized = universe.tokenize(files) if files else None
     file_tokens = _rows(tokenized, n_regions) if files else None
@@ -132,6 +145,34 @@ def parse_queries(model, query) -> Queries:
             next_stored += 1
     tokens = TokenRows.stacked(parts, n_regions)
     return _queries(model, [name for name, _ in named], tokens, np.asarray(coverage), np.asarray(own))
+
+
+def _files_of(path: Path) -> list[tuple[str, Path]]:
+    """An existing path as named query files: a folder's BED files (sorted), or the file itself."""
+    return resolve_sets(path) if path.is_dir() else [(path.name, path)]
+
+
+def query_names(named: list[tuple[str, Path | int]]) -> list[tuple[str, Path | int]]:
+    """Each query once, under a name of its own.
+
+    A query is named by its file's name (``a.bed.gz``) or its stored set's name. A file given twice (itself and
+    in its folder, or matched by two patterns) is one query. Files of one name in different folders are named
+    by their paths as given (``rep1/a.bed.gz``, ``rep2/a.bed.gz``), so that no two queries share a name.
+    """
+    seen, unique = set(), []
+    for name, source in named:
+        key = Path(os.path.abspath(source)) if isinstance(source, Path) else source
+        if key not in seen:
+            seen.add(key)
+            unique.append((name, source))
+    counts = Counter(name for name, _ in unique)
+    named = [
+        (str(source) if counts[name] > 1 and isinstance(source, Path) else name, source) for name, source in unique
+    ]
+    repeated = sorted(name for name, count in Counter(name for name, _ in named).items() if count > 1)
+    if repeated:  # a stored set named like another query's path
+        raise ValueError(f"two queries have the same name, {repeated[:10]}: give the files by other paths")
+    return named
 
 
 def _queries(model, names, tokens: TokenRows, coverage, own) -> Queries:

@@ -119,6 +119,7 @@ def shown_columns(metadata: pd.DataFrame, fields: list[str], obs_columns=None) -
 
 
 def _several(query, queries: Queries) -> bool:
+    """Whether the table keeps its ``query`` column: more than one query asked for (before any is left out)."""
     return len(queries.names) > 1 or isinstance(query, list | tuple) or is_anndata(query)
 
 
@@ -128,8 +129,9 @@ def _sets_to_labels(model, query, top_k, field, method, min_probability) -> pd.D
     method = method or ("regions" if model.can_annotate else "embedding")
     fields = labels.fields if field is None else [field]
     labels.in_field(fields[0])  # an unknown field is an error naming the fields
-    queries = parse_queries(model, query).rankable(by_vectors=method == "embedding")
-    several = _several(query, queries)
+    parsed = parse_queries(model, query)
+    several = _several(query, parsed)  # before rankable: a folder of two files keeps its query column with one left
+    queries = parsed.rankable(by_vectors=method == "embedding")
     if method == "embedding":
         if min_probability:
             raise ValueError("min_probability needs calibrated probabilities: use method='regions'")
@@ -265,8 +267,9 @@ def _sets_to_sets(model, query, top_k, method, approximate, obs_columns) -> pd.D
             "approximate=True finds sets by the cosine of their vectors alone: use method='embedding' (the "
             "default r2r also weighs the probability that a set shares the query's labels)"
         )
-    queries = parse_queries(model, query).rankable(by_vectors=True)
-    several = _several(query, queries)
+    parsed = parse_queries(model, query)
+    several = _several(query, parsed)
+    queries = parsed.rankable(by_vectors=True)
     if approximate:
         shown = shown_columns(reference.metadata, fields, obs_columns)
         return _approximate_table(

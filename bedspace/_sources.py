@@ -1,7 +1,8 @@
-"""Turning the ways users name region sets (folder, paths, frames) into named sources, and loading them."""
+"""Turning the ways users name region sets (folder, paths, patterns, frames) into named sources, and loading them."""
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -36,6 +37,20 @@ def bed_files_in(folder: Path) -> list[Path]:
             f"{', '.join(BED_SUFFIXES)}, optionally followed by .gz)"
         )
     return files
+
+
+def is_pattern(text) -> bool:
+    """Whether ``text`` is a shell-style pattern (``*``, ``?`` or ``[...]``) rather than a plain name."""
+    return isinstance(text, str) and any(character in text for character in "*?[")
+
+
+def matching_paths(pattern: str) -> list[Path]:
+    """The paths a shell-style pattern matches, sorted; an empty list when none does.
+
+    The pattern is expanded as a shell would (``peaks/*.bed.gz``; a name starting with a dot is matched only by
+    a pattern starting with one), and ``**`` matches folders at any depth.
+    """
+    return sorted(Path(path) for path in glob.glob(pattern, recursive=True))
 
 
 def resolve_sets(sets: RegionSets) -> list[tuple[str, Source]]:

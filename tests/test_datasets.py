@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import http.server
 import os
+import re
+import threading
 
 import numpy as np
 import pandas as pd
@@ -10,6 +14,7 @@ import pytest
 
 import bedspace as bs
 from bedspace.datasets import _encode
+from bedspace.datasets._files import ChecksumMismatchError
 
 
 def test_insulators_offline():
@@ -50,15 +55,37 @@ def test_encode_hg19_incomplete_folder(tmp_path):
         bs.datasets.encode_hg19(tmp_path)
 
 
-def test_encode_hg19_download(hg19, tmp_path, monkeypatch):
-    """The download path, served from a local mirror of the originals (file:// URLs), on 10 of the files."""
+@pytest.fixture
+def http_mirror(tmp_path, monkeypatch):
+    """A folder served over HTTP on localhost (as pooch downloads from the web): ``(folder, base_url)``."""
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")  # a proxy of the environment must not be asked
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_encode_hg19_download(hg19, tmp_path, monkeypatch, http_mirror):
+    """The download path, through pooch from a local HTTP mirror of the originals, on 10 of the files."""
+    import pooch
+
     monkeypatch.setenv("BEDSPACE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("BEDSPACE_DATA_DIR", raising=False)
     manifest = _encode._manifest()
     subset = manifest.groupby("collection").head(4).head(10).reset_index(drop=True)
     monkeypatch.setattr(_encode, "_manifest", lambda: subset)
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
+    mirror, base = http_mirror
     for row in subset.itertuples():
         # originals are narrowPeak, unsorted, with other chromosomes: give the mirror that shape
         text = gzip.decompress((hg19.beds / row.file_name).read_bytes()).decode()
@@ -73,9 +100,22 @@ def test_encode_hg19_download(hg19, tmp_path, monkeypatch):
     monkeypatch.setattr(_encode, "_checksums", lambda: expected)
     sizes = mirror / "hg19.chrom.sizes"
     sizes.write_text("chrM\t16571\nchr6_apd_hap1\t4622290\n" + hg19.chrom_sizes.read_text())
-    monkeypatch.setattr(_encode, "SOURCE_URL", f"file://{mirror}/{{name}}")
-    monkeypatch.setattr(_encode, "CHROM_SIZES_URL", f"file://{sizes}")
+    monkeypatch.setattr(_encode, "SOURCE_URL", f"{base}/{{name}}")
+    monkeypatch.setattr(_encode, "CHROM_SIZES_URL", f"{base}/hg19.chrom.sizes")
+    calls = []
+    retrieve = pooch.retrieve
+
+    def spy(url, known_hash, **kwargs):
+        calls.append((url, known_hash))
+        return retrieve(url, known_hash, **kwargs)
+
+    monkeypatch.setattr(pooch, "retrieve", spy)
     data = bs.datasets.encode_hg19()
+    # every original through pooch, pinned to its sha256; the chromosome sizes unpinned (their kept lines are checked)
+    assert calls == [
+        (f"{base}/{os.path.basename(p)}", f"sha256:{digest}")
+        for p, digest in zip(subset["source_path"], expected["source_sha256"], strict=True)
+    ] + [(f"{base}/hg19.chrom.sizes", None)]
     assert data.beds == tmp_path / "cache" / "hg19_bedsets" / "beds"
     assert [p.name for p in data.files] == sorted(subset["file_name"])
     for name in subset["file_name"]:
@@ -89,14 +129,41 @@ def test_encode_hg19_download(hg19, tmp_path, monkeypatch):
     assert len(bs.io.read_bed(data.universes["consensus"])) == len(consensus) > 0
     assert not (data.beds.parent / "originals").exists()
     # a second call finds the finished download and fetches nothing
+    calls.clear()
     monkeypatch.setattr(_encode, "SOURCE_URL", "file:///nonexistent/{name}")
     assert bs.datasets.encode_hg19().beds == data.beds
+    assert calls == []
 
 
-def test_failed_download_says_which_url(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["file", "http"])
+def test_failed_download_says_which_url(tmp_path, monkeypatch, http_mirror, where):
     monkeypatch.setenv("BEDSPACE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("BEDSPACE_DATA_DIR", raising=False)
-    monkeypatch.setattr(_encode, "SOURCE_URL", "file:///nonexistent/{name}")
-    with pytest.raises(OSError, match="could not download file:///nonexistent/"):
+    base = "file:///nonexistent" if where == "file" else f"{http_mirror[1]}/nonexistent"  # an HTTP 404
+    monkeypatch.setattr(_encode, "SOURCE_URL", f"{base}/{{name}}")
+    with pytest.raises(OSError, match=f"could not download {re.escape(base)}/"):
         bs.datasets.encode_hg19()
-    assert not [p for p in (tmp_path / "cache").rglob("*") if p.name.endswith(".tmp")]
+    # pooch's temporary file is gone; nothing was kept
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+
+
+def test_a_download_is_moved_into_place_only_when_whole_and_checked(tmp_path, http_mirror):
+    """pooch writes a temporary file beside the destination and moves it only after the sha256 matched."""
+    mirror, base = http_mirror
+    (mirror / "a.txt").write_bytes(b"x" * 3_000_000)
+    good = hashlib.sha256(b"x" * 3_000_000).hexdigest()
+    destination = tmp_path / "out" / "a.txt"
+    with pytest.raises(ChecksumMismatchError) as info:
+        _encode._fetch(f"{base}/a.txt", destination, desc="a", sha256="0" * 64)
+    assert f"a.txt (downloaded from {base}/a.txt): sha256 is {good}, expected {'0' * 64}" in str(info.value)
+    assert list((tmp_path / "out").iterdir()) == []  # neither the file nor pooch's temporary one
+    _encode._fetch(f"{base}/a.txt", destination, desc="a", sha256=good)
+    assert destination.read_bytes() == b"x" * 3_000_000
+    assert list((tmp_path / "out").iterdir()) == [destination]
+    (mirror / "a.txt").unlink()  # a file already there with the right sha256 is not downloaded again
+    _encode._fetch(f"{base}/a.txt", destination, desc="a", sha256=good)
+    destination.write_bytes(b"changed")  # nor kept when it differs: fetched again, and the source is gone
+    with pytest.raises(OSError, match=f"could not download {re.escape(base)}/a.txt"):
+        _encode._fetch(f"{base}/a.txt", destination, desc="a", sha256=good)
+    with pytest.raises(OSError, match="could not download gopher://x/a.txt: unknown protocol .gopher."):
+        _encode._fetch("gopher://x/a.txt", destination, desc="a", sha256=good)

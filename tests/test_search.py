@@ -257,6 +257,18 @@ def test_distances_knn_graph(hg19_trained):
         bs.tl.distances(train, n_neighbors=1, copy=True)
 
 
+def test_distances_without_the_neighbour_graph(hg19_trained, tmp_path):
+    """``neighbors=False`` writes the set × label similarities alone, as with the graph, and they survive h5ad."""
+    train, _ = hg19_trained
+    full = bs.tl.distances(train, copy=True)
+    alone = bs.tl.distances(train, neighbors=False, copy=True)
+    assert "bedspace_neighbors" not in alone.uns and "bedspace_neighbors_distances" not in alone.obsp
+    pd.testing.assert_frame_equal(alone.obsm["bedspace_label_similarity"], full.obsm["bedspace_label_similarity"])
+    alone.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    pd.testing.assert_frame_equal(back.obsm["bedspace_label_similarity"], full.obsm["bedspace_label_similarity"])
+
+
 def test_large_collection_default_is_knn(monkeypatch, hg19_trained):
     from bedspace.tl import _distances
 

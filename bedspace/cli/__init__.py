@@ -1,4 +1,4 @@
-"""The ``bedspace`` command line: ``preprocess``, ``train``, ``distances``, ``search`` and ``demo``."""
+"""The ``bedspace`` command line: ``preprocess``, ``train``, ``distances``, ``search``, ``reference`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import _demo, _pipeline
+from . import _demo, _pipeline, _reference
 
 USER_ERRORS = (OSError, ValueError, KeyError, TypeError)
 
@@ -139,8 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         commands, "search", help="region set → labels, label → region sets, region set → region sets",
         description="Search the joint space. r2l: annotate a BED file; l2r: find sets for a label; r2r: find sets "
-        "like a BED file. The BED file need not have been seen in training.",
+        "like a BED file. The BED file need not have been seen in training. r2l and r2r answer several BED files, "
+        "folders of them or quoted patterns at once, in one table whose query column names each row's file.",
         examples=["bedspace search -t r2l -d distances.pkl -q query_regions.bed -n 10",
+                  "bedspace search -t r2l -d model/ -q a.bed.gz b.bed.gz peaks/ --format tsv",
+                  "bedspace search -t r2l -d model/ -q 'peaks/*.bed.gz' -n 3",
                   'bedspace search -t l2r -d distances.pkl -q "T_cell" -n 10',
                   "bedspace search -t r2r -d distances.pkl -q query_regions.bed -n 10 --format tsv",
                   "bedspace search -t r2r -d distances.pkl -q query_regions.bed --columns lab,treatment",
@@ -150,7 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-d", "--distances", required=True, help="file written by distances, or a model folder written by train"
     )
-    p.add_argument("-q", "--query", required=True, help="a BED file (r2l, r2r), or a label such as T_cell (l2r)")
+    p.add_argument(
+        "-q", "--query", required=True, nargs="+", metavar="QUERY",
+        help="r2l, r2r: BED files, folders of them, or quoted patterns such as 'peaks/*.bed.gz' (expanded by "
+        "bedspace, sorted); with several queries each row's query column names its file. l2r: one label, such as "
+        "T_cell",
+    )  # fmt: skip
     p.add_argument("-n", type=positive, default=10, help="number of results (default: 10)")
     p.add_argument("-f", "--field", default=None, help="only labels of this field (r2l)")
     p.add_argument(
@@ -172,27 +180,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_pipeline.search)
 
     p = _command(
-        commands, "demo", help="run the whole pipeline on bundled data",
-        description="The whole pipeline with the built-in engine — tokenize, train, similarities, the three "
-        "searches, a held-out evaluation against the overlap baseline, a figure — on the bundled dm3 insulator "
-        "sets (offline) or on your own folder.",
+        commands, "demo", help="run the whole method on real data bundled with bedspace (offline, seconds)",
+        description="The whole method with the built-in engine on real data, offline: the 171 hg19 ENCODE and "
+        "blood region sets bundled with bedspace (their peaks on chr21 and chr22) are tokenized; a quarter of each "
+        "organ is held out; the rest train the joint embedding and the default annotator; the held-out sets are "
+        "annotated, found by label and matched, beside overlap and enrichment; a figure. The same output every "
+        "run. Or on your own folder (--data).",
         examples=["bedspace demo",
                   "bedspace demo --data beds/ --metadata labels.csv --universe universe.bed --labels cell_type,assay"],
     )  # fmt: skip
-    p.add_argument("--data", help="folder of BED files (default: the bundled dm3 insulator sets)")
+    p.add_argument("--data", help="folder of BED files (default: the bundled hg19 chr21–22 sets)")
     p.add_argument("--metadata", help="CSV with a file_name column (with --data)")
     p.add_argument("--universe", help="universe BED file (with --data)")
-    p.add_argument("--labels", default="cell_type", help="comma-separated label columns (with --data)")
+    p.add_argument(
+        "--labels", default="cell_type",
+        help="comma-separated label columns, the first split by (with --data; default: cell_type)",
+    )  # fmt: skip
     p.add_argument("--dim", type=positive, default=50, help="embedding dimension (default: 50)")
     p.add_argument("--epochs", type=positive, default=30, help="training epochs (default: 30)")
     p.add_argument(
         "--figure", default="bedspace_demo.png", help="where to write the figure (default: bedspace_demo.png)"
     )
-    p.add_argument("-j", "--jobs", type=positive, default=None, help="parallel threads (default: all cores)")
+    p.add_argument(
+        "-j", "--jobs", type=positive, default=None,
+        help="threads (default: all cores to tokenize, one to train: training on several threads is faster but "
+        "its numbers vary slightly from run to run)",
+    )  # fmt: skip
     p.add_argument(
         "--overwrite", action="store_true", help="replace the figure of an earlier demo (never any other file)"
     )
     p.set_defaults(func=_demo.demo)
+
+    p = _command(
+        commands, "reference", help="build a ready reference model folder (encode-hg19) to annotate BED files with",
+        description="Build a ready reference: download the collection once (or read a local copy from --data or "
+        "$BEDSPACE_DATA_DIR), tokenize it, train with the built-in engine on its label fields and calibrate the "
+        "default annotator, then save a model folder. encode-hg19: the 172 labelled hg19 region sets on their "
+        "consensus universe, labels organ, cell_class and assay. search -t r2l -d on the folder annotates BED files.",
+        examples=["bedspace reference encode-hg19 -o ref/",
+                  "bedspace search -t r2l -d ref/ -q my_peaks/",
+                  "bedspace reference encode-hg19 -o ref/ --data hg19_copy/ -j 1 --seed 0 --overwrite"],
+    )  # fmt: skip
+    p.add_argument(
+        "name", choices=_reference.NAMES, metavar="NAME", help=f"the reference: {', '.join(_reference.NAMES)}"
+    )
+    p.add_argument("-o", "--output", required=True, help="model folder to write")
+    p.add_argument(
+        "--data", default=None, metavar="PATH",
+        help="a local copy of the collection (default: $BEDSPACE_DATA_DIR, else downloaded once into the cache)",
+    )  # fmt: skip
+    p.add_argument("--dim", type=positive, default=100, help="embedding dimension (default: 100)")
+    p.add_argument("--epochs", type=positive, default=50, help="training epochs (default: 50)")
+    p.add_argument(
+        "-j", "--jobs", type=positive, default=None, help="threads (default: all cores; 1: reproducible embedding)"
+    )
+    p.add_argument(
+        "--seed", type=_whole_number(0), default=0, help="random seed of training and calibration (default: 0)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model folder (never any other folder)")
+    p.set_defaults(func=_reference.reference)
     return parser
 
 

@@ -248,6 +248,11 @@ def distances(args: argparse.Namespace) -> None:
 def search(args: argparse.Namespace) -> None:
     from bedspace._model import BEDSpaceModel
 
+    if args.type == "l2r" and len(args.query) > 1:
+        raise ValueError(
+            f"-t l2r takes one label, got {len(args.query)} values {args.query[:5]}; quote a label with spaces "
+            '(-q "cell_type=T cell")'
+        )
     source = Path(args.distances)
     if source.is_dir():  # a model folder (from train): opened without reading what the search does not need
         model = BEDSpaceModel.load(source)
@@ -261,9 +266,10 @@ def search(args: argparse.Namespace) -> None:
     if args.columns is not None:  # the same table as bs.tl.search(..., obs_columns=...)
         names = [c.strip() for c in args.columns.split(",") if c.strip()]
         options["obs_columns"] = "all" if names == ["all"] else names
-    result = model.search(
-        args.query, search_type=args.type, top_k=args.n, field=args.field, method=args.method, **options
-    )
+    # one value: the table of one query (or of a folder or pattern: a query column when it holds several files);
+    # several values: always a query column, as for a list in Python
+    query = args.query[0] if len(args.query) == 1 else list(args.query)
+    result = model.search(query, search_type=args.type, top_k=args.n, field=args.field, method=args.method, **options)
     numbers = ("score", "probability", "cosine", "shared_labels")
     result = result.assign(**{c: result[c].round(4) for c in numbers if c in result.columns})
     if args.format == "json":  # a missing metadata value is null (json has no NaN)

@@ -21,6 +21,7 @@ def distances(
     *,
     key: str = DEFAULT,
     n_neighbors: int | None = None,
+    neighbors: bool = True,
     key_added: str | None = None,
     copy: bool = False,
 ) -> ad.AnnData | None:
@@ -39,6 +40,10 @@ def distances(
         Neighbours per set (the set itself included, as in scanpy). ``None``: every pair when the collection
         has at most 2,000 sets (exact all-pairs), else 15 — never a dense sets × sets matrix for a large
         collection. Above 4,096 sets scanpy's approximate search (pynndescent) is used.
+    neighbors
+        Build the neighbour graph. ``False``: only the set × label similarities, e.g. for
+        :func:`bedspace.pl.label_similarity` alone (scanpy's graph compiles UMAP's code the first time a process
+        builds one: seconds).
     key_added
         Prefix of the keys written (default: ``key``).
     copy
@@ -51,7 +56,7 @@ def distances(
     ``adata.obsm[k + "_label_similarity"]``
         DataFrame, sets × labels, raw cosine similarity; columns ``field=value`` (never rescaled, so scores are
         comparable across sets, labels and collections).
-    ``adata.obsp[k + "_neighbors_distances"]``
+    ``adata.obsp[k + "_neighbors_distances"]`` (with ``neighbors``; so are the two keys below)
         Cosine distance (1 − similarity) to each set's neighbours, sparse.
     ``adata.obsp[k + "_neighbors_connectivities"]``
         UMAP connectivities of that graph (scanpy's weights), sparse.
@@ -73,6 +78,8 @@ def distances(
     sets = unit_rows(np.asarray(adata.obsm[keys.set_vectors]))
     similarity = pd.DataFrame(sets @ label_vectors.T, index=adata.obs_names, columns=labels.names)
     store(adata, "obsm", written.label_similarity, similarity, "set × label cosine similarity")
+    if not neighbors:
+        return adata if copy else None
     sc.pp.neighbors(
         adata,
         n_neighbors=int(n_neighbors),

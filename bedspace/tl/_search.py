@@ -34,7 +34,10 @@ def search(
         For ``"r2l"`` and ``"r2r"``: a BED file path (never seen in training is the main case: it is tokenized
         onto the collection's universe), a folder or list of BED paths, a DataFrame/PyRanges of intervals, the
         name of a set of the collection, or an AnnData of sets tokenized on the same universe. A path that
-        exists is always read as a file, even when a set of the collection has the same name.
+        exists is always read as a file, even when a set of the collection has the same name. A string
+        with ``*``, ``?`` or ``[`` that is no existing path is a glob pattern (``"peaks/*.bed.gz"``, sorted,
+        ``**`` for any depth), alone or in a list. Several queries give one table with a ``query`` column: each
+        file's name, or its path as given when two files share a name.
         For ``"l2r"``: a label, ``"cell_class=T cell"`` or a bare value ``"T cell"`` (an error if that value
         exists in several fields; a near miss such as ``"T_cell"`` is accepted when unambiguous), or a list.
     search_type
