@@ -10,6 +10,8 @@ is dropped (bedshift's order). Level 0 is the held-out sets themselves. Every le
 ``bs.tl.evaluate``: r2l hit@1 (the set's true label is the top-ranked one) per field, for the default annotator
 (``bedspace``: the kernel ridge classifier on the sets' region overlap), the label vectors alone
 (``bedspace-labels``), beside the Jaccard kNN ``overlap`` baseline and the other baselines ``evaluate`` reports.
+Then the confidence the default states at each level, as ``bs.tl.search``'s r2l table shows it: mean probability
+of the top label against the share right, and the answers stated at >= 0.9 with the share of them right.
 
 The perturbed sets are synthetic. The consensus universe was built from all 172 sets, held-out ones included (as
 the published BEDspace evaluation did); ``benchmarks/evaluate.py`` shows the leak-free variant.
@@ -33,6 +35,7 @@ import pandas as pd  # noqa: E402
 import bedspace as bs  # noqa: E402
 
 FIELDS = ["organ", "cell_class", "assay"]
+CONFIDENCE = ["stated", "right", "n stated >= 0.9", "right when >= 0.9 (count)"]
 LEVELS = [0.0, 0.1, 0.2, 0.4, 0.6, 0.8]
 STYLE = {
     "bedspace": ("C0", "-", "o"),
@@ -71,8 +74,23 @@ def scores(data, adata, seed: int, levels: list[float], epochs: int, threads: in
         hits = table[(table["search"] == "r2l") & (table["metric"] == "hit@1")]
         rows += [(seed, level, r.field, r.method, r.value) for r in hits.itertuples()]
         # share of the perturbed sets the default annotator judges unlike the collection (base rates, a warning)
-        answers = bs.tl.search(train, tokenized, search_type="r2l", field=FIELDS[0], top_k=1)
-        rows.append((seed, level, "all", "share out of domain", float(1 - answers["in_domain"].mean())))
+        answers = bs.tl.search(train, tokenized, search_type="r2l", top_k=1)
+        first = answers[answers["field"] == FIELDS[0]]
+        rows.append((seed, level, "all", "share out of domain", float(1 - first["in_domain"].mean())))
+        # the confidence a user reads: the top label's probability against whether it is right
+        for field in FIELDS:
+            top = answers[answers["field"] == field].set_index("query")
+            truth = tokenized.obs.loc[top.index, field].astype(str)
+            top = top[truth.isin(set(train.obs[field].dropna().astype(str)))]  # labels training knows, as evaluate
+            right = top["value"].astype(str) == truth[top.index]
+            stated = top["probability"].astype(float)
+            sure = stated >= 0.9
+            rows += [
+                (seed, level, field, "stated", float(stated.mean())),
+                (seed, level, field, "right", float(right.mean())),
+                (seed, level, field, "n stated >= 0.9", float(sure.sum())),
+                (seed, level, field, "right when >= 0.9 (count)", float(right[sure].sum())),
+            ]
         print(f"  level {level:g}: perturbed, tokenized and evaluated in {time.perf_counter() - t0:.0f} s")
     return pd.DataFrame(rows, columns=["seed", "level", "field", "method", "hit@1"])
 
@@ -135,6 +153,25 @@ def main() -> None:
         .agg(mean="mean", sd=lambda x: x.std(ddof=1) if len(x) > 1 else 0.0)
         .reset_index()
     )
+    confidence = results[results["method"].isin(CONFIDENCE)].pivot_table(
+        index=["field", "level"], columns="method", values="hit@1", aggfunc="sum"
+    )
+    n = len(args.seeds)
+    table = pd.DataFrame(
+        {
+            "stated": confidence["stated"] / n,
+            "right": confidence["right"] / n,
+            "stated - right": (confidence["stated"] - confidence["right"]) / n,
+            "n stated >= 0.9": confidence["n stated >= 0.9"].astype(int),
+            "right when >= 0.9": confidence["right when >= 0.9 (count)"] / confidence["n stated >= 0.9"],
+        }
+    )
+    print(
+        "\nthe default annotator's stated confidence (top label's probability, as bs.tl.search shows it), mean over "
+        f"seeds; answers stated >= 0.9 pooled over them:\n{table.loc[FIELDS].round(3).to_string()}"
+    )
+    results = results[~results["method"].isin(CONFIDENCE)]
+    summary = summary[~summary["method"].isin(CONFIDENCE)].copy()
     methods = list(dict.fromkeys(summary["method"]))
     spread = len(args.seeds) > 1
     pairs = zip(summary["mean"], summary["sd"], strict=True)
