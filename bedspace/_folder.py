@@ -2,8 +2,9 @@
 
 Format 3 (written by :func:`save`)::
 
-    model.json            format, bedspace version, dim, counts, parameters, universe (name, chromosome sizes),
-                          loss, and the size and sha256 of every other file
+    model.json            format, bedspace version, dim, counts, parameters, universe (name, chromosome sizes,
+                          genome build: ``assembly``, when known; older folders lack it), loss, and the size and
+                          sha256 of every other file
     universe.npz          the regions (compressed): chromosome names, each region's chromosome, start and end
     region_vectors.npy    regions × dim, float16 (memory-mapped: a query reads the rows of its regions only)
     labels.tsv            field and value of each label
@@ -209,6 +210,8 @@ def _load(cls, folder: _Folder):
         universe = Universe.from_intervals(
             _read(read_intervals, files.path("universe")), name=name, chrom_sizes=chrom_sizes
         )
+    if info.get("assembly") is not None:  # the genome build: optional (older folders do not record it)
+        universe = universe.with_assembly(str(info["assembly"]))
     labels = files.read(
         "labels", lambda handle: LabelTable.from_frame(pd.read_csv(handle, sep="\t", dtype=str, keep_default_na=False))
     )

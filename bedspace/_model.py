@@ -399,6 +399,7 @@ class BEDSpaceModel:
         min_probability: float = 0.0,
         approximate: bool = False,
         obs_columns: str | list[str] | bool | None = None,
+        assembly: str | None = None,
     ) -> pd.DataFrame:
         """Search the joint space: see :func:`bedspace.tl.search` for the query forms, the options and the result.
 
@@ -410,13 +411,35 @@ class BEDSpaceModel:
         :class:`~bedspace._reference.ReferenceSets` (not saved in model folders); scores stay exact cosines.
         The default r2r (``method="regions"``) adds to the cosine the probability that the query shares a set's
         labels (:meth:`set_scores`).
+
+        ``assembly`` is the genome build of a region-set query's coordinates (``"hg38"``): when it is not the
+        reference's (:attr:`universe`'s ``assembly``), the query is lifted onto the reference's build first.
         """
         from ._search import search
 
         return search(
             self, query, search_type, top_k, field, method=method, min_probability=min_probability,
-            approximate=approximate, obs_columns=obs_columns,
+            approximate=approximate, obs_columns=obs_columns, assembly=assembly,
         )  # fmt: skip
+
+    def explain(
+        self,
+        query,
+        *,
+        label: str | list[str] | None = None,
+        field: str | None = None,
+        top_k: int | None = 100,
+        assembly: str | None = None,
+    ):
+        """Why the query got a label: see :func:`bedspace.tl.explain` for the options and the result.
+
+        Returns an :class:`~bedspace._explain.Explanation`: the label's score split exactly over the query's
+        universe regions and the reference sets (its ``regions``, ``sets`` and ``labels`` tables, and
+        ``write_bed``).
+        """
+        from ._explain import explain
+
+        return explain(self, query, label, field, top_k, assembly=assembly)
 
     def need_reference(self) -> ReferenceSets:
         """The reference sets, or an error saying how to carry them."""

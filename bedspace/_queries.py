@@ -4,6 +4,10 @@ Every form becomes the same :class:`Queries`: names, tokens on the model's unive
 regions in the universe, and, for a stored set asked for by name, its row (it is then never its own hit, and is
 annotated from the other sets). Vectors are embedded only when a search needs them (r2l by the default
 annotator does not).
+
+Intervals of another genome build (``assembly=``) are lifted onto the reference's first
+(:func:`bedspace._builds.lift_sets`); asked without it, a file or frame that lies in the universe poorly is checked
+for the look of another build, and a warning says which and how to lift it (:func:`bedspace._builds.resembled_builds`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._builds import lift_sets, lifting, resembled_builds, warn_resembled
 from ._lazy import is_anndata
 from ._similarity import unit_rows
 from ._sources import is_pattern, matching_paths, resolve_sets
@@ -70,7 +75,7 @@ class Queries:
         return kept
 
 
-def parse_queries(model, query) -> Queries:
+def parse_queries(model, query, *, assembly: str | None = None) -> Queries:
     """The :class:`Queries` of any query form :func:`bedspace.tl.search` accepts.
 
     A path, or each item of a list: an existing file is always read as a file, even when a stored set has its
@@ -78,17 +83,26 @@ def parse_queries(model, query) -> Queries:
     (``"peaks/*.bed.gz"``) stands for the paths it matches, sorted, each as if given (a pattern that matches
     nothing is an error naming it, unless it is a stored set's name); any other string is a stored set's name.
     Queries are named by :func:`query_names`.
+
+    ``assembly``: the genome build of the files' and frames' coordinates; when it is not the reference's they are
+    lifted onto it before they are tokenized. Stored sets and an AnnData are on the universe already.
     """
     universe, reference = model.universe, model.reference
     n_regions = len(universe)
+    lift_from = lifting(universe.assembly, assembly, what=f"the reference (universe {universe.name!r})")
     if is_anndata(query):
+        if lift_from is not None:
+            raise ValueError(
+                f"assembly={assembly!r}: an AnnData query is tokens of the universe already and cannot be lifted; "
+                "give its BED files (or lift them with bs.pp.liftover and tokenize them again)"
+            )
         universe.check_same(query.var, what="the query AnnData")
         column = "frac_regions_in_universe"
         coverage = query.obs[column].to_numpy(np.float64) if column in query.obs else None
         tokens = TokenMatrix.of(query.X).read().compact()
         return _queries(model, query.obs_names.tolist(), tokens, coverage, None)
     if isinstance(query, pd.DataFrame):
-        tokenized = universe.tokenize(resolve_sets({"query": query}))
+        tokenized = _tokenized(universe, resolve_sets({"query": query}), lift_from)
         return _queries(model, ["query"], _rows(tokenized, n_regions), _coverage(tokenized), None)
     items = [query] if isinstance(query, str | os.PathLike) else list(query)
     named: list[tuple[str, Path | int]] = []
@@ -118,7 +132,7 @@ def parse_queries(model, query) -> Queries:
         named.append((str(item), row))
     named = query_names(named)
     files = [(name, source) for name, source in named if isinstance(source, Path)]
-    tokenized = universe.tokenize(files) if files else None
+    tokenized = _tokenized(universe, files, lift_from) if files else None
     file_tokens = _rows(tokenized, n_regions) if files else None
     file_coverage = _coverage(tokenized) if files else None
     stored_rows = np.asarray([source for _, source in named if not isinstance(source, Path)], dtype=np.int64)
@@ -145,6 +159,18 @@ def parse_queries(model, query) -> Queries:
             next_stored += 1
     tokens = TokenRows.stacked(parts, n_regions)
     return _queries(model, [name for name, _ in named], tokens, np.asarray(coverage), np.asarray(own))
+
+
+def _tokenized(universe, named, lift_from: str | None):
+    """Tokenize query sources onto the universe: lifted from ``lift_from`` first, else checked for another build."""
+    if lift_from is not None:
+        lifted, _ = lift_sets(named, source=lift_from, target=universe.assembly, what="query")
+        return universe.tokenize(lifted)
+    tokenized = universe.tokenize(named)
+    found = resembled_builds(named, _coverage(tokenized), universe)
+    if found:
+        warn_resembled(found, universe.assembly)
+    return tokenized
 
 
 def _files_of(path: Path) -> list[tuple[str, Path]]:

@@ -45,6 +45,7 @@ def search(
     min_probability: float,
     approximate: bool,
     obs_columns=None,
+    assembly: str | None = None,
 ) -> pd.DataFrame:
     """:meth:`BEDSpaceModel.search <bedspace.BEDSpaceModel.search>`: check the options, then run one search."""  # fmt: skip
     if search_type not in SEARCH_TYPES:
@@ -67,10 +68,12 @@ def search(
             "labels, which have none"
         )
     if search_type == "l2r":
+        if assembly is not None:
+            raise ValueError("assembly is an option of r2l and r2r (the genome build of a region-set query)")
         return _label_to_sets(model, query, top_k, field, method, approximate, obs_columns)
     if search_type == "r2l":
-        return _sets_to_labels(model, query, top_k, field, method, min_probability)
-    return _sets_to_sets(model, query, top_k, method, approximate, obs_columns)
+        return _sets_to_labels(model, query, top_k, field, method, min_probability, assembly=assembly)
+    return _sets_to_sets(model, query, top_k, method, approximate, obs_columns, assembly=assembly)
 
 
 def _check_obs_columns(obs_columns) -> None:
@@ -123,13 +126,13 @@ def _several(query, queries: Queries) -> bool:
     return len(queries.names) > 1 or isinstance(query, list | tuple) or is_anndata(query)
 
 
-def _sets_to_labels(model, query, top_k, field, method, min_probability) -> pd.DataFrame:
+def _sets_to_labels(model, query, top_k, field, method, min_probability, *, assembly=None) -> pd.DataFrame:
     """r2l: per field, labels with probabilities (the default annotator), or by the label vectors' cosine."""
     labels = model.label_table
     method = method or ("regions" if model.can_annotate else "embedding")
     fields = labels.fields if field is None else [field]
     labels.in_field(fields[0])  # an unknown field is an error naming the fields
-    parsed = parse_queries(model, query)
+    parsed = parse_queries(model, query, assembly=assembly)
     several = _several(query, parsed)  # before rankable: a folder of two files keeps its query column with one left
     queries = parsed.rankable(by_vectors=method == "embedding")
     if method == "embedding":
@@ -256,7 +259,7 @@ def _column_in_field(labels, row: int) -> int:
     return int(np.flatnonzero(np.flatnonzero(labels.in_field(labels.field_of[row])) == row)[0])
 
 
-def _sets_to_sets(model, query, top_k, method, approximate, obs_columns) -> pd.DataFrame:
+def _sets_to_sets(model, query, top_k, method, approximate, obs_columns, *, assembly=None) -> pd.DataFrame:
     """r2r: the stored sets ranked for each query."""
     reference, fields = model.need_reference(), model.label_table.fields
     if _by_name(obs_columns):  # an unknown column is an error before the query is read
@@ -267,7 +270,7 @@ def _sets_to_sets(model, query, top_k, method, approximate, obs_columns) -> pd.D
             "approximate=True finds sets by the cosine of their vectors alone: use method='embedding' (the "
             "default r2r also weighs the probability that a set shares the query's labels)"
         )
-    parsed = parse_queries(model, query)
+    parsed = parse_queries(model, query, assembly=assembly)
     several = _several(query, parsed)
     queries = parsed.rankable(by_vectors=True)
     if approximate:

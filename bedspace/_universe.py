@@ -137,9 +137,18 @@ class Universe:
         A name for the universe (recorded with results).
     chrom_sizes
         Chromosome sizes, when known.
+    assembly
+        The genome build of its coordinates (``hg19``, ``hg38``…), when known.
     """
 
-    def __init__(self, regions: pd.DataFrame, *, name: str = "universe", chrom_sizes: Mapping[str, int] | None = None):
+    def __init__(
+        self,
+        regions: pd.DataFrame,
+        *,
+        name: str = "universe",
+        chrom_sizes: Mapping[str, int] | None = None,
+        assembly: str | None = None,
+    ):
         missing = [c for c in ("chrom", "start", "end") if c not in regions.columns]
         if missing:
             raise ValueError(f"universe {name!r}: no {missing} column(s); columns are {list(regions.columns)}")
@@ -152,6 +161,7 @@ class Universe:
         self._ends = _integers(regions["end"], f"universe {name!r}, column end")
         self.name = str(name)
         self.chrom_sizes = None if chrom_sizes is None else {str(k): int(v) for k, v in dict(chrom_sizes).items()}
+        self.assembly = None if assembly is None else str(assembly)
 
     # -- building ---------------------------------------------------------------------------------------------
     @classmethod
@@ -206,8 +216,13 @@ class Universe:
         name = str(info.get("name", "universe"))
         sizes = info.get("chrom_sizes")
         sizes = None if sizes is None else {str(k): int(v) for k, v in dict(sizes).items()}
+        assembly = None if info.get("assembly") is None else str(info["assembly"])
         cached = _ANNDATA_UNIVERSES.get(adata)
-        if cached is not None and (cached.name, cached.chrom_sizes) == (name, sizes) and cached.same_as(adata.var):
+        if (
+            cached is not None
+            and (cached.name, cached.chrom_sizes, cached.assembly) == (name, sizes, assembly)
+            and cached.same_as(adata.var)
+        ):
             return cached
         missing = [c for c in ("chrom", "start", "end") if c not in adata.var.columns]
         if missing:
@@ -215,13 +230,19 @@ class Universe:
                 f"this AnnData has no {missing} column(s) in .var, so it is not a tokenized collection; make one "
                 "with bs.pp.tokenize"
             )
-        universe = cls(adata.var, name=name, chrom_sizes=sizes)
+        universe = cls(adata.var, name=name, chrom_sizes=sizes, assembly=assembly)
         _ANNDATA_UNIVERSES.set(adata, universe)
         return universe
 
     def with_chrom_sizes(self, chrom_sizes: Mapping[str, int]) -> Universe:
         """The same regions with these chromosome sizes."""
-        return Universe(self._regions, name=self.name, chrom_sizes=chrom_sizes)
+        return Universe(self._regions, name=self.name, chrom_sizes=chrom_sizes, assembly=self.assembly)
+
+    def with_assembly(self, assembly: str | None) -> Universe:
+        """The same regions recorded as coordinates of the genome build ``assembly``."""
+        if assembly == self.assembly:
+            return self
+        return Universe(self._regions, name=self.name, chrom_sizes=self.chrom_sizes, assembly=assembly)
 
     # -- what it holds ----------------------------------------------------------------------------------------
     @cached_property
@@ -264,6 +285,8 @@ class Universe:
         info: dict = {"name": self.name, "n_regions": len(self)}
         if self.chrom_sizes is not None:
             info["chrom_sizes"] = dict(self.chrom_sizes)
+        if self.assembly is not None:
+            info["assembly"] = self.assembly
         info["non_overlapping"] = self.index.non_overlapping
         return info
 

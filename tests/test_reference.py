@@ -94,6 +94,7 @@ def test_the_reference_is_a_calibrated_model_of_the_collection(ref, hg19, hg19_m
     assert len(model.universe) == len(bs.io.read_bed(hg19.universe))  # the consensus universe
     assert sorted(model.set_names) == sorted(hg19_metadata["file_name"])
     assert model.annotator is not None and model.annotator.is_calibrated
+    assert model.universe.assembly == "hg19"  # hg38 queries are lifted onto it (search's assembly=)
 
 
 @pytest.mark.data

@@ -94,13 +94,13 @@ def test_writers_copy_and_document_every_key_they_write(collection, tmp_path):
 LAYERS = {
     "base": [
         "_atomic", "_cache", "_logging", "_metrics", "_parallel", "_params", "_plain", "_similarity", "_version",
-        "_warnings", "_quiet", "_index", "_lazy",
+        "_warnings", "_quiet", "_index", "_lazy", "_download",
     ],
     "engine": ["_engine", "_formats", "_overlap"],
     "annotate": ["annotate"],
     "core": [
         "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_queries", "_folder", "_anndata", "_legacy", "_sources",
-        "_training", "_universe", "_ondisk", "_outputs",
+        "_training", "_universe", "_ondisk", "_outputs", "_explain", "_builds",
     ],
     "front": ["pp", "tl", "pl", "io", "datasets", "cli", "__init__", "__main__"],
 }  # fmt: skip

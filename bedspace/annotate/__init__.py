@@ -8,6 +8,7 @@
 * ``_calibration.py``: scores → probabilities (temperature, isotonic step), ECE, reliability bins.
 * ``_baselines.py``: overlap k-NN and LOLA-style enrichment.
 * ``_tokens.py``: the 0/1 token matrix, read by rows in memory, memory-mapped or from an ``.h5ad`` file.
+* ``_explain.py``: a label's score for one query split exactly over its regions and the fitted sets.
 """
 
 from ._estimator import LABEL_WEIGHT, Annotation, RegionAnnotator

@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                   'bedspace search -t l2r -d distances.pkl -q "T_cell" -n 10',
                   "bedspace search -t r2r -d distances.pkl -q query_regions.bed -n 10 --format tsv",
                   "bedspace search -t r2r -d distances.pkl -q query_regions.bed --columns lab,treatment",
-                  "bedspace search -t l2r -d distances.pkl -q T_cell --columns all --format tsv"],
+                  "bedspace search -t l2r -d distances.pkl -q T_cell --columns all --format tsv",
+                  "bedspace search -t r2l -d ref/ -q peaks_hg38.bed.gz --assembly hg38",
+                  'bedspace search -t r2l -d ref/ -q my_peaks.bed.gz --explain why_liver.bed --label "organ=liver"'],
     )  # fmt: skip
     p.add_argument("-t", "--type", required=True, choices=["r2l", "l2r", "r2r"], help="kind of search")
     p.add_argument(
@@ -175,6 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--columns", default=None, metavar="COLUMNS",
         help="l2r, r2r: metadata columns of the sets to show after their label columns, comma-separated (e.g. "
         "lab,treatment), or 'all' for every column (default: the label columns only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--assembly", default=None, metavar="BUILD",
+        help="r2l, r2r: the genome build of the query files (hg19, hg38; GRCh37, GRCh38); when it is not the "
+        "reference's, they are lifted onto it first (default: the reference's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--explain", default=None, metavar="OUT.bed",
+        help="r2l, one query: why it got its label. Prints the label's score split over the query's regions and "
+        "the reference sets (the top -n of each) and writes its 100 top regions (a positive contribution) to this "
+        "BED file, scored 0-1000 by contribution. The label: --label, else the query's top label of each field "
+        "(of -f FIELD alone)",
+    )  # fmt: skip
+    p.add_argument(
+        "--label", default=None, metavar="LABEL", help='with --explain: the label to explain, e.g. "organ=liver"'
+    )
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="with --explain: replace the BED file of an earlier explanation (never any other file)",
     )  # fmt: skip
     p.add_argument("--format", choices=["table", "tsv", "json"], default="table", help="output format")
     p.set_defaults(func=_pipeline.search)

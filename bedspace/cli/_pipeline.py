@@ -262,13 +262,21 @@ def search(args: argparse.Namespace) -> None:
         raise ValueError("--min-probability is an option of -t r2l only")
     if args.type == "r2l" and args.columns is not None:
         raise ValueError("--columns is an option of -t l2r and r2r only (r2l lists labels, which have no metadata)")
+    if args.type == "l2r" and getattr(args, "assembly", None) is not None:
+        raise ValueError("--assembly is an option of -t r2l and r2r only (the genome build of query files)")
     options = {"min_probability": args.min_probability} if args.type == "r2l" else {}
     if args.columns is not None:  # the same table as bs.tl.search(..., obs_columns=...)
         names = [c.strip() for c in args.columns.split(",") if c.strip()]
         options["obs_columns"] = "all" if names == ["all"] else names
+    if getattr(args, "assembly", None) is not None:  # lifted onto the reference's build first
+        options["assembly"] = args.assembly
     # one value: the table of one query (or of a folder or pattern: a query column when it holds several files);
     # several values: always a query column, as for a list in Python
     query = args.query[0] if len(args.query) == 1 else list(args.query)
+    if any(getattr(args, name, None) not in (None, False) for name in ("explain", "label", "overwrite")):
+        from ._explain import explain  # why the query got its label: regions, sets, a BED file
+
+        return explain(model, query, args, options)
     result = model.search(query, search_type=args.type, top_k=args.n, field=args.field, method=args.method, **options)
     numbers = ("score", "probability", "cosine", "shared_labels")
     result = result.assign(**{c: result[c].round(4) for c in numbers if c in result.columns})

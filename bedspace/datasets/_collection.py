@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
-
+from .._download import cache_dir
 from .._sources import bed_files_in
 
-
-def cache_dir() -> Path:
-    """Where bedspace keeps downloaded and derived data: ``$BEDSPACE_CACHE_DIR`` or the user cache folder."""
-    return Path(os.environ.get("BEDSPACE_CACHE_DIR") or platformdirs.user_cache_dir("bedspace"))
+__all__ = ["RegionSetCollection", "cache_dir"]
 
 
 @dataclass(frozen=True)

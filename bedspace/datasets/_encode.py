@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import logging
 import os
 import shutil
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -18,10 +13,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .._atomic import atomic_write_bytes
+from .._download import fetch as _fetch
 from .._formats.bed import format_bed3, read_intervals, write_bed
 from ..pp._universe import consensus_universe, tile_universe
 from ._collection import RegionSetCollection, cache_dir
-from ._files import ChecksumMismatchError, check_sha256, checksum_mismatch, write_chrom_sizes
+from ._files import ChecksumMismatchError, check_sha256, write_chrom_sizes
 
 FOLDER = "hg19_bedsets"
 METADATA = "metadata.csv"
@@ -108,129 +104,6 @@ def _local(root: Path) -> RegionSetCollection:
         default_universe="consensus",
         chrom_sizes=folder / CHROM_SIZES,
     )
-
-
-def _fetch(url: str, destination: Path, *, desc: str, sha256: str | None = None) -> None:
-    """Download ``url`` to ``destination`` through pooch, with a progress bar; refuse content whose sha256 differs.
-
-    pooch streams the download into a temporary file beside ``destination``, checks it against ``known_hash``
-    and only then moves it into place, so ``destination`` is whole or absent; a file already there with the right
-    sha256 is not downloaded again. ``sha256=None`` (a file not pinned to a version) is not checked.
-
-    Raises
-    ------
-    ChecksumMismatchError
-        The download's sha256 is not ``sha256``; the message names the file, the URL and both digests.
-    OSError
-        The download failed (no connection, an HTTP error, a missing local file, an unknown protocol), naming
-        ``url``.
-    """
-    import pooch
-
-    download = _Download(desc)
-    try:
-        with _quiet_pooch():
-            pooch.retrieve(
-                url,
-                known_hash=None if sha256 is None else f"sha256:{sha256}",
-                fname=destination.name,
-                path=destination.parent,
-                downloader=download,
-            )
-    except ValueError as err:  # pooch's hash mismatch (or an unknown protocol): its temporary file is deleted
-        if sha256 is not None and download.sha256 is not None and download.sha256 != sha256:
-            raise checksum_mismatch(
-                download.sha256, sha256, what=f"{destination.name} (downloaded from {url})"
-            ) from err
-        raise OSError(f"could not download {url}: {err}") from err
-    except OSError as err:  # requests' errors are OSErrors too
-        raise OSError(f"could not download {url}: {err}") from err
-
-
-class _Download:
-    """The downloader pooch runs: bedspace's progress bar, and the sha256 of what arrived (for a mismatch's message).
-
-    HTTP(S) and FTP go through pooch's :class:`pooch.HTTPDownloader` and :class:`pooch.FTPDownloader` (1 MB
-    chunks, a 60 s timeout); ``file://`` URLs (a mirror on a shared file system) are copied.
-    """
-
-    def __init__(self, desc: str):
-        self.desc = desc
-        self.sha256: str | None = None
-
-    def __call__(self, url: str, output_file: str, pooch_instance) -> None:
-        import pooch
-
-        scheme = urllib.parse.urlparse(url).scheme
-        with tqdm(unit="B", unit_scale=True, desc=self.desc, leave=False) as shown:
-            bar = _Bar(shown)
-            if scheme == "file":
-                _copy(urllib.request.url2pathname(urllib.parse.urlparse(url).path), output_file, bar)
-            elif scheme in ("http", "https"):
-                pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=60)(url, output_file, pooch_instance)
-            elif scheme == "ftp":
-                pooch.FTPDownloader(progressbar=bar, chunk_size=1 << 20, timeout=60)(url, output_file, pooch_instance)
-            else:
-                raise ValueError(f"unknown protocol {scheme!r}: bedspace downloads from https, http, ftp and file URLs")
-        digest = hashlib.sha256()
-        with open(output_file, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-        self.sha256 = digest.hexdigest()
-
-
-class _Bar:
-    """A tqdm bar as pooch drives one: it sets ``total``, calls ``update``, ``reset`` and ``close``.
-
-    pooch asks the bar's truth to know whether to show progress, which tqdm refuses (or denies) while the total is
-    unknown; this one is always there. It is closed by its owner, not by pooch.
-    """
-
-    def __init__(self, bar):
-        self._bar = bar
-
-    def __bool__(self) -> bool:
-        return True
-
-    @property
-    def total(self) -> int | None:
-        return self._bar.total
-
-    @total.setter
-    def total(self, value: int | None) -> None:
-        self._bar.total = value or None  # 0: no Content-Length, an unknown size
-        self._bar.refresh()
-
-    def update(self, n: int) -> None:
-        self._bar.update(n)
-
-    def reset(self) -> None:
-        self._bar.reset(total=self._bar.total)
-
-    def close(self) -> None:
-        pass
-
-
-def _copy(source: str, output_file: str, bar: _Bar) -> None:
-    with open(source, "rb") as src, open(output_file, "wb") as out:
-        bar.total = os.fstat(src.fileno()).st_size
-        while chunk := src.read(1 << 20):
-            out.write(chunk)
-            bar.update(len(chunk))
-
-
-@contextmanager
-def _quiet_pooch() -> Iterator[None]:
-    """Keep pooch quiet: it logs every download (and the sha256 of unpinned ones) at info level."""
-    import pooch
-
-    logger = pooch.get_logger()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _to_bed3(original: Path) -> bytes:

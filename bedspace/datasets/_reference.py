@@ -40,6 +40,7 @@ class Recipe:
     collection: Callable[[str | os.PathLike | None], RegionSetCollection]  #: path of a local copy -> the collection
     universe: str  #: which of the collection's universes
     labels: tuple[str, ...]  #: the label fields trained on and annotated
+    assembly: str  #: the genome build of its sets: queries of another build are lifted onto it (``assembly=``)
     cache_name: str  #: the folder of its builds in the cache
     description: str
 
@@ -51,6 +52,7 @@ REFERENCES: dict[str, Recipe] = {
         collection=encode_hg19,
         universe="consensus",
         labels=("organ", "cell_class", "assay"),
+        assembly="hg19",
         cache_name="encode_hg19_reference",
         description="the 172 labelled hg19 region sets of bs.datasets.encode_hg19 (ENCODE DNase-seq, GM12878 TF "
         "ChIP-seq, blood ATAC-seq) on their consensus universe",
@@ -113,7 +115,12 @@ def build_reference(
     started = time.perf_counter()
     data = recipe_.collection(path)
     adata = bs.pp.tokenize(
-        data.beds, data.universes[recipe_.universe], metadata=data.metadata, chrom_sizes=data.chrom_sizes, n_jobs=n_jobs
+        data.beds,
+        data.universes[recipe_.universe],
+        metadata=data.metadata,
+        chrom_sizes=data.chrom_sizes,
+        assembly=recipe_.assembly,
+        n_jobs=n_jobs,
     )
     log(
         f"    tokenized {adata.n_obs} sets onto the {recipe_.universe} universe ({adata.n_vars:,} regions) in "

@@ -9,6 +9,7 @@ import anndata as ad
 import pandas as pd
 
 from .. import _logging as logg
+from .._builds import build_name, lift_sets
 from .._keys import TOKENIZE
 from .._metadata import match_metadata, read_metadata
 from .._ondisk import DATA_DTYPE, check_target, executor_of, tokenize_to_h5ad
@@ -28,6 +29,7 @@ def tokenize(
     out: str | os.PathLike | None = None,
     chunk_size: int = 512,
     overwrite: bool = False,
+    assembly: str | None = None,
 ) -> ad.AnnData:
     """Map every region set onto a universe of regions: the collection as sets × regions.
 
@@ -80,6 +82,16 @@ def tokenize(
     overwrite
         With ``out``: replace an existing ``out``, which must be an ``.h5ad`` file bedspace wrote (any other file is
         never replaced). Without it an existing ``out`` is an error, raised before any set is tokenized.
+    assembly
+        The genome build of the sets' coordinates (``"hg19"``, ``"hg38"``; ``"GRCh37"``, ``"GRCh38"`` are the same
+        builds; another name is recorded as given). Recorded per set in ``.obs["assembly"]`` and as the
+        collection's build in ``.uns["bedspace"]["universe"]["assembly"]``, where searches read it
+        (:func:`bedspace.tl.search`'s ``assembly``). A metadata column ``assembly`` gives each set's build instead
+        (it must agree with this option). A universe whose build is recorded (a tokenized collection given as
+        ``universe``) keeps its build: sets of another build are lifted onto it first
+        (:func:`bedspace.pp.liftover`'s rule; not with ``out``), and ``.obs["liftover_dropped"]`` counts the
+        intervals each lost; a universe from a BED file or frame is taken to be on the sets' build. ``None``: the
+        build is unknown (nothing is recorded or lifted), unless the universe or the metadata says it.
 
     Returns
     -------
@@ -95,9 +107,12 @@ def tokenize(
     ``var``
         ``chrom`` (categorical), ``start``, ``end`` (int64), ``n_sets`` (sets overlapping the region);
         ``var_names`` like ``chr1:100-200``.
+        With a known build (``assembly``, or a metadata column of that name): ``assembly``, each set's build as
+        given; when they were lifted onto the universe's build, ``liftover_dropped``, the intervals each lost
+        (``adata.obs["assembly"]``, ``adata.obs["liftover_dropped"]``).
     ``uns['bedspace']``
-        ``{'universe': {'name', 'n_regions', 'non_overlapping', 'chrom_sizes' (when known)},
-        'tokenize': {'params': {...}}, 'version'}``.
+        ``{'universe': {'name', 'n_regions', 'non_overlapping', 'chrom_sizes' (when known), 'assembly' (the
+        genome build, when known)}, 'tokenize': {'params': {...}}, 'version'}``.
 
     Raises
     ------
@@ -105,7 +120,10 @@ def tokenize(
         A BED file, the universe or the metadata file does not exist.
     ValueError
         A malformed BED line (file and line named), or metadata that does not match the sets (the names missing
-        on either side are listed); ``chunk_size`` not a positive integer, or ``out`` one of the inputs.
+        on either side are listed); ``chunk_size`` not a positive integer, or ``out`` one of the inputs. Sets of
+        different genome builds (the metadata's ``assembly`` column), or a column that disagrees with
+        ``assembly``: the sets and builds are named. Sets to be lifted with ``out``, or between builds bedspace
+        has no chain file for.
     IsADirectoryError
         ``out`` is a folder.
     FileExistsError
@@ -145,6 +163,21 @@ def tokenize(
         "sets": str(sets) if isinstance(sets, str | os.PathLike) else f"{len(named)} sets",
         "metadata": str(metadata) if isinstance(metadata, str | os.PathLike) else metadata is not None,
     }
+    build, obs = _sets_build(named, obs, assembly)
+    if build is not None:
+        params["assembly"] = build
+        if uni.assembly is None:  # a universe of regions: on the sets' build
+            uni = uni.with_assembly(build)
+        elif build != uni.assembly:
+            if out is not None:
+                raise ValueError(
+                    f"assembly={build!r}: the universe is {uni.assembly}, so the sets would be lifted, which "
+                    "tokenize(out=...) does not do; lift them into a folder first (bs.pp.liftover(sets, "
+                    f"source={build!r}, target={uni.assembly!r}, out=folder)) and tokenize that"
+                )
+            named, summaries = lift_sets(named, source=build, target=uni.assembly)
+            obs["liftover_dropped"] = [s.n_dropped for s in summaries]
+            params["lifted"] = f"{build} -> {uni.assembly}"
     if out is not None:
         tokenize_to_h5ad(
             uni, named, out, obs=obs, params=params, chunk_size=chunk_size, n_jobs=n_jobs, overwrite=overwrite
@@ -158,6 +191,50 @@ def tokenize(
         f"tokenized {adata.n_obs} region sets onto {adata.n_vars} universe regions ({n_tokens} tokens, "
         f"{'sorted' if uni.index.non_overlapping else 'overlapping'} universe; {where})"
     )
+    if build is not None:
+        logg.added("assembly", f"each set's genome build ({build}; the universe's: {uni.assembly})", "obs")
     logg.added("X", "sets × universe regions, 0/1", "X")
     logg.added(TOKENIZE, "universe and tokenization parameters", "uns")
     return adata
+
+
+def _sets_build(named, obs: pd.DataFrame | None, assembly) -> tuple[str | None, pd.DataFrame | None]:
+    """The one genome build of the sets (``assembly``, or the metadata's ``assembly`` column), and ``obs`` with it.
+
+    Sets of different builds are refused, naming them, and so is a column that disagrees with ``assembly``.
+    """
+    given = build_name(assembly)
+    names = [name for name, _ in named]
+    column = None
+    if obs is not None and "assembly" in obs.columns:
+        column = [
+            None if pd.isna(v) else build_name(str(v), option="metadata column 'assembly'") for v in obs["assembly"]
+        ]
+    if column is None and given is None:
+        return None, obs
+    builds = column if column is not None else [given] * len(names)
+    if given is not None:
+        other = [(n, b) for n, b in zip(names, builds, strict=True) if b is not None and b != given]
+        if other:
+            raise ValueError(
+                f"assembly={given!r}, but the metadata's 'assembly' column gives {len(other)} set(s) another build: "
+                + ", ".join(f"{n!r} ({b})" for n, b in other[:10])
+                + "; correct the column, or lift those sets with bs.pp.liftover first"
+            )
+        builds = [given] * len(names)
+    known = sorted({b for b in builds if b is not None})
+    if len(known) > 1:
+        by_build = {b: [n for n, x in zip(names, builds, strict=True) if x == b] for b in known}
+        listed = "; ".join(
+            f"{b}: {', '.join(map(repr, sets[:5]))}" + (f" and {len(sets) - 5} more" if len(sets) > 5 else "")
+            for b, sets in by_build.items()
+        )
+        raise ValueError(
+            f"the region sets are of different genome builds ({listed}): tokenizing them together would compare "
+            f"coordinates of different builds. Lift them onto one first (bs.pp.liftover(sets, source={known[1]!r}, "
+            f"target={known[0]!r})), or tokenize each build on its own with assembly="
+        )
+    build = known[0] if known else None
+    obs = pd.DataFrame(index=pd.Index(names)) if obs is None else obs.copy()
+    obs["assembly"] = pd.Categorical([build] * len(names)) if build is not None else obs.get("assembly")
+    return build, obs

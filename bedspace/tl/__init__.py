@@ -1,8 +1,9 @@
-"""Tools: training the joint embedding, embedding new collections, distances, layout, search and evaluation."""
+"""Tools: training the joint embedding, embedding new collections, distances, layout, search, explanations and evaluation."""
 
 from ._distances import distances
 from ._embed import embed
 from ._evaluate import STARSPACE_COMPATIBLE, RepeatedEvaluation, evaluate, evaluate_repeated
+from ._explain import explain
 from ._layout import layout
 from ._search import search
 from ._train import calibrate, train
@@ -15,6 +16,7 @@ __all__ = [
     "embed",
     "evaluate",
     "evaluate_repeated",
+    "explain",
     "layout",
     "search",
     "train",

@@ -22,6 +22,7 @@ def search(
     min_probability: float = 0.0,
     approximate: bool = False,
     obs_columns: str | list[str] | bool | None = None,
+    assembly: str | None = None,
     key: str = DEFAULT,
 ) -> pd.DataFrame:
     """Search the joint space of a trained collection.
@@ -82,6 +83,15 @@ def search(
         label fields (``obs_columns=["lab", "treatment"]``); ``"all"`` (or ``True``) shows every ``.obs`` column,
         in ``.obs``'s order; ``False`` none. An unknown name is a :class:`KeyError` listing the columns there are;
         any value with ``"r2l"`` (a table of labels, which have no ``.obs``) is an error.
+    assembly
+        ``"r2l"`` and ``"r2r"``: the genome build of the query's coordinates (``"hg38"``, ``"GRCh38"``…). When it
+        is not the collection's (recorded by :func:`~bedspace.pp.tokenize` in
+        ``adata.uns["bedspace"]["universe"]["assembly"]``), the query's BED files and frames are lifted onto the
+        collection's build first (:func:`bedspace.pp.liftover`'s rule; how many regions were lifted and dropped is
+        logged, and a query losing more than 5% gets a warning). ``None`` (the default): the query is taken to be
+        on the collection's build; when it lies in the universe poorly and looks like another build (far more of
+        a sample of its regions lands in the universe once lifted from it), a warning says which build and how to
+        lift it.
     key
         The ``key_added`` of :func:`~bedspace.tl.train`.
 
@@ -116,6 +126,8 @@ def search(
         left out with a warning instead. ``approximate=True`` with ``"r2l"`` or with ``method="regions"``;
         ``method="regions"`` in ``"r2r"`` on a collection trained with ``calibrate=False``. ``obs_columns`` with
         ``"r2l"``, or naming a column of the table's own (``score``…).
+        ``assembly`` not a build bedspace can lift (no chain file), a collection whose build is not recorded, or
+        ``assembly`` with ``"l2r"`` or an AnnData query.
     KeyError
         ``obs_columns`` names a column the sets' ``.obs`` does not have (the message lists those it has).
 
@@ -136,4 +148,5 @@ def search(
         min_probability=min_probability,
         approximate=approximate,
         obs_columns=obs_columns,
+        assembly=assembly,
     )
