@@ -105,6 +105,9 @@ def explain(
         measure = table["weight"]
     ax.set_yticks(y, ticks, fontsize="small")
     ax.axvline(0, color="black", linewidth=0.6)
+    # a region's part of a score is 1e-4 or so: four ticks in e-notation keep the labels apart and readable
+    ax.xaxis.set_major_locator(plt.MaxNLocator(4))
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: "0" if value == 0 else f"{value:.1e}"))
     part = float(entry["from_regions"])
     if kind == "sets":
         weights = everything["weight"]
