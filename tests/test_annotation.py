@@ -419,8 +419,8 @@ def test_label_vectors_on_request_and_stored_sets_are_left_out(trained):
         bs.tl.search(train, train.obs_names[0], search_type="r2l", method="jaccard")
 
 
-def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
-    train, test = trained
+def test_annotator_survives_h5ad_and_model_folders(slice_trained, tmp_path):
+    train, test = slice_trained  # a round trip: the chr21–22 slice serves as the whole genome would
     queries = test[:4].copy()
     expected = bs.tl.search(train, queries, search_type="r2l", top_k=3)
     train.write_h5ad(tmp_path / "trained.h5ad")
@@ -436,8 +436,8 @@ def test_annotator_survives_h5ad_and_model_folders(trained, tmp_path):
     pd.testing.assert_frame_equal(loaded.search(queries, search_type="r2l", top_k=3), expected)
 
 
-def test_the_annotator_training_fitted_is_kept_not_refitted(trained, tmp_path, monkeypatch):
-    train, test = trained
+def test_the_annotator_training_fitted_is_kept_not_refitted(slice_trained, tmp_path, monkeypatch):
+    train, test = slice_trained
     queries = test[:4].copy()
     expected = bs.tl.search(train, queries, search_type="r2l", top_k=3)
 
@@ -466,8 +466,8 @@ def test_the_annotator_training_fitted_is_kept_not_refitted(trained, tmp_path, m
         bs.BEDSpaceModel.load(tmp_path / "model")
 
 
-def test_calibrate_on_its_own(trained):
-    train, _ = trained
+def test_calibrate_on_its_own(slice_trained):
+    train, _ = slice_trained
     small = train[:24].copy()
     # cross-fitting: each fold annotated by a classifier fitted on the other (no training)
     folds = bs.tl.calibrate(small, n_folds=2, random_state=3, copy=True)
@@ -485,8 +485,8 @@ def test_calibrate_on_its_own(trained):
         bs.tl.calibrate(small, key="never_trained")
 
 
-def test_uncalibrated_training_still_annotates_by_scores(hg19_adata):
-    part = hg19_adata[:30].copy()
+def test_uncalibrated_training_still_annotates_by_scores(slice_adata):
+    part = slice_adata[:30].copy()
     bs.tl.train(part, labels="assay", epochs=3, dim=16, n_threads=1, calibrate=False)
     assert not part.uns["bedspace"]["annotator"]["calibrators"]  # the classifier alone
     table = bs.tl.search(part, part.obs_names[0], search_type="r2l")

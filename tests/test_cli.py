@@ -15,6 +15,18 @@ def run(*args):
     )
 
 
+def start(*args) -> subprocess.Popen:
+    """``run`` without waiting: collect it with ``finish``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bedspace", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
 def test_demo_runs_on_bundled_data(tmp_path):
     """The main job: real hg19 sets bundled with bedspace, held out and compared; twice, the same words."""
     figure = tmp_path / "demo.png"
@@ -59,16 +71,16 @@ def test_demo_explains_rows_behind_a_baseline(capsys):
     assert "assay r2l" not in out.split("chance")[1]
 
 
-def test_demo_on_a_folder(hg19, tmp_path):
-    """The demo on a user's folder: 30 real hg19 sets (10 of each kind), their metadata and a universe."""
+def test_demo_on_a_folder(hg19_slice, tmp_path):
+    """The demo on a user's folder: 30 real hg19 sets (10 of each kind, chr21–22), their metadata and a universe."""
     import shutil
 
     import pandas as pd
 
-    metadata = pd.read_csv(hg19.metadata).groupby("collection").head(10)
+    metadata = pd.read_csv(hg19_slice.metadata).groupby("collection").head(10)
     (tmp_path / "beds").mkdir()
     for name in metadata["file_name"]:
-        shutil.copy(hg19.beds / name, tmp_path / "beds" / name)
+        shutil.copy(hg19_slice.beds / name, tmp_path / "beds" / name)
     metadata.to_csv(tmp_path / "labels.csv", index=False)
     result = run(
         "demo",
@@ -77,7 +89,7 @@ def test_demo_on_a_folder(hg19, tmp_path):
         "--metadata",
         str(tmp_path / "labels.csv"),
         "--universe",
-        str(hg19.universes["tiles_5kb"]),
+        str(hg19_slice.universe),
         "--labels",
         "organ,assay",
         "--epochs",
@@ -96,14 +108,15 @@ def test_version_and_help():
 
 
 def test_user_error_is_one_line(tmp_path):
-    result = run("demo", "--data", str(tmp_path / "nope"), "--metadata", "m.csv", "--universe", "u.bed")
+    args = ["demo", "--data", str(tmp_path / "nope"), "--metadata", "m.csv", "--universe", "u.bed"]
+    plain, with_debug = start(*args), start("--debug", *args)  # both at once
+    result, debug = finish(plain), finish(with_debug)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"bedspace demo: error: region sets not found: {tmp_path / 'nope'}"]
-    debug = run("--debug", "demo", "--data", str(tmp_path / "nope"), "--metadata", "m.csv", "--universe", "u.bed")
     assert "Traceback" in debug.stderr
 
 
-def test_malformed_bed_from_cli(tmp_path, hg19):
+def test_malformed_bed_from_cli(tmp_path, hg19_slice):
     (tmp_path / "a.bed").write_text("chr1\t10\t5\n")
     (tmp_path / "m.csv").write_text("file_name\na.bed\n")
     result = run(
@@ -113,7 +126,7 @@ def test_malformed_bed_from_cli(tmp_path, hg19):
         "--metadata",
         str(tmp_path / "m.csv"),
         "--universe",
-        str(hg19.universe),
+        str(hg19_slice.universe),
     )
     assert result.returncode == 1
     assert "a.bed, line 1: end (column 3) is smaller than start" in result.stderr
@@ -129,12 +142,18 @@ def test_search_answers_from_a_model_folder_as_from_the_distances_file(tmp_path)
     model.save(tmp_path / "model")
     model.to_anndata().write_h5ad(tmp_path / "distances.h5ad")
     query = data.beds / "CTCF_Kc_Bushey_2009.bed.gz"
-    for kind, extra in (("r2l", ()), ("r2r", ("--method", "embedding")), ("l2r", ())):
+    kinds = (("r2l", ()), ("r2r", ("--method", "embedding")), ("l2r", ()))
+    # the six processes at once (each mostly starts and imports): as many as the cores run, not one after the other
+    started = {}
+    for kind, extra in kinds:
         target = "cell_type=Kc" if kind == "l2r" else query
-        from_folder = run("search", "-t", kind, "-d", tmp_path / "model", "-q", target, "--format", "tsv", *extra)
-        from_file = run(
-            "search", "-t", kind, "-d", tmp_path / "distances.h5ad", "-q", target, "--format", "tsv", *extra
-        )
+        for source in ("model", "distances.h5ad"):
+            started[kind, source] = start(
+                "search", "-t", kind, "-d", tmp_path / source, "-q", target, "--format", "tsv", *extra
+            )
+    done = {key: finish(process) for key, process in started.items()}
+    for kind, _ in kinds:
+        from_folder, from_file = done[kind, "model"], done[kind, "distances.h5ad"]
         assert from_folder.returncode == 0, from_folder.stderr
         if kind == "r2r":  # the folder keeps region vectors as float16: the same sets, in the same order
             names = [[line.split("\t")[1] for line in r.stdout.splitlines()[1:]] for r in (from_folder, from_file)]

@@ -1,4 +1,4 @@
-"""The six commands of the published command line, run as written, on real data.
+"""The six commands of the published command line, run as written, on real data (the bundled chr21–22 slice).
 
 The pipeline (preprocess, train, distances) and the help and error-output checks run in real processes; the
 searches and refusals run in this process (the ``cli`` fixture), which keeps the module fast.
@@ -32,25 +32,26 @@ def bedspace(*args, cwd=None, check=True):
 
 
 @pytest.fixture(scope="module")
-def hg19_folder(hg19, tmp_path_factory):
-    """Twelve real hg19 sets (4 per collection) in a folder with their metadata; one DNase blood file held back."""
-    metadata = pd.read_csv(hg19.metadata)
+def hg19_folder(hg19_slice, tmp_path_factory):
+    """Twelve real hg19 sets (4 per collection, chr21–22) in a folder with their metadata; one DNase blood file held
+    back."""
+    metadata = pd.read_csv(hg19_slice.metadata)
     held_back = metadata[(metadata["assay"] == "DNase-seq") & (metadata["organ"] == "blood")]["file_name"].iloc[0]
     chosen = metadata[metadata["file_name"] != held_back].groupby("collection").head(4)
     folder = tmp_path_factory.mktemp("hg19_subset")
     (folder / "beds").mkdir()
     for name in chosen["file_name"]:
-        shutil.copy(hg19.beds / name, folder / "beds" / name)
+        shutil.copy(hg19_slice.beds / name, folder / "beds" / name)
     chosen.to_csv(folder / "labels.csv", index=False)
-    return folder, hg19.beds / held_back
+    return folder, hg19_slice.beds / held_back
 
 
 @pytest.fixture(scope="module")
-def pipeline(hg19, hg19_folder, tmp_path_factory):
+def pipeline(hg19_slice, hg19_folder, tmp_path_factory):
     """preprocess → train → distances, exactly as cli.md writes them."""
     folder, _ = hg19_folder
     work = tmp_path_factory.mktemp("run")
-    universe = hg19.universes["tiles_5kb"]
+    universe = hg19_slice.universe
     bedspace("preprocess", "--input", folder / "beds", "--metadata", folder / "labels.csv", "--universe", universe,
              "--labels", "assay,organ", "--output", "preprocessed.txt", cwd=work)  # fmt: skip
     bedspace("train", "--input", "preprocessed.txt", "--output", "model/", "--dim", "32", "--epochs", "20",
@@ -111,16 +112,16 @@ def test_distances_file_is_a_safe_h5ad(pipeline):
     assert "bedspace_label_similarity" in adata.obsm and "bedspace_neighbors_connectivities" in adata.obsp
 
 
-def test_distances_adds_sets_the_model_has_not_seen(cli, pipeline, hg19, hg19_folder):
+def test_distances_adds_sets_the_model_has_not_seen(cli, pipeline, hg19_slice, hg19_folder):
     folder, held_back = hg19_folder
     labels = pd.read_csv(folder / "labels.csv")
-    extra = pd.read_csv(hg19.metadata).query("file_name == @held_back.name")
+    extra = pd.read_csv(hg19_slice.metadata).query("file_name == @held_back.name")
     pd.concat([labels, extra]).to_csv(pipeline / "labels_plus.csv", index=False)
-    args = ["distances", "--input", "model/", "--metadata", "labels_plus.csv", "--universe", hg19.universes["tiles_5kb"],
+    args = ["distances", "--input", "model/", "--metadata", "labels_plus.csv", "--universe", hg19_slice.universe,
             "--output", "plus.h5ad"]  # fmt: skip
     result = cli(*args, cwd=pipeline, check=False)
     assert result.returncode == 1 and "not in the model (give their folder with --beds)" in result.stderr
-    cli(*args, "--beds", hg19.beds, cwd=pipeline)
+    cli(*args, "--beds", hg19_slice.beds, cwd=pipeline)
     import anndata as ad
 
     adata = ad.read_h5ad(pipeline / "plus.h5ad")
@@ -215,15 +216,18 @@ def test_train_checks_the_training_file_against_its_companion(cli, pipeline):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_distances_refuses_to_overwrite_its_inputs(cli, pipeline, hg19, hg19_folder):
+def test_distances_refuses_to_overwrite_its_inputs(cli, pipeline, hg19_slice, hg19_folder, tmp_path):
     folder, _ = hg19_folder
     shutil.copy(folder / "labels.csv", pipeline / "meta.csv")
     before = (pipeline / "meta.csv").read_bytes()
-    result = cli("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["tiles_5kb"],
+    result = cli("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19_slice.universe,
                       "-o", "meta.csv", cwd=pipeline, check=False)  # fmt: skip
     assert result.returncode == 1 and "same file as --metadata" in result.stderr
     assert (pipeline / "meta.csv").read_bytes() == before
-    result = cli("distances", "-i", "model/", "-m", "meta.csv", "-u", hg19.universes["consensus"],
+    other = tmp_path / "chr21_only.bed"  # another universe: the model's regions on chr21 alone
+    universe = pd.read_csv(hg19_slice.universe, sep="\t", header=None)
+    universe[universe[0] == "chr21"].to_csv(other, sep="\t", header=False, index=False)
+    result = cli("distances", "-i", "model/", "-m", "meta.csv", "-u", other,
                       "-o", "d2.h5ad", cwd=pipeline, check=False)  # fmt: skip
     assert result.returncode == 1 and "is not on the universe" in result.stderr
 
@@ -282,12 +286,12 @@ def test_pickle_is_never_loaded(cli, pipeline):
     assert result.returncode == 1 and "not a distances file written by bedspace" in result.stderr
 
 
-def test_malformed_bed_and_unknown_label_column(tmp_path, hg19):
+def test_malformed_bed_and_unknown_label_column(tmp_path, hg19_slice):
     (tmp_path / "beds").mkdir()
     (tmp_path / "beds" / "a.bed").write_text("chr1\t100\t200\nchr1\t300\n")
     (tmp_path / "labels.csv").write_text("file_name,kind\na.bed,x\n")
     args = ["preprocess", "--input", tmp_path / "beds", "--metadata", tmp_path / "labels.csv", "--universe",
-            hg19.universes["tiles_5kb"], "--labels", "kind", "--output", tmp_path / "p.txt"]  # fmt: skip
+            hg19_slice.universe, "--labels", "kind", "--output", tmp_path / "p.txt"]  # fmt: skip
     result = bedspace(*args, check=False)
     assert result.returncode == 1 and "a.bed, line 2: fewer than 3" in result.stderr
     (tmp_path / "beds" / "a.bed").write_text("chr1\t100\t200\n")

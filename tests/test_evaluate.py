@@ -128,42 +128,42 @@ def test_evaluate_real_data_beats_random(hg19_trained):
         assert (wide[baseline] >= wide["random"]).all() and (headline[baseline] > headline["random"]).all()
 
 
-def test_split_is_stratified(hg19_adata):
-    train, test = bs.pp.split(hg19_adata, stratify="organ", test_size=0.25, random_state=3)
-    assert train.n_obs + test.n_obs == hg19_adata.n_obs
+def test_split_is_stratified(slice_adata):
+    train, test = bs.pp.split(slice_adata, stratify="organ", test_size=0.25, random_state=3)
+    assert train.n_obs + test.n_obs == slice_adata.n_obs
     assert not set(train.obs_names) & set(test.obs_names)
-    counts = hg19_adata.obs["organ"].value_counts()
+    counts = slice_adata.obs["organ"].value_counts()
     held = test.obs["organ"].value_counts()
     assert held["blood"] == round(0.25 * counts["blood"])
     for organ in counts[counts == 1].index:
         assert organ not in set(test.obs["organ"])
     assert set(test.obs["organ"]) <= set(train.obs["organ"])
-    again, _ = bs.pp.split(hg19_adata, stratify="organ", test_size=0.25, random_state=3)
+    again, _ = bs.pp.split(slice_adata, stratify="organ", test_size=0.25, random_state=3)
     assert again.obs_names.equals(train.obs_names)
     with pytest.raises(KeyError, match="no column 'tissue'"):
-        bs.pp.split(hg19_adata, stratify="tissue")
+        bs.pp.split(slice_adata, stratify="tissue")
     with pytest.raises(ValueError, match="test_size"):
-        bs.pp.split(hg19_adata, stratify="organ", test_size=1.5)
+        bs.pp.split(slice_adata, stratify="organ", test_size=1.5)
 
 
-def test_split_at_random_holds_out_a_share_of_all_sets(hg19_adata):
-    train, test = bs.pp.split(hg19_adata, test_size=0.25, random_state=3)
-    assert test.n_obs == round(0.25 * hg19_adata.n_obs) and train.n_obs + test.n_obs == hg19_adata.n_obs
+def test_split_at_random_holds_out_a_share_of_all_sets(slice_adata):
+    train, test = bs.pp.split(slice_adata, test_size=0.25, random_state=3)
+    assert test.n_obs == round(0.25 * slice_adata.n_obs) and train.n_obs + test.n_obs == slice_adata.n_obs
     assert not set(train.obs_names) & set(test.obs_names)
-    again, _ = bs.pp.split(hg19_adata, stratify=None, test_size=0.25, random_state=3)
+    again, _ = bs.pp.split(slice_adata, stratify=None, test_size=0.25, random_state=3)
     assert again.obs_names.equals(train.obs_names)
-    other, _ = bs.pp.split(hg19_adata, test_size=0.25, random_state=4)
+    other, _ = bs.pp.split(slice_adata, test_size=0.25, random_state=4)
     assert not other.obs_names.equals(train.obs_names)
     # not stratified: over a few seeds, some organ is held out whole or not at all although it has sets to spare
-    counts = hg19_adata.obs["organ"].value_counts()
+    counts = slice_adata.obs["organ"].value_counts()
     unstratified = 0
     for seed in range(5):
-        _, held = bs.pp.split(hg19_adata, random_state=seed)
+        _, held = bs.pp.split(slice_adata, random_state=seed)
         shares = held.obs["organ"].value_counts().reindex(counts.index, fill_value=0)
         unstratified += int(((shares == 0) & (counts >= 2)).any() or ((shares == counts) & (counts >= 1)).any())
     assert unstratified > 0
     with pytest.raises(ValueError, match="fewer than two"):
-        bs.pp.split(hg19_adata[:1].copy())
+        bs.pp.split(slice_adata[:1].copy())
 
 
 REPEATED = {"dim": 16, "epochs": 3, "n_threads": 1}  # n_threads=1: bit-for-bit reproducible per seed
@@ -171,17 +171,18 @@ TRAINED = ["bedspace", "bedspace-labels", "starspace", "starspace-labels"]
 
 
 @pytest.fixture(scope="module")
-def repeated(hg19_adata):
-    uns_before = set(hg19_adata.uns)
+def repeated(slice_adata):
+    # on the bundled chr21–22 slice (the same 171 real sets and labels): the mechanics of the repeats, in seconds
+    uns_before = set(slice_adata.uns)
     result = bs.tl.evaluate_repeated(
-        hg19_adata,
+        slice_adata,
         fields=["organ", "assay"],
         n_splits=2,
         seeds=(0, 1),
         configurations={"bedspace": {}, "starspace": bs.tl.STARSPACE_COMPATIBLE},
         train_kwargs=REPEATED,
     )
-    assert set(hg19_adata.uns) == uns_before and not hg19_adata.varm  # the collection is left as it was
+    assert set(slice_adata.uns) == uns_before and not slice_adata.varm  # the collection is left as it was
     return result
 
 
@@ -247,11 +248,11 @@ def test_repeats_of_one_held_out_set_share_the_calibration_floors_draw():
     assert floor(independent) < 0.85 * floor(twice)
 
 
-def test_repeated_evaluation_can_hold_out_sets_at_random(hg19_adata):
+def test_repeated_evaluation_can_hold_out_sets_at_random(slice_adata):
     result = bs.tl.evaluate_repeated(
-        hg19_adata, fields=["assay"], stratify=False, n_splits=1, seeds=[0], baselines=(), train_kwargs=REPEATED
+        slice_adata, fields=["assay"], stratify=False, n_splits=1, seeds=[0], baselines=(), train_kwargs=REPEATED
     )
-    _, held_out = bs.pp.split(hg19_adata, stratify=None, random_state=0)
+    _, held_out = bs.pp.split(slice_adata, stratify=None, random_state=0)
     # every assay has sets in training, so every held-out set is annotated, and only those
     assert sorted(result.predictions["set"]) == sorted(held_out.obs_names)
 
@@ -280,8 +281,8 @@ def test_repeated_summary_is_the_runs_aggregated(repeated):
     assert (headline["bedspace"] > headline["random"]).all()
 
 
-def test_a_repeated_run_is_the_single_evaluation_of_that_split_and_seed(repeated, hg19_adata):
-    train, test = bs.pp.split(hg19_adata, stratify="organ", test_size=0.25, random_state=1)
+def test_a_repeated_run_is_the_single_evaluation_of_that_split_and_seed(repeated, slice_adata):
+    train, test = bs.pp.split(slice_adata, stratify="organ", test_size=0.25, random_state=1)
     bs.tl.train(train, labels=["organ", "assay"], random_state=1, **REPEATED)
     single = bs.tl.evaluate(train, test, fields=["organ", "assay"], random_state=1)
     runs = repeated.runs
@@ -308,9 +309,9 @@ def test_repeated_table_shows_mean_and_sd(repeated):
         repeated.table({"r2x": "MAP"})
 
 
-def test_repeated_evaluation_checks_its_options(hg19_adata):
+def test_repeated_evaluation_checks_its_options(slice_adata):
     def run(**options):
-        bs.tl.evaluate_repeated(hg19_adata, **({"fields": ["organ"]} | options))
+        bs.tl.evaluate_repeated(slice_adata, **({"fields": ["organ"]} | options))
 
     with pytest.raises(TypeError, match="seeds must be a sequence"):
         run(seeds=3)

@@ -294,8 +294,8 @@ def test_loss_and_evaluation_plots(hg19_trained, tmp_path):
         bs.pl.loss(test, show=False)
 
 
-def test_evaluation_plot_has_error_bars_over_repeats(hg19_trained, tmp_path):
-    train, _ = hg19_trained
+def test_evaluation_plot_has_error_bars_over_repeats(slice_trained, tmp_path):
+    train, _ = slice_trained
     small = train[train.obs["assay"] != "ATAC-seq"].copy()
     repeated = bs.tl.evaluate_repeated(
         small, fields=["assay"], n_splits=2, seeds=[0], train_kwargs={"epochs": 3, "dim": 16, "n_threads": 1}

@@ -8,6 +8,7 @@ fault, or the correct result; and for the outputs, that what was there before is
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import textwrap
 import time
 import tracemalloc
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -547,27 +549,52 @@ def hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
 
 
-@pytest.mark.parametrize(
-    ("how", "room", "reason"),
-    [
-        ("space", 100_000, "no space left on device"),
-        ("limit", 20_000, "file too large (past the file size limit, `ulimit -f`"),
-        ("limit", 1_000_000, "file too large (past the file size limit, `ulimit -f`"),
-    ],
-)
-def test_distances_on_a_full_disk_is_one_line_and_leaves_no_half_file(work, how, room, reason):
+#: The runs of distances on a full disk: how the disk is full, the room left, the reason the error gives.
+FULL_DISK_DISTANCES = [
+    ("space", 100_000, "no space left on device"),
+    ("limit", 20_000, "file too large (past the file size limit, `ulimit -f`"),
+    ("limit", 1_000_000, "file too large (past the file size limit, `ulimit -f`"),
+]
+
+
+@pytest.fixture(scope="module")
+def full_disk_distances(work, tmp_path_factory):
+    """Each run of distances on a full disk, in a copy of ``work`` and a process of its own, two or more at once.
+
+    ``{(how, room): (folder, result)}`` for FULL_DISK_DISTANCES, and ``"kept"``: the output exists already (an
+    earlier distances, ``--overwrite``). A process spends most of its seconds compiling scanpy's UMAP code for the
+    neighbour graph (on one core, whatever the room left), so the runs go side by side, not one after the other.
+    """
+    runs = {}
+    for how, room, _ in FULL_DISK_DISTANCES:
+        folder = tmp_path_factory.mktemp(f"full_{how}_{room}")
+        shutil.copytree(work, folder, dirs_exist_ok=True)
+        (folder / "full.h5ad").unlink(missing_ok=True)
+        runs[how, room] = folder, (how, room, *DISTANCES, "-o", "full.h5ad")
+    folder = tmp_path_factory.mktemp("full_kept")
+    shutil.copytree(work, folder, dirs_exist_ok=True)
+    shutil.copy(work / "d.h5ad", folder / "kept.h5ad")
+    runs["kept"] = folder, ("space", 500_000, *DISTANCES, "-o", "kept.h5ad", "--overwrite")
+    before = (folder / "kept.h5ad").read_bytes()
+    with ThreadPoolExecutor(max(2, min(len(runs), len(os.sched_getaffinity(0))))) as pool:
+        started = {key: pool.submit(full_disk, *args, cwd=folder) for key, (folder, args) in runs.items()}
+        done = {key: (runs[key][0], run.result()) for key, run in started.items()}
+    return done | {"kept before": before}
+
+
+@pytest.mark.parametrize(("how", "room", "reason"), FULL_DISK_DISTANCES)
+def test_distances_on_a_full_disk_is_one_line_and_leaves_no_half_file(full_disk_distances, how, room, reason):
     """Before: an h5py traceback, then a segfault at exit (HDF5 could not close a file whose write failed)."""
-    result = full_disk(how, room, *DISTANCES, "-o", "full.h5ad", cwd=work)
+    work, result = full_disk_distances[how, room]
     assert result.returncode == 1, (result.returncode, result.stderr[-2000:])  # not -11: no segfault
     one_line_error(result, f"bedspace distances: error: {reason}", "writing full.h5ad; it is as it was before")
     assert not (work / "full.h5ad").exists()
     assert hidden(work) == []
 
 
-def test_a_full_disk_keeps_the_earlier_output(work):
-    shutil.copy(work / "d.h5ad", work / "kept.h5ad")
-    before = (work / "kept.h5ad").read_bytes()
-    result = full_disk("space", 500_000, *DISTANCES, "-o", "kept.h5ad", "--overwrite", cwd=work)
+def test_a_full_disk_keeps_the_earlier_output(full_disk_distances):
+    work, result = full_disk_distances["kept"]
+    before = full_disk_distances["kept before"]  # the earlier output, as it was before the run
     one_line_error(result, "no space left on device writing kept.h5ad; it is as it was before")
     assert (work / "kept.h5ad").read_bytes() == before
     assert hidden(work) == []
