@@ -299,7 +299,8 @@ def evaluation(
     wide = chosen.pivot_table(index=["field", "search"], columns="method", values="value", sort=False)
     spread = chosen.pivot_table(index=["field", "search"], columns="method", values="sd", sort=False, dropna=False)
     methods = list(dict.fromkeys(chosen["method"]))
-    fig, ax = new_axes(ax, size=(1.5 + 0.3 * len(wide) * len(methods), 4))
+    # at most 10 inches wide: a wider figure is shrunk to fit a page or a notebook, and its text with it
+    fig, ax = new_axes(ax, size=(min(10.0, 1.5 + 0.3 * len(wide) * len(methods)), 4))
     width = 0.8 / len(methods)
     x = np.arange(len(wide))
     fixed = {"bedspace": "tab:blue", "starspace": "tab:cyan", "overlap": "tab:orange", "enrichment": "tab:green"}
