@@ -135,13 +135,11 @@ def _held_out(table, test, labels: list[str]) -> None:
         "LOLA's Fisher test; random: chance\n   MAP: mean average precision of the ranking, 1 when every right "
         "answer comes first"
     )
-    behind = [
-        (field, search, best, values)
-        for (field, search), values in summary.iterrows()
-        if (best := max(BASELINES, key=lambda b: values[b])) and values[best] > values["bedspace"] + 1e-9
-    ]
-    for field, search, best, values in behind:
+    for (field, search), values in summary.iterrows():
+        best = max(BASELINES, key=lambda baseline: values[baseline])
         gap = values[best] - values["bedspace"]
+        if gap <= 1e-9:
+            continue
         if search.startswith("r2l"):
             n = int(test.obs[field].notna().sum())
             sets = round(gap * n)
@@ -195,7 +193,7 @@ def _searches(train, test, labels: list[str], *, step: int) -> None:
         print(f"\n   l2r, the training sets for {label}:\n")
         shown = [c for c in ("rank", "name", "has_label", "probability", "score", *labels) if c in hits.columns]
         print(hits[shown].round(3).to_string(index=False))
-        hits = bs.tl.search(train, asked[:1] if test is train else test[queries[:1]], search_type="r2r", top_k=5)
+        hits = bs.tl.search(train, asked[:1], search_type="r2r", top_k=5)
         print(f"\n   r2r, the training sets most like {queries[0]}:\n")
         print(hits[["rank", "name", "score", *labels]].round(3).to_string(index=False))
 
