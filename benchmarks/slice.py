@@ -1,6 +1,6 @@
-"""The bundled hg19 slice (chr21–22) and ``bedspace demo`` on it: quality over splits and seeds, time, repeatability.
+"""The bundled hg19 slice (chr21–22) with ``bedspace demo``'s settings: quality over splits and seeds.
 
-    python benchmarks/slice.py             # 5 organ-stratified splits × 2 training seeds, then the demo twice
+    python benchmarks/slice.py             # 5 organ-stratified splits × 2 training seeds
     python benchmarks/slice.py --quick     # 3 splits × 1 seed
 
 ``bs.datasets.encode_hg19_chr21_22()``: the 171 hg19 sets with peaks on chr21 and chr22 (of 172; one TF ChIP has
@@ -13,9 +13,8 @@ on the same held-out sets:
 * ``overlap``: Jaccard k-NN; ``enrichment``: LOLA's Fisher test; ``random``: chance.
 
 Prints mean ± sd over the runs of r2l hit@1, l2r MAP and r2r MAP per field, then the default against the best of
-overlap and enrichment paired by split (difference of means, its se, and a verdict at 2 se). Then runs
-``bedspace demo`` twice in one fresh folder and cache — the first run extracts the bundled slice, the second is
-warm — and prints both wall times and whether the two printed the same text.
+overlap and enrichment paired by split (difference of means, its se, and a verdict at 2 se). The demo's time, cold
+and warm, and its repeatability: ``benchmarks/cold_start.py``.
 """
 
 from __future__ import annotations
@@ -27,9 +26,6 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse  # noqa: E402
-import os  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 
@@ -78,29 +74,12 @@ def quality(n_splits: int, seeds: list[int]) -> None:
     print(paired(result).round(3).to_string(index=False))
 
 
-def demo_twice() -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        env = os.environ | {"BEDSPACE_CACHE_DIR": str(Path(folder) / "cache")}
-        outputs, seconds = [], []
-        for overwrite in ([], ["--overwrite"]):
-            t0 = time.perf_counter()
-            run = subprocess.run(
-                [sys.executable, "-m", "bedspace", "demo", *overwrite],
-                cwd=folder, env=env, capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            seconds.append(time.perf_counter() - t0)
-            outputs.append(run.stdout)
-    print("\n=== bedspace demo, twice in a fresh folder and cache (the first extracts the slice)")
-    print(f"first run {seconds[0]:.1f} s, second (warm) {seconds[1]:.1f} s; same output: {outputs[0] == outputs[1]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 splits × 1 seed")
     args = parser.parse_args()
     warnings.simplefilter("ignore", bs.BEDSpaceWarning)  # the held-out parts' little-evidence notes
     quality(3, [0]) if args.quick else quality(5, [0, 1])
-    demo_twice()
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_demo_runs_on_bundled_data(tmp_path):
     assert "Traceback" not in result.stderr
     noise = [line for line in result.stderr.splitlines() if "Warning" in line or "warn(" in line]
     assert not noise, noise  # only bedspace's own words
-    again = run("demo", "--figure", figure, "--overwrite")
+    again = run("demo", "--figure", figure)  # the earlier demo's figure is replaced without asking
     assert again.returncode == 0, again.stderr
     assert again.stdout == out  # one thread, one seed: the same numbers every run
 
@@ -100,6 +100,16 @@ def test_demo_on_a_folder(hg19_slice, tmp_path):
     assert result.returncode == 0, result.stderr
     assert ": 30 region sets, labels organ, assay" in result.stdout
     assert "3. the " in result.stdout and "held-out sets" in result.stdout and "DNase-seq" in result.stdout
+
+
+def test_demo_never_replaces_a_figure_it_did_not_write(tmp_path):
+    """An earlier demo's figure is replaced; someone's own PNG at ``--figure`` never is, refused before any work."""
+    theirs = tmp_path / "figure.png"
+    theirs.write_bytes(b"\x89PNG\r\n\x1a\n a figure of someone's own")
+    result = run("demo", "--figure", theirs)
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"refusing to replace {theirs}: it is not an output of bedspace of this kind, so the demo" in result.stderr
+    assert theirs.read_bytes().endswith(b"someone's own")
 
 
 def test_version_and_help():

@@ -13,6 +13,7 @@ stream. With one thread the run is a pure function of the seed.
 from __future__ import annotations
 
 import math
+import types
 from dataclasses import dataclass
 
 import numba
@@ -276,6 +277,21 @@ def _train_epoch(
     return batch_loss.sum(), batch_count.sum()
 
 
+def _serial_twin(kernel, name: str):
+    """``kernel`` compiled without parfors, under its own name (and cache file).
+
+    Numba takes about 20 s to compile the parallel epoch and 6 s without parfors; a one-thread run (the demo, every
+    reproducible run) needs no parfors, so a first run on a fresh install compiles only this.
+    """
+    source = kernel.py_func
+    twin = types.FunctionType(source.__code__, source.__globals__, name, source.__defaults__, source.__closure__)
+    twin.__qualname__ = name
+    return numba.njit(fastmath=True, nogil=True, cache=True)(twin)
+
+
+_train_epoch_one_thread = _serial_twin(_train_epoch, "_train_epoch_one_thread")
+
+
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
 def set_vectors(regions, indptr, indices):
     """L2-normalised sum of each set's region rows (StarSpace's ``embed_doc``); all-zero sets stay zero."""
@@ -358,13 +374,14 @@ def train(
     rate_per_step = per_epoch / steps if steps else 0.0
     losses = np.zeros(params.epochs, np.float64)
     max_regions = int(np.diff(data.indptr).max())
+    train_epoch = _train_epoch if n_threads > 1 else _train_epoch_one_thread
     previous_threads = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
         for epoch in range(params.epochs):
             order = rng.permutation(data.n_examples).astype(np.int64)
             seeds = rng.integers(0, np.iinfo(np.int64).max, n_threads, dtype=np.int64).astype(np.uint64)
-            loss_sum, n_batches = _train_epoch(
+            loss_sum, n_batches = train_epoch(
                 regions,
                 labels,
                 region_adagrad,

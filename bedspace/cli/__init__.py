@@ -220,16 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=positive, default=50, help="embedding dimension (default: 50)")
     p.add_argument("--epochs", type=positive, default=30, help="training epochs (default: 30)")
     p.add_argument(
-        "--figure", default="bedspace_demo.png", help="where to write the figure (default: bedspace_demo.png)"
+        "--figure", default="bedspace_demo.png",
+        help="where to write the figure (default: bedspace_demo.png); replaces an earlier demo's figure, never any "
+        "other file",
     )
     p.add_argument(
         "-j", "--jobs", type=positive, default=None,
         help="threads (default: all cores to tokenize, one to train: training on several threads is faster but "
         "its numbers vary slightly from run to run)",
     )  # fmt: skip
-    p.add_argument(
-        "--overwrite", action="store_true", help="replace the figure of an earlier demo (never any other file)"
-    )
     p.set_defaults(func=_demo.demo)
 
     p = _command(

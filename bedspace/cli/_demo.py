@@ -30,7 +30,8 @@ def demo(args: argparse.Namespace) -> None:
 
     figure = Path(args.figure)
     figure_format(figure)  # before the work: a format matplotlib cannot write, a file not to replace
-    check_replace(figure, overwrite=args.overwrite, own=demo_figure, option="--overwrite")
+    # the demo's figure is its own by-product: an earlier demo's is replaced, so the demo can run again as it is
+    check_replace(figure, overwrite=True, own=demo_figure, option="the demo")
     if args.data is None:
         data = bs.datasets.encode_hg19_chr21_22()
         beds, metadata, universe, chrom_sizes = data.beds, data.metadata, data.universe, data.chrom_sizes
@@ -56,7 +57,7 @@ def demo(args: argparse.Namespace) -> None:
         print(f"\n2. trained on all {adata.n_obs} sets; {_trained(adata)}")
         print(f"\n3. held-out evaluation skipped: every value of {first!r} has one set, so none can be held out")
         _searches(adata, adata, labels, step=4)
-        _figure(adata, labels, figure, overwrite=args.overwrite, step=5)
+        _figure(adata, labels, figure, step=5)
         return
     train, test = bs.pp.split(adata, stratify=first, test_size=0.25, random_state=0)
     bs.tl.train(train, labels=labels, **options)
@@ -66,7 +67,7 @@ def demo(args: argparse.Namespace) -> None:
     )
     _held_out(bs.tl.evaluate(train, test, fields=labels, baselines=(*BASELINES, "random")), test, labels)
     _searches(train, test, labels, step=4)
-    _figure(train, labels, figure, overwrite=args.overwrite, step=5)
+    _figure(train, labels, figure, step=5)
 
 
 def _introduce_bundled(adata) -> None:
@@ -225,7 +226,7 @@ def demo_figure(path: Path) -> bool:
         return False
 
 
-def _figure(adata, labels: list[str], path: Path, *, overwrite: bool, step: int) -> None:
+def _figure(adata, labels: list[str], path: Path, *, step: int) -> None:
     import matplotlib.pyplot as plt
 
     import bedspace as bs
@@ -234,7 +235,7 @@ def _figure(adata, labels: list[str], path: Path, *, overwrite: bool, step: int)
     bs.tl.distances(adata, neighbors=False)
     ax = bs.pl.label_similarity(adata, groupby=labels[0], show=False)
     metadata = {"Creator": FIGURE_MARK} if fmt in _MARKED else None
-    with output_file(path, overwrite=overwrite, own=demo_figure, option="--overwrite") as tmp:
+    with output_file(path, overwrite=True, own=demo_figure, option="the demo") as tmp:
         ax.figure.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
     plt.close(ax.figure)
     print(f"\n{step}. figure of the similarity of every set to every label, sets grouped by {labels[0]}: {path}")
