@@ -70,7 +70,9 @@ def main() -> None:
     args = parser.parse_args()
     installers = ["uv"] if args.uv_only else ["uv", "pip"]
     load = os.getloadavg()[0]
-    print(f"{os.cpu_count()} cores, load {load:.1f} at the start; PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}")
+    print(
+        f"{os.cpu_count()} cores, load {load:.1f} at the start; PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}"
+    )
     rows = {}
     for installer in installers:
         seconds, same = run_steps(installer)

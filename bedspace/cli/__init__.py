@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=positive, default=50, help="embedding dimension (default: 50)")
     p.add_argument("--epochs", type=positive, default=30, help="training epochs (default: 30)")
     p.add_argument(
-        "--figure", default="bedspace_demo.png",
+        "--figure",
+        default="bedspace_demo.png",
         help="where to write the figure (default: bedspace_demo.png); replaces an earlier demo's figure, never any "
         "other file",
     )
