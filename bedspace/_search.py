@@ -339,7 +339,8 @@ def warn_about(names: list[str], annotation: Annotation) -> None:
         warn(
             f"{len(outside)} quer{'y is' if len(outside) == 1 else 'ies are'} unlike every reference set (few of "
             f"its regions in the universe, or no more shared regions than chance: another genome, assay or a "
-            f"random file?); their labels get the base rates, not a prediction: {outside[:10]}"
+            f"random file?): no probability is given (nan) and no label passes min_probability; their labels are "
+            f"ranked by enrichment alone: {outside[:10]}"
         )
 
 
@@ -439,7 +440,8 @@ def annotation_table(
     """The default annotator's answer, per query and field: ``top_k`` labels by probability (by score without).
 
     Columns ``query`` (when ``several``), ``field``, ``rank`` (within the query and field), ``name``, ``value``,
-    ``probability`` (when calibrated), ``score`` (the classifier's), ``in_domain``, ``evidence`` (when measured: ``full``,
+    ``probability`` (when calibrated; ``nan`` out of the domain), ``score`` (the classifier's; enrichment's out of
+    the domain), ``in_domain``, ``evidence`` (when measured: ``full``,
     ``few regions`` or ``one chromosome``). Labels below ``min_probability`` are left out: a query may get no label in
     a field (abstention).
     """
@@ -447,7 +449,8 @@ def annotation_table(
     for field, field_scores in scores.items():
         frame = labels[field]
         probability = probabilities.get(field)
-        order_by = field_scores if probability is None else probability
+        # a query out of the domain has no probabilities (nan): its labels in the order of their scores
+        order_by = field_scores if probability is None else np.where(np.isnan(probability), field_scores, probability)
         index, _ = top_k_of(order_by, top_k)
         n = index.shape[1]
         flat = index.ravel()

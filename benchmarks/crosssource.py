@@ -10,7 +10,8 @@ label the reference knows (fetal ``cell_class=tissue`` and a few organs are not 
 
 Per field: r2l hit@1 of the default annotator (``bedspace``), of the label vectors alone, of overlap k-NN and of
 enrichment (``bs.tl.evaluate``); then the confidence the default states, as a user sees it in ``bs.tl.search``'s
-r2l table: answers (queries with a known label), mean stated probability of the top label, share right, their
+r2l table: queries (with a label the reference knows), how many it abstains on (out of the domain: no
+probability), and over the answers it gives: mean stated probability of the top label, share right, their
 difference (overconfidence when positive), and the answers stated at >= 0.9: how many, and the share right. The
 target: stated minus right at most 0.05, and answers stated >= 0.9 right at least 90% of the time.
 """
@@ -63,18 +64,19 @@ def stated_and_right(train, queries, fields) -> pd.DataFrame:
 def confidence_table(answers: pd.DataFrame, fields) -> pd.DataFrame:
     rows = []
     for field in fields:
-        part = answers[answers["field"] == field]
+        every = answers[answers["field"] == field]
+        part = every[every["stated"].notna()]  # out of the domain the annotator abstains: no probability
         sure = part[part["stated"] >= 0.9]
         rows.append(
             {
                 "field": field,
-                "answers": len(part),
+                "queries": len(every),
+                "abstained": len(every) - len(part),
                 "stated": part["stated"].mean(),
                 "right": part["right"].mean(),
                 "stated - right": part["stated"].mean() - part["right"].mean(),
                 "n stated >= 0.9": len(sure),
                 "right when >= 0.9": sure["right"].mean() if len(sure) else np.nan,
-                "out of domain": (~part["in_domain"]).sum(),
             }
         )
     return pd.DataFrame(rows)

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import bedspace as bs
 from bedspace.annotate import RegionAnnotator, TokenMatrix
 from bedspace.annotate import _estimator as estimator
+from bedspace.annotate._baselines import label_enrichment
 from bedspace.annotate._estimator import flatten, stratified_folds, unflatten
 from bedspace.annotate._kernel import compare, token_cosine
 from bedspace.annotate._ridge import (
@@ -315,8 +316,20 @@ def test_the_domain_is_judged_on_log_odds_and_coverage():
     answer = annotator.annotate(queries, coverage=np.array([0.9, 0.01, np.nan, 0.9]))
     # unknown coverage does not count against a query; a random file shares no more than chance
     assert answer.in_domain.tolist() == [True, False, True, False]
-    np.testing.assert_allclose(answer.probabilities["group"][1], annotator.priors_["group"])
+    # out of the domain: no probability (the annotator abstains), labels ranked by enrichment
+    assert np.isnan(answer.probabilities["group"][[1, 3]]).all()
+    assert not np.isnan(answer.probabilities["group"][[0, 2]]).any()
     assert answer.probabilities["group"][0].max() > 0.5
+    enrichment = label_enrichment(queries[[1]], tokens, codes, int(codes.max()) + 1).scores()[0]
+    np.testing.assert_allclose(answer.scores["group"][1], enrichment)
+    # ranked below every query it vouches for: an l2r of these four lists the two in the domain first
+    for column in range(answer.scores["group"].shape[1]):
+        order = np.argsort(-answer.ranking("group")[:, column])
+        assert set(order[:2]) == {0, 2}
+    # r2r's label agreement takes an abstaining query to carry labels drawn from the base rates: no set favoured
+    shared = annotator.shared_labels(answer)
+    assert np.isfinite(shared).all()
+    np.testing.assert_allclose(shared[1], annotator.priors_["group"][codes])
 
 
 # -- on the real collection -------------------------------------------------------------------------------------
@@ -396,8 +409,11 @@ def test_queries_unlike_the_collection_are_flagged(trained, hg19, tmp_path):
         with pytest.warns(bs.BEDSpaceWarning, match="unlike every reference set"):
             table = bs.tl.search(train, query, search_type="r2l", top_k=100, field="organ")
         assert not table["in_domain"].any()
-        # base rates, not a confident label
-        assert table["probability"].max() == pytest.approx(annotator.priors_["organ"].max())
+        # no number that reads as confidence: the annotator abstains, and no label passes a threshold
+        assert table["probability"].isna().all() and len(table) == annotator.priors_["organ"].size
+        with pytest.warns(bs.BEDSpaceWarning, match="unlike every reference set"):
+            called = bs.tl.search(train, query, search_type="r2l", field="organ", min_probability=0.01)
+        assert called.empty
     (tmp_path / "empty.bed").write_text("")
     with pytest.raises(ValueError, match="nothing to rank"), pytest.warns(bs.BEDSpaceWarning, match="no intervals"):
         bs.tl.search(train, tmp_path / "empty.bed", search_type="r2l")

@@ -161,11 +161,11 @@ def test_joint_embedding_legend_beside_the_map_and_names_apart(laid_out):
     assert not _overlapping(legend.get_texts())
     assert len(ax.texts) == train.obs["organ"].nunique()
     assert not _overlapping(ax.texts)
-    # no name covers a label's marker (its own, or another's)
+    # no name covers a label's marker (its own, or another's); the name's own box, not its joining line's
     markers = ax.collections[-1].get_offsets()
     points = ax.transData.transform(np.asarray(markers))
     for text in ax.texts:
-        box = text.get_window_extent()
+        box = Text.get_window_extent(text)
         assert not any(box.contains(x, y) for x, y in points), text.get_text()
     plt.close(fig)
 

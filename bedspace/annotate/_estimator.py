@@ -7,10 +7,12 @@ whether a query is like the collection at all. Options are stored and checked in
 returns the estimator; everything fitted is an attribute ending in ``_``; :meth:`to_record` /
 :meth:`from_record` are its one saved form, which refuses tokens other than those it was fitted on.
 
-A query unlike every reference set gets the labels' base rates instead, and is flagged: one whose regions barely
-touch the universe (``coverage``, another genome or universe), or whose best reference set shares no more
-regions with it than chance would (``best_log_odds``, a shuffled or random file). Both thresholds are fitted on
-the collection. A query of a few hundred regions carries little evidence either way: a random one that small
+A query unlike every reference set is flagged and gets no probability (``nan``: the annotator abstains): one
+whose regions barely touch the universe (``coverage``, another genome or universe), or whose best reference set
+shares no more regions with it than chance would (``best_log_odds``, a shuffled or random file, or peaks so noisy
+that the overlaps' pattern is lost). Both thresholds are fitted on the collection. Its labels are still ranked,
+by enrichment (the p-value of each label's best reference set, LOLA's order): where a query's overlaps are too
+weak for the classifier, many weak ones can still point to a label (``benchmarks/perturb.py``). A query of a few hundred regions carries little evidence either way: a random one that small
 can pass for a small real set.
 
 A query is compared with the classifier's fitted sets only (every labelled set up to
@@ -34,6 +36,7 @@ import numpy as np
 from .._logging import info
 from .._params import whole_number
 from .._plain import plain
+from ._baselines import aggregate_by_label, enrichment_from_counts
 from ._calibration import Calibrator, expected_calibration_error, fit_calibrator, reliability_bins
 from ._evidence import FEW_REGIONS, FOLDS, FULL, MAX_SETS, Chromosomes, Evidence, SubFiles
 from ._kernel import Comparison, comparison, overlap_counts
@@ -68,8 +71,11 @@ class Annotation:
     ----------
     scores
         Per field, queries × the field's labels: the classifier's scores (larger = better).
+        For a query out of the domain: enrichment's scores (minus the rank of each label's best reference set by
+        its enrichment p-value, plus a tie-break in [0, 1)).
     probabilities
-        Per field, calibrated probabilities (base rates for queries out of the domain); empty when uncalibrated.
+        Per field, calibrated probabilities; ``nan`` for queries out of the domain (no probability: the annotator
+        abstains); empty when uncalibrated.
     in_domain
         Per query, whether it is like the reference sets.
     best_log_odds, coverage
@@ -88,8 +94,20 @@ class Annotation:
     evidence: np.ndarray | None = None
 
     def ranking(self, name: str) -> np.ndarray:
-        """Queries × labels of field ``name`` as the annotator ranks them: probabilities when calibrated, else scores."""
-        return self.probabilities.get(name, self.scores[name])
+        """Queries × labels of field ``name`` as the annotator ranks them: probabilities when calibrated, else scores.
+
+        A query out of the domain is ranked by its enrichment scores, placed below every query in it (so that l2r,
+        which ranks queries for a label, lists the answers it can vouch for first).
+        """
+        ranked = self.probabilities.get(name, self.scores[name])
+        outside = ~np.asarray(self.in_domain, bool)
+        if not outside.any():
+            return ranked
+        ranked = ranked.copy()
+        inside = ranked[~outside]
+        floor = float(inside.min()) if inside.size else 0.0
+        ranked[outside] = floor - 1.0 + self.scores[name][outside]  # enrichment scores are < 0: below the floor
+        return ranked
 
 
 class RegionAnnotator:
@@ -434,14 +452,42 @@ class RegionAnnotator:
         coverage = np.full(n, np.nan) if coverage is None else np.asarray(coverage, dtype=np.float64)
         in_domain = np.asarray(best, dtype=np.float64) >= self.min_log_odds_
         in_domain &= ~(coverage < self.min_coverage_)  # an unknown (nan) coverage does not count against a query
+        outside = np.flatnonzero(~in_domain)
+        if outside.size:
+            fallback = self._enrichment_scores(queries, outside, None if own is None else np.asarray(own)[outside])
+            for name in scores:
+                scores[name][outside] = fallback[name]
         probabilities = {}
         for name, calibrator in self.calibrators_.items():
             probabilities[name] = calibrator.predict_proba(scores[name])
             if (evidence != FULL).any():
                 few = evidence == FEW_REGIONS
                 probabilities[name] = self.evidence_.limit(name, probabilities[name], sizes, few, one)
-            probabilities[name][~in_domain] = self.priors_[name]
+            probabilities[name][~in_domain] = np.nan
         return Annotation(scores, probabilities, in_domain, best, coverage, evidence if self.evidence_ else None)
+
+    def _enrichment_scores(self, queries, rows: np.ndarray, own: np.ndarray | None) -> dict[str, np.ndarray]:
+        """Per field, enrichment's label scores of the queries at ``rows`` against the compared sets.
+
+        What ranks the labels of a query out of the domain: the Fisher test's p-value of each label's best
+        reference set (:func:`~bedspace.annotate._baselines.label_enrichment`'s order). A reference set annotated
+        from the others (``own``) is left out of its own ranking.
+        """
+        part = queries.subset(rows) if isinstance(queries, TokenRows) else queries.read(rows)
+        if self._compared is None:
+            self._compared = self._tokens.read(self.classifier_.compared_rows)
+        compared = self._compared
+        log_pvalue, odds = enrichment_from_counts(
+            overlap_counts(part, compared), part.sizes, compared.sizes, compared.n_regions
+        )
+        if own is not None:
+            at = positions_in(self.classifier_.compared_rows, np.asarray(own))
+            mine = np.flatnonzero(at >= 0)
+            log_pvalue[mine, at[mine]], odds[mine, at[mine]] = 0.0, 0.0  # p = 1: never a set's own best match
+        return {
+            name: aggregate_by_label(log_pvalue, odds, self.codes_[name][self.classifier_.compared_rows], n).scores()
+            for name, n in self.classifier_.n_labels.items()
+        }
 
     def _scores(self, queries: TokenRows, own: np.ndarray | None):
         own_compared = None if own is None else positions_in(self.classifier_.compared_rows, own)
@@ -450,7 +496,7 @@ class RegionAnnotator:
         return _score_blocks(self.classifier_, self._compared, queries, own, own_compared)
 
     def predict_proba(self, tokens, *, coverage: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Per field, queries × labels: calibrated probabilities (the base rates for a query out of the domain)."""
+        """Per field, queries × labels: calibrated probabilities (``nan`` for a query out of the domain)."""
         if not self.is_calibrated:
             raise ValueError(
                 "this annotator was fitted with calibrate=False: it gives scores (annotate), no probabilities"
@@ -477,7 +523,8 @@ class RegionAnnotator:
 
         From the calibrated probabilities of an :meth:`annotate` answer. A reference set without a label in a
         field is taken to carry one drawn from the base rates (probability ``P · priors``), so an unlabelled set
-        is neither favoured nor penalised. This is what the default r2r adds to the embedding's cosine
+        is neither favoured nor penalised; a query out of the domain (no probabilities) is taken to carry labels
+        drawn from the base rates too. This is what the default r2r adds to the embedding's cosine
         (:data:`LABEL_WEIGHT`): sets of the query's cell type, tissue and assay first, in the embedding's order.
         """
         fields = [f for f in self.fields_ if f in annotation.probabilities]
@@ -486,6 +533,7 @@ class RegionAnnotator:
         total = None
         for name in fields:
             probabilities, codes = annotation.probabilities[name], self.codes_[name]
+            probabilities = np.where(np.isnan(probabilities), np.asarray(self.priors_[name])[None, :], probabilities)
             unknown = probabilities @ np.asarray(self.priors_[name], dtype=np.float64)
             shared = np.where(codes[None, :] >= 0, probabilities[:, np.maximum(codes, 0)], unknown[:, None])
             total = shared if total is None else total + shared

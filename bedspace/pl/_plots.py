@@ -199,7 +199,8 @@ def search(
         raise KeyError(f"no column {color!r} in the result; columns are {list(result.columns)}")
     fig, ax = new_axes(ax, size=(7, 1 + 0.3 * len(result)))
     y = np.arange(len(result))[::-1]
-    measure = "probability" if "probability" in result.columns else "score"
+    # a query out of the domain has no probabilities (the annotator abstains): its labels' scores are drawn
+    measure = "probability" if "probability" in result.columns and result["probability"].notna().any() else "score"
     if color is None:
         ax.barh(y, result[measure], color="0.4")
     else:

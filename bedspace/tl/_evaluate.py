@@ -206,17 +206,20 @@ def _embedding_rows(
         # r2l and l2r as bs.tl.search ranks them: by probability when calibrated, else by score
         results = _measure(annotation.ranking(field.name)[known], default_r2r[known], truth, field.train)
         if probabilities is not None:
-            results["r2l"]["ECE"] = expected_calibration_error(probabilities[known], truth)
+            # the calibration of the answers given: a query out of the domain has no probability (abstains)
+            answered = ~np.isnan(probabilities[known]).any(axis=1)
+            if answered.any():
+                results["r2l"]["ECE"] = expected_calibration_error(probabilities[known][answered], truth[answered])
             if predictions is not None:
-                stated = probabilities[known]
+                stated = probabilities[known][answered]
                 predictions.append(
                     pd.DataFrame(
                         {
                             "method": method,
                             "field": field.name,
-                            "set": test.obs_names[known],
+                            "set": test.obs_names[known][answered],
                             "confidence": stated.max(axis=1),
-                            "correct": stated.argmax(axis=1) == truth,
+                            "correct": stated.argmax(axis=1) == truth[answered],
                         }
                     )
                 )

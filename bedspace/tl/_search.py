@@ -103,7 +103,9 @@ def search(
       (``field=value``), ``value``, ``probability`` (calibrated: of the answers given with probability 0.8,
       about 80% are right; absent when the collection was trained with ``calibrate=False``), ``score`` (the
       classifier's score), ``in_domain`` (``False``: the query is unlike every collection set — few of its regions in
-      the universe, or no more shared regions than chance — and gets the labels' base rates, with a warning).
+      the universe, or no more shared regions than chance. The annotator then abstains, with a warning: the
+      probability is ``nan``, no label passes ``min_probability``, and the labels are ranked by enrichment, whose
+      score the ``score`` column then holds: minus the rank of the label's best set by its enrichment p-value).
     * ``"l2r"``: ``rank``, ``name`` (a set), ``score`` (the set's classifier score for the label from the other
       sets, or with ``method="embedding"`` the cosine similarity), ``probability`` (its calibrated probability of
       the label; absent when uncalibrated and with ``method="embedding"``), ``has_label`` (whether the set carries
@@ -111,7 +113,7 @@ def search(
     * ``"r2r"``, ``method="regions"``: ``rank``, ``name`` (a set), ``score`` (``cosine + 0.5 × shared_labels``),
       ``cosine`` (of the set vectors), ``shared_labels`` (the probability that the query carries the set's
       labels, mean over the fields), then the sets' label fields (and the ``obs_columns`` asked for); a query
-      unlike every collection set gets a warning (its probabilities are the base rates).
+      unlike every collection set gets a warning (no label is favoured: its ``shared_labels`` are the base rates).
     * ``"r2l"`` and ``"r2r"`` with ``method="embedding"``: ranked by ``score`` (raw cosine similarity,
       comparable across queries and searches): ``rank``, ``name`` (a label or a set name), ``score``; for labels
       ``field`` and ``value``; for sets their label fields (and the ``obs_columns`` asked for).
