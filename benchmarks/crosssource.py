@@ -34,7 +34,7 @@ import pandas as pd  # noqa: E402
 import bedspace as bs  # noqa: E402
 
 FIELDS = ["organ", "cell_class", "assay"]
-SHOWN = ["organ", "cell_class"]  # every query is DNase-seq: assay is reported by evaluate, not discussed
+SHOWN = ["organ", "cell_class"]  # every query is DNase-seq: its assay answers are listed in the table alone
 METHODS = ["bedspace", "bedspace-labels", "overlap", "enrichment", "random"]
 
 
@@ -53,6 +53,12 @@ def stated_and_right(train, queries, fields) -> pd.DataFrame:
                 {
                     "field": field,
                     "set": name,
+                    "truth": str(truth),
+                    "answer": str(top.loc[name, "value"]) if name in top.index else "",
+                    "support": int((train.obs[field].astype(str) == str(top.loc[name, "value"])).sum())
+                    if name in top.index
+                    else 0,
+                    "truth support": int((train.obs[field].astype(str) == str(truth)).sum()),
                     "stated": float(top.loc[name, "probability"]) if name in top.index else np.nan,
                     "right": name in top.index and str(top.loc[name, "value"]) == str(truth),
                     "in_domain": bool(top.loc[name, "in_domain"]) if name in top.index else False,
@@ -107,7 +113,14 @@ def main() -> None:
     print(wide.to_string())
     answers = pd.concat(answers)
     print("\n=== the default annotator's stated confidence (top label), pooled over the seeds")
-    print(confidence_table(answers, SHOWN).round(3).to_string(index=False))
+    print(confidence_table(answers, FIELDS).round(3).to_string(index=False))
+    print(
+        "\n=== every answer of the first seed (support: the collection's sets carrying the answer; truth support: "
+        "carrying the query's label)"
+    )
+    first = answers[(answers["seed"] == args.seeds[0]) & answers["field"].isin(SHOWN)]
+    columns = ["field", "set", "truth", "answer", "right", "stated", "support", "truth support"]
+    print(first[columns].round(3).to_string(index=False))
 
 
 if __name__ == "__main__":

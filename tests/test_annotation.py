@@ -349,6 +349,11 @@ def test_training_calibrates_the_annotator(trained):
         assert 0 < diagnostics["n"] <= train.obs["bedspace_in_training"].sum()  # sets whose label another has
         assert 0 <= diagnostics["ece"] <= 1 and diagnostics["hit@1"] > 0.3
         assert np.isclose(annotator.priors_[field].sum(), 1.0)
+        # the support step knows how many fitted sets each label rests on
+        calibrator, fitted = annotator.calibrators_[field], annotator.classifier_.fields[field]
+        n_labels = len(annotator.label_names_[field])
+        assert calibrator.support == tuple(np.bincount(fitted.codes, minlength=n_labels).tolist())
+        assert len(calibrator.support_shifts) == 4 and np.isfinite(calibrator.support_shifts).all()
     assert annotator.min_log_odds_ > 0
 
 

@@ -188,3 +188,41 @@ def test_isotonic_knots_never_decrease_with_tied_confidences():
         x, y = _isotonic_knots(confidence, rng.random(60) < confidence)
         assert np.all(np.diff(x) > 0) and np.all(np.diff(y) >= 0), seed
         Calibrator(temperature=1.0, isotonic_x=tuple(x), isotonic_y=tuple(y))
+
+
+def test_support_step_states_answers_on_few_sets_as_they_fare():
+    """Same scores, same calibration so far: an answer whose label rests on one set, right a fifth of the time, is
+    stated lower than one resting on fifty, right almost always; the answer itself and the rows' sums do not move."""
+    rng = np.random.default_rng(0)
+    n, k = 2000, 4
+    scores = rng.normal(size=(n, k))
+    scores[np.arange(n), rng.integers(0, k, n)] += 4.0  # a clear top label everywhere
+    support = (1, 50, 50, 50)
+    top = scores.argmax(axis=1)
+    right_if = np.where(top == 0, 0.2, 0.95)  # label 0 rests on one set and is mostly wrong
+    truth = np.where(rng.random(n) < right_if, top, (top + 1 + rng.integers(0, k - 1, n)) % k)
+    plain = fit_calibrator(scores, truth)
+    calibrator = fit_calibrator(scores, truth, support=support)
+    assert calibrator.support == support and len(calibrator.support_shifts) == 4
+    before, after = plain.predict_proba(scores), calibrator.predict_proba(scores)
+    np.testing.assert_array_equal(after.argmax(axis=1), top)
+    np.testing.assert_allclose(after.sum(axis=1), 1.0)
+    few = top == 0
+    # before: one map for every label, the few-set answers stated like the others; after: as they fare
+    assert before[few].max(axis=1).mean() > 0.7 and (truth[few] == 0).mean() < 0.25
+    # as low as the answer allows (the top label keeps its lead over the runner-up, here about 0.33)
+    assert after[few].max(axis=1).mean() < 0.35
+    assert abs(after[~few].max(axis=1).mean() - (truth[~few] == top[~few]).mean()) < 0.05
+    # (pooled, one map states every answer at the overall accuracy: its ECE is ~0; the log loss sees the difference)
+    assert log_loss(after, truth) < log_loss(before, truth) - 0.05
+    # a set annotated leave-one-out sees one set fewer of its own label: the support given per answer is used
+    many = scores[~few][:5]
+    assert (calibrator.predict_proba(many, top_support=np.ones(5, int)) < after[~few][:5].max(axis=1)[:, None]).all()
+    # saved and read back with it; a record of format 1 (no support step) still reads, without it
+    again = Calibrator.from_dict(json.loads(json.dumps(calibrator.to_dict())))
+    assert again == calibrator and again.to_dict()["method"].endswith("+support")
+    old = {k: v for k, v in calibrator.to_dict().items() if not k.startswith("support")} | {"format_version": 1}
+    np.testing.assert_allclose(Calibrator.from_dict(old).predict_proba(scores), before)
+    assert not Calibrator.from_dict(old).support_shifts
+    with pytest.raises(ValueError, match="support of 3 labels for 4"):
+        fit_calibrator(scores, truth, support=(1, 2, 3))

@@ -102,16 +102,6 @@ def test_demo_on_a_folder(hg19_slice, tmp_path):
     assert "3. the " in result.stdout and "held-out sets" in result.stdout and "DNase-seq" in result.stdout
 
 
-def test_demo_never_replaces_a_figure_it_did_not_write(tmp_path):
-    """An earlier demo's figure is replaced; someone's own PNG at ``--figure`` never is, refused before any work."""
-    theirs = tmp_path / "figure.png"
-    theirs.write_bytes(b"\x89PNG\r\n\x1a\n a figure of someone's own")
-    result = run("demo", "--figure", theirs)
-    assert result.returncode == 1 and result.stdout == ""
-    assert f"refusing to replace {theirs}: it is not an output of bedspace of this kind, so the demo" in result.stderr
-    assert theirs.read_bytes().endswith(b"someone's own")
-
-
 def test_version_and_help():
     assert run("--version").stdout.strip() == f"bedspace {bs.__version__}"
     assert "examples:" in run("demo", "--help").stdout

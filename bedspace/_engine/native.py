@@ -286,7 +286,9 @@ def _serial_twin(kernel, name: str):
     source = kernel.py_func
     twin = types.FunctionType(source.__code__, source.__globals__, name, source.__defaults__, source.__closure__)
     twin.__qualname__ = name
-    return numba.njit(fastmath=True, nogil=True, cache=True)(twin)
+    # numpy's error model, as parfors use: a division by zero gives inf or nan (the caller checks the loss), as on
+    # several threads, rather than an exception from inside the kernel
+    return numba.njit(fastmath=True, nogil=True, cache=True, error_model="numpy")(twin)
 
 
 _train_epoch_one_thread = _serial_twin(_train_epoch, "_train_epoch_one_thread")

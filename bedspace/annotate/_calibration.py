@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 FORMAT = "bedspace-calibrator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the support step (format 1 records read as calibrators without it)
+#: Bins of an answer's support (how many fitted sets carry its label): 1, 2–3, 4–9, 10 or more. Each bin gets its
+#: own shift of the top label's log odds (:func:`fit_calibrator`): an answer resting on one or a few sets is right
+#: less often than one resting on dozens at the same score, and one map for every label cannot see that.
+SUPPORT_EDGES = (1, 2, 4, 10)
+#: Ridge penalty on each bin's shift (in squared log odds): a bin of a few answers moves little from no shift.
+SUPPORT_RIDGE = 1.0
 # Temperatures searched (log-uniformly). Cosine similarities lie in [-1, 1] and a field's labels often differ by
 # a few hundredths, so useful temperatures are small; the upper end allows "no information" (near-uniform).
 TEMPERATURE_BOUNDS = (1e-4, 1e3)
@@ -191,8 +197,10 @@ class Calibrator:
     """Maps one field's label scores to calibrated probabilities (see :func:`fit_calibrator`).
 
     ``probabilities = softmax(scores / temperature)``; with isotonic knots, the top label's probability is then
-    replaced by ``np.interp(top, isotonic_x, isotonic_y)`` and the other labels share the rest in proportion,
-    never enough to overtake the top label (the calibrated prediction is the raw one).
+    replaced by ``np.interp(top, isotonic_x, isotonic_y)``; with the support step, its log odds are then shifted
+    by ``support_shifts[b]``, ``b`` the bin (:data:`SUPPORT_EDGES`) of the top label's ``support``. Each time the
+    other labels share the rest in proportion, never enough to overtake the top label (the calibrated prediction
+    is the raw one).
 
     Attributes
     ----------
@@ -200,6 +208,9 @@ class Calibrator:
         Softmax temperature.
     isotonic_x, isotonic_y
         Knots of the isotonic map of top-label confidence (empty: none).
+    support, support_shifts
+        Per label, the fitted sets carrying it; per support bin, the shift of the top label's log odds (both
+        empty: no support step).
     labels
         The labels (column order of the scores) the calibrator was fitted for; empty if not given.
     field
@@ -214,6 +225,8 @@ class Calibrator:
     temperature: float
     isotonic_x: tuple[float, ...] = ()
     isotonic_y: tuple[float, ...] = ()
+    support: tuple[int, ...] = ()
+    support_shifts: tuple[float, ...] = ()
     labels: tuple[str, ...] = ()
     field: str = ""
     n_fitted: int = 0
@@ -226,14 +239,22 @@ class Calibrator:
             raise ValueError("isotonic_x and isotonic_y differ in length")
         if np.any(np.diff(self.isotonic_x) < 0) or np.any(np.diff(self.isotonic_y) < 0):
             raise ValueError("isotonic knots must be non-decreasing in x and y")
+        if self.support_shifts and len(self.support_shifts) != len(SUPPORT_EDGES):
+            raise ValueError(f"support_shifts has {len(self.support_shifts)} bins, not {len(SUPPORT_EDGES)}")
+        if bool(self.support) != bool(self.support_shifts):
+            raise ValueError("support and support_shifts come together (both empty: no support step)")
 
     @property
     def isotonic(self) -> bool:
         """Whether an isotonic step follows the temperature."""
         return len(self.isotonic_x) > 0
 
-    def predict_proba(self, scores) -> np.ndarray:
-        """Calibrated probabilities, sets × labels (rows sum to 1)."""
+    def predict_proba(self, scores, *, top_support: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probabilities, sets × labels (rows sum to 1).
+
+        ``top_support``: per set, the support of its top label as that set sees it (a fitted set annotated from
+        the others has one set fewer of its own label); by default the fitted support (:attr:`support`).
+        """
         scores, _ = _scores_and_truth(scores)
         if self.labels and scores.shape[1] != len(self.labels):
             raise ValueError(
@@ -243,6 +264,11 @@ class Calibrator:
         probabilities = softmax(scores, self.temperature)
         if self.isotonic:
             probabilities = _recalibrate_top(probabilities, np.asarray(self.isotonic_x), np.asarray(self.isotonic_y))
+        if self.support_shifts:
+            if top_support is None:
+                top_support = np.asarray(self.support)[probabilities.argmax(axis=1)]
+            shift = np.asarray(self.support_shifts)[support_bins(top_support)]
+            probabilities = _replace_top(probabilities, _shifted(probabilities.max(axis=1), shift))
         return probabilities
 
     def confidence(self, scores) -> np.ndarray:
@@ -254,10 +280,14 @@ class Calibrator:
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "method": "temperature+isotonic" if self.isotonic else "temperature",
+            "method": "+".join(
+                ["temperature"] + ["isotonic"] * self.isotonic + ["support"] * bool(self.support_shifts)
+            ),
             "temperature": float(self.temperature),
             "isotonic_x": [float(v) for v in self.isotonic_x],
             "isotonic_y": [float(v) for v in self.isotonic_y],
+            "support": [int(v) for v in self.support],
+            "support_shifts": [float(v) for v in self.support_shifts],
             "labels": [str(v) for v in self.labels],
             "field": str(self.field),
             "n_fitted": int(self.n_fitted),
@@ -286,6 +316,8 @@ class Calibrator:
             temperature=float(np.asarray(record["temperature"])),
             isotonic_x=numbers("isotonic_x"),
             isotonic_y=numbers("isotonic_y"),
+            support=tuple(int(v) for v in numbers("support")),
+            support_shifts=numbers("support_shifts"),
             labels=tuple(str(v) for v in np.asarray(record.get("labels", []), dtype=object).ravel()),
             field=str(record.get("field", "")),
             n_fitted=int(np.asarray(record.get("n_fitted", 0))),
@@ -295,6 +327,47 @@ class Calibrator:
 
 def _recalibrate_top(probabilities: np.ndarray, knots_x: np.ndarray, knots_y: np.ndarray) -> np.ndarray:
     """Replace the top label's probability by the isotonic map; the others share the rest in proportion."""
+    return _replace_top(probabilities, np.interp(probabilities.max(axis=1), knots_x, knots_y))
+
+
+def support_bins(support) -> np.ndarray:
+    """The bin (:data:`SUPPORT_EDGES`) of each support: 0 for 1 set (or none), … 3 for 10 sets or more."""
+    return np.maximum(np.searchsorted(SUPPORT_EDGES, np.asarray(support), side="right") - 1, 0)
+
+
+def _log_odds(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
+
+
+def _shifted(p: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``p`` with its log odds moved by ``shift``."""
+    return 1.0 / (1.0 + np.exp(-(_log_odds(p) + shift)))
+
+
+def _support_shifts(confidence: np.ndarray, correct: np.ndarray, top_support: np.ndarray) -> tuple[float, ...]:
+    """Per support bin, the shift of the top label's log odds that minimises the answers' log loss (+ ridge)."""
+    from scipy.optimize import minimize_scalar
+
+    bins = support_bins(top_support)
+    shifts = []
+    for b in range(len(SUPPORT_EDGES)):
+        mine = bins == b
+        odds, right = _log_odds(confidence[mine]), correct[mine].astype(np.float64)
+
+        def loss(shift: float, odds=odds, right=right) -> float:
+            # the Bernoulli log loss of the shifted answers, written with logaddexp to stay finite
+            z = odds + shift
+            return float(np.sum(np.logaddexp(0.0, -z) * right + np.logaddexp(0.0, z) * (1 - right))) + (
+                SUPPORT_RIDGE * shift**2
+            )
+
+        shifts.append(float(minimize_scalar(loss, bounds=(-10.0, 10.0), method="bounded").x) if mine.any() else 0.0)
+    return tuple(shifts)
+
+
+def _replace_top(probabilities: np.ndarray, new_top: np.ndarray) -> np.ndarray:
+    """The top label's probability replaced by ``new_top``; the others share the rest in proportion."""
     rows = np.arange(probabilities.shape[0])
     top = probabilities.argmax(axis=1)
     p_top = probabilities[rows, top]
@@ -306,7 +379,7 @@ def _recalibrate_top(probabilities: np.ndarray, knots_x: np.ndarray, knots_y: np
         floor = np.divide(second, rest + second, out=np.ones_like(second), where=rest + second > 0) * (1 + 1e-9)
     else:
         floor = np.ones_like(p_top)
-    new_top = np.clip(np.interp(p_top, knots_x, knots_y), floor, 1.0)
+    new_top = np.clip(new_top, floor, 1.0)
     scale = np.divide(1.0 - new_top, rest, out=np.zeros_like(rest), where=rest > 0)
     out = probabilities * scale[:, None]
     out[rows, top] = new_top
@@ -320,6 +393,8 @@ def fit_calibrator(
     isotonic: bool | str = "auto",
     labels: Sequence[str] = (),
     field: str = "",
+    support: Sequence[int] | None = None,
+    top_support: np.ndarray | None = None,
     n_bins: int = 15,
     n_folds: int = 5,
     random_state: int = 0,
@@ -345,6 +420,12 @@ def fit_calibrator(
         need; the log loss (a proper score) vetoes those cases. ``True``: always; ``False``: never.
     labels, field
         What the columns are, kept in the calibrator to check later scores against.
+    support, top_support
+        Per label, the fitted sets carrying it; per set, the support of its top-scoring label as the set saw it
+        (a fitted set annotated leave-one-out has one fewer of its own label; default: ``support``). Given
+        ``support``, a last step shifts the top label's log odds per support bin (:data:`SUPPORT_EDGES`), each
+        shift fitted by log loss with a ridge penalty (:data:`SUPPORT_RIDGE`): how often an answer is right
+        depends on how many sets its label rests on, not only on its score.
     n_bins
         Bins of the expected calibration error.
     n_folds, random_state
@@ -378,9 +459,9 @@ def fit_calibrator(
             and cv["log_loss_cv_isotonic"] <= cv["log_loss_cv_temperature"]
         )
     knots = ((), ())
+    correct = scaled.argmax(axis=1) == truth
     if use_isotonic:
-        correct = (scaled.argmax(axis=1) == truth).astype(np.float64)
-        knots = _isotonic_knots(scaled.max(axis=1), correct)
+        knots = _isotonic_knots(scaled.max(axis=1), correct.astype(np.float64))
     calibrator = Calibrator(
         temperature=temperature,
         isotonic_x=tuple(float(v) for v in knots[0]),
@@ -389,7 +470,18 @@ def fit_calibrator(
         field=str(field),
         n_fitted=int(truth.size),
     )
-    calibrated = calibrator.predict_proba(scores)
+    if support is not None:
+        support = tuple(int(v) for v in support)
+        if len(support) != scores.shape[1]:
+            raise ValueError(f"support of {len(support)} labels for {scores.shape[1]} score columns")
+        if top_support is None:
+            top_support = np.asarray(support)[scaled.argmax(axis=1)]
+        top_support = np.asarray(top_support)
+        if top_support.shape != truth.shape:
+            raise ValueError(f"top_support has shape {top_support.shape}; expected one per set {truth.shape}")
+        shifts = _support_shifts(calibrator.predict_proba(scores).max(axis=1), correct, top_support)
+        calibrator = dataclasses.replace(calibrator, support=support, support_shifts=shifts)
+    calibrated = calibrator.predict_proba(scores, top_support=top_support)
     diagnostics |= {
         "log_loss": log_loss(calibrated, truth),
         "ece": expected_calibration_error(calibrated, truth, n_bins=n_bins),

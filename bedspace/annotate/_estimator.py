@@ -314,7 +314,7 @@ class RegionAnnotator:
             # the fit, as a query of a label the collection lacks is out of what the probabilities can speak for.
             mine = self.codes_[f][rows[picked]]
             truth = np.where((mine >= 0) & (counts[f][np.maximum(mine, 0)] >= 2), mine, -1)
-            self._fit_field(f, held_scores[f], truth)
+            self._fit_field(f, held_scores[f], truth, np.isin(rows[picked], self.classifier_.fields[f].rows))
         self.min_log_odds_ = _half_low_percentile(best_log_odds, default=0.0)
         if coverage is not None:
             self.min_coverage_ = _half_low_percentile(coverage, default=MIN_COVERAGE)
@@ -363,13 +363,24 @@ class RegionAnnotator:
         )  # fmt: skip
         return evidence
 
-    def _fit_field(self, name: str, scores: np.ndarray, truth: np.ndarray) -> None:
+    def _fit_field(self, name: str, scores: np.ndarray, truth: np.ndarray, fitted: np.ndarray) -> None:
+        """Calibrate field ``name`` on held-out ``scores`` of sets with label ``truth`` (-1: left out).
+
+        ``fitted``: per set, whether it is one of the classifier's fitted sets (its answer then rested on one set
+        fewer of its own label: the support step counts that).
+        """
         known = truth >= 0
         if known.sum() < 2:
             raise ValueError(f"field {name!r}: fewer than 2 labelled sets to calibrate on")
-        scores, truth = scores[known], truth[known]
-        calibrator = fit_calibrator(scores, truth, labels=self.label_names_[name], field=name)
-        probabilities = calibrator.predict_proba(scores)
+        scores, truth, fitted = scores[known], truth[known], fitted[known]
+        classifier = self.classifier_.fields[name]
+        support = np.bincount(classifier.codes, minlength=len(self.label_names_[name]))
+        top = scores.argmax(axis=1)
+        top_support = support[top] - (fitted & (top == truth))
+        calibrator = fit_calibrator(
+            scores, truth, labels=self.label_names_[name], field=name, support=support, top_support=top_support
+        )
+        probabilities = calibrator.predict_proba(scores, top_support=top_support)
         self.calibrators_[name] = calibrator
         self.diagnostics_[name] = {
             "n": float(truth.size),

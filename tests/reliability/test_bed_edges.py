@@ -417,15 +417,14 @@ def test_demo_never_replaces_a_figure_it_did_not_write(cli, tmp_path):
     fig.savefig(tmp_path / "earlier.png", metadata={"Creator": FIGURE_MARK})
     plt.close(fig)
     photo = (tmp_path / "photo.png").read_bytes()
-    for extra in ([], ["--overwrite"]):
-        result = cli("demo", "--figure", "photo.png", *extra, cwd=tmp_path, check=False)
-        one_line_error(result, "refusing to replace")
-        assert "tokenized" not in result.stdout
+    result = cli("demo", "--figure", "photo.png", cwd=tmp_path, check=False)
+    one_line_error(result, "refusing to replace photo.png: it is not an output of bedspace of this kind, so the demo")
+    assert "tokenized" not in result.stdout  # refused before any work
     assert (tmp_path / "photo.png").read_bytes() == photo
     one_line_error(cli("demo", "--figure", "f.txt", cwd=tmp_path, check=False), "matplotlib cannot write .txt")
-    one_line_error(cli("demo", "--figure", "earlier.png", cwd=tmp_path, check=False), "pass --overwrite")
     before = (tmp_path / "earlier.png").read_bytes()
-    cli("demo", "--figure", "earlier.png", "--overwrite", "--epochs", "2", "--dim", "8", cwd=tmp_path)
+    # an earlier demo's figure is replaced without asking: the demo runs again as it is
+    cli("demo", "--figure", "earlier.png", "--epochs", "2", "--dim", "8", cwd=tmp_path)
     after = (tmp_path / "earlier.png").read_bytes()
     assert after != before and after[:8] == b"\x89PNG\r\n\x1a\n" and FIGURE_MARK.encode() in after
 
