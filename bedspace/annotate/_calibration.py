@@ -335,14 +335,15 @@ def support_bins(support) -> np.ndarray:
     return np.maximum(np.searchsorted(SUPPORT_EDGES, np.asarray(support), side="right") - 1, 0)
 
 
-def _log_odds(p: np.ndarray) -> np.ndarray:
+def _logit(p: np.ndarray) -> np.ndarray:
+    """The log odds of probabilities (clipped away from 0 and 1)."""
     p = np.clip(p, 1e-12, 1 - 1e-12)
     return np.log(p) - np.log1p(-p)
 
 
 def _shifted(p: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """``p`` with its log odds moved by ``shift``."""
-    return 1.0 / (1.0 + np.exp(-(_log_odds(p) + shift)))
+    return 1.0 / (1.0 + np.exp(-(_logit(p) + shift)))
 
 
 def _support_shifts(confidence: np.ndarray, correct: np.ndarray, top_support: np.ndarray) -> tuple[float, ...]:
@@ -353,7 +354,7 @@ def _support_shifts(confidence: np.ndarray, correct: np.ndarray, top_support: np
     shifts = []
     for b in range(len(SUPPORT_EDGES)):
         mine = bins == b
-        odds, right = _log_odds(confidence[mine]), correct[mine].astype(np.float64)
+        odds, right = _logit(confidence[mine]), correct[mine].astype(np.float64)
 
         def loss(shift: float, odds=odds, right=right) -> float:
             # the Bernoulli log loss of the shifted answers, written with logaddexp to stay finite

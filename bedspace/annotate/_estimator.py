@@ -12,8 +12,8 @@ whose regions barely touch the universe (``coverage``, another genome or univers
 shares no more regions with it than chance would (``best_log_odds``, a shuffled or random file, or peaks so noisy
 that the overlaps' pattern is lost). Both thresholds are fitted on the collection. Its labels are still ranked,
 by enrichment (the p-value of each label's best reference set, LOLA's order): where a query's overlaps are too
-weak for the classifier, many weak ones can still point to a label (``benchmarks/perturb.py``). A query of a few hundred regions carries little evidence either way: a random one that small
-can pass for a small real set.
+weak for the classifier, many weak ones can still point to a label (``benchmarks/perturb.py``). A query of a few
+hundred regions carries little evidence either way: a random one that small can pass for a small real set.
 
 A query is compared with the classifier's fitted sets only (every labelled set up to
 :data:`~bedspace.annotate._ridge.MAX_FITTED_SETS`, beyond that a sample keeping every combination of labels): its
@@ -485,9 +485,7 @@ class RegionAnnotator:
         from the others (``own``) is left out of its own ranking.
         """
         part = queries.subset(rows) if isinstance(queries, TokenRows) else queries.read(rows)
-        if self._compared is None:
-            self._compared = self._tokens.read(self.classifier_.compared_rows)
-        compared = self._compared
+        compared = self._compared_sets()
         log_pvalue, odds = enrichment_from_counts(
             overlap_counts(part, compared), part.sizes, compared.sizes, compared.n_regions
         )
@@ -502,9 +500,13 @@ class RegionAnnotator:
 
     def _scores(self, queries: TokenRows, own: np.ndarray | None):
         own_compared = None if own is None else positions_in(self.classifier_.compared_rows, own)
-        if self._compared is None:  # bound unchecked (a model folder's): read on the first query
+        return _score_blocks(self.classifier_, self._compared_sets(), queries, own, own_compared)
+
+    def _compared_sets(self) -> TokenRows:
+        """The tokens of the sets a query is compared with (a model folder's are read on the first query)."""
+        if self._compared is None:
             self._compared = self._tokens.read(self.classifier_.compared_rows)
-        return _score_blocks(self.classifier_, self._compared, queries, own, own_compared)
+        return self._compared
 
     def predict_proba(self, tokens, *, coverage: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per field, queries × labels: calibrated probabilities (``nan`` for a query out of the domain)."""
