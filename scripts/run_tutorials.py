@@ -19,7 +19,6 @@ import os
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -48,18 +47,10 @@ def notebooks(patterns: list[str] | None = None) -> list[Path]:
     return paths
 
 
-@contextmanager
-def _environment(tmp: str, **extra: str):
-    """The kernel inherits this process's environment: set what it needs for the run, restore it after."""
-    saved = dict(os.environ)
-    try:
-        for name in KERNEL_ENV_DROPPED:
-            os.environ.pop(name, None)
-        os.environ.update(KERNEL_ENV, TMPDIR=tmp, **extra)
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+def _kernel_environment(tmp: str, **extra: str) -> dict[str, str]:
+    """The kernel's environment: this process's, given to the kernel alone (several notebooks can run at once)."""
+    env = {name: value for name, value in os.environ.items() if name not in KERNEL_ENV_DROPPED}
+    return env | KERNEL_ENV | {"TMPDIR": tmp} | extra
 
 
 def execute(path: Path, **env: str) -> nbformat.NotebookNode:
@@ -68,7 +59,7 @@ def execute(path: Path, **env: str) -> nbformat.NotebookNode:
     ``env`` adds to the kernel's environment (the test passes ``BEDSPACE_STARSPACE`` through it when set).
     """
     nb = nbformat.read(path, as_version=4)
-    with tempfile.TemporaryDirectory(prefix="bedspace_tutorial_") as tmp, _environment(tmp, **env):
+    with tempfile.TemporaryDirectory(prefix="bedspace_tutorial_") as tmp:
         # IPC sockets in the temporary folder: a TCP kernel warns on stderr that it is unencrypted
         kernel = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(tmp, "kernel"))
         client = NotebookClient(
@@ -80,7 +71,8 @@ def execute(path: Path, **env: str) -> nbformat.NotebookNode:
             record_timing=False,
             store_widget_state=False,
         )
-        client.execute(cwd=str(path.parent), cleanup_kc=True)  # shut the kernel down: the client does not own it
+        # cleanup_kc: shut the kernel down (the client does not own it)
+        client.execute(cwd=str(path.parent), env=_kernel_environment(tmp, **env), cleanup_kc=True)
     return clean(nb)
 
 

@@ -22,9 +22,10 @@ if ! command -v bedtools >/dev/null; then
 fi
 
 "$PYTHON" -m venv .venv
-# uv (from PyPI) installs the stack in seconds where pip takes minutes
+# uv (from PyPI) installs the stack in seconds where pip takes minutes; compiled to bytecode once here, as pip
+# does, because the tests start hundreds of Python processes (and some machines set PYTHONDONTWRITEBYTECODE)
 .venv/bin/python -m pip install -q uv
-.venv/bin/uv pip install -q -p .venv -e ".[test]"
+.venv/bin/uv pip install -q -p .venv --compile-bytecode -e ".[test]"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # the test suite (tests/test_tutorials.py executes the tutorials and compares with their stored outputs);

@@ -17,6 +17,7 @@ refresh the stored outputs with ``python scripts/run_tutorials.py`` (see tutoria
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import importlib.util
 import os
 import re
@@ -159,6 +160,20 @@ def first_line(cell) -> str:
     return cell.source.strip().splitlines()[0][:80] if cell.source.strip() else ""
 
 
+@pytest.fixture(scope="module")
+def executions(request) -> dict[Path, concurrent.futures.Future]:
+    """The selected notebooks, executed two at a time from the first test on (each kernel is its own process: the
+    two cores both work); per notebook, its run to wait for."""
+    selected = [
+        item.callspec.params["path"]
+        for item in request.session.items
+        if item.originalname == "test_stored_outputs_are_current" and item.path == Path(__file__)
+    ]
+    env = {STARSPACE: os.environ[STARSPACE]} if os.environ.get(STARSPACE) else {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        yield {path: pool.submit(run_tutorials.execute, path, **env) for path in selected}
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -166,12 +181,12 @@ def first_line(cell) -> str:
         for path in NOTEBOOKS
     ],
 )
-def test_stored_outputs_are_current(path: Path):
+def test_stored_outputs_are_current(path: Path, executions):
     """Executed now, the notebook shows what it stores (up to the noise the module docstring lists)."""
     stored = nbformat.read(path, as_version=4)
     env = {STARSPACE: os.environ[STARSPACE]} if os.environ.get(STARSPACE) else {}
     try:
-        run = run_tutorials.execute(path, **env)
+        run = executions[path].result()
     except Exception as error:  # nbclient's CellExecutionError names the cell and holds the traceback
         pytest.fail(f"tutorials/{path.name} does not run top to bottom:\n{_ANSI.sub('', str(error))}", pytrace=False)
     assert [c.source for c in run.cells] == [c.source for c in stored.cells]

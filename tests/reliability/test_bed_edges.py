@@ -432,13 +432,23 @@ def test_demo_never_replaces_a_figure_it_did_not_write(cli, tmp_path):
 # --- 5. two processes tokenizing into one out= -------------------------------------------------------------------
 
 TOKENIZE_RUN = """
-import sys, time, warnings
+import os, sys, time, warnings
 warnings.simplefilter("ignore")
 import bedspace as bs
 from bedspace import _ondisk
-delay = float(sys.argv[2])
+delay, hold = float(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None
 tokenize_chunk = _ondisk._tokenize_chunk
-_ondisk._tokenize_chunk = lambda *args: time.sleep(delay) or tokenize_chunk(*args)
+done = []
+
+def slow_chunk(*args):
+    time.sleep(delay)
+    # after its first chunk, held until the test lets go: however slowly a second run starts
+    while done and hold and os.path.exists(hold):
+        time.sleep(0.02)
+    done.append(1)
+    return tokenize_chunk(*args)
+
+_ondisk._tokenize_chunk = slow_chunk
 data = bs.datasets.insulators()
 try:
     adata = bs.pp.tokenize(data.beds, data.universe, out=sys.argv[1], chunk_size=1, n_jobs=1)
@@ -449,9 +459,10 @@ print(adata.n_obs)
 """
 
 
-def tokenize_process(out: Path, delay: float) -> subprocess.Popen:
+def tokenize_process(out: Path, delay: float, hold: Path | None = None) -> subprocess.Popen:
+    """A process tokenizing the fly sets into ``out``, ``delay`` s a chunk; after the first, none while ``hold`` exists."""
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(TOKENIZE_RUN), str(out), str(delay)],
+        [sys.executable, "-c", textwrap.dedent(TOKENIZE_RUN), str(out), str(delay), *([str(hold)] if hold else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -464,8 +475,9 @@ def assert_whole_collection(out: Path) -> None:
 
 
 def test_a_second_tokenize_into_the_same_out_names_the_first(tmp_path, insulators):
-    out = tmp_path / "c.h5ad"
-    first = tokenize_process(out, delay=0.5)
+    out, hold = tmp_path / "c.h5ad", tmp_path / "hold"
+    hold.touch()
+    first = tokenize_process(out, delay=0, hold=hold)
     try:
         deadline = time.monotonic() + 120
         while not list(_ondisk.partial_folder(out).glob("chunk_*.npz")):
@@ -479,6 +491,7 @@ def test_a_second_tokenize_into_the_same_out_names_the_first(tmp_path, insulator
             f"TimeoutError: {out} is being written by another process (pid {first.pid}, lock "
             f"{tmp_path / '.c.h5ad.lock'}); gave up waiting"
         )
+        hold.unlink()
         printed, err = first.communicate(timeout=120)
     finally:
         first.kill()
