@@ -152,10 +152,8 @@ def _sets_to_labels(model, query, top_k, field, method, min_probability, *, asse
     result = annotator.annotate(queries.tokens, coverage=queries.coverage, own=queries.own)
     warn_about(queries.names, result)
     return annotation_table(
-        queries.names, {f: result.scores[f] for f in fields},
-        {f: result.probabilities[f] for f in fields if f in result.probabilities}, result.in_domain,
-        {f: labels.frame[labels.in_field(f)] for f in fields}, top_k, min_probability=min_probability,
-        several=several, evidence=result.evidence,
+        queries.names, result, {f: labels.frame[labels.in_field(f)] for f in fields}, top_k,
+        min_probability=min_probability, several=several,
     )  # fmt: skip
 
 
@@ -427,17 +425,14 @@ def _as_column(part) -> np.ndarray:
 
 def annotation_table(
     queries: list[str],
-    scores: dict[str, np.ndarray],
-    probabilities: dict[str, np.ndarray],
-    in_domain: np.ndarray,
+    answer: Annotation,
     labels: dict[str, pd.DataFrame],
     top_k: int,
     *,
     min_probability: float = 0.0,
     several: bool,
-    evidence: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The default annotator's answer, per query and field: ``top_k`` labels by probability (by score without).
+    """The default annotator's answer, per query and field of ``labels``: ``top_k`` labels as it ranks them.
 
     Columns ``query`` (when ``several``), ``field``, ``rank`` (within the query and field), ``name``, ``value``,
     ``probability`` (when calibrated; ``nan`` out of the domain), ``score`` (the classifier's; enrichment's out of
@@ -446,12 +441,9 @@ def annotation_table(
     a field (abstention).
     """
     parts = []
-    for field, field_scores in scores.items():
-        frame = labels[field]
-        probability = probabilities.get(field)
-        # a query out of the domain has no probabilities (nan): its labels in the order of their scores
-        order_by = field_scores if probability is None else np.where(np.isnan(probability), field_scores, probability)
-        index, _ = top_k_of(order_by, top_k)
+    for field, frame in labels.items():
+        field_scores, probability = answer.scores[field], answer.probabilities.get(field)
+        index, _ = top_k_of(answer.ranking(field), top_k)
         n = index.shape[1]
         flat = index.ravel()
         rows = np.repeat(np.arange(len(queries)), n)
@@ -467,9 +459,9 @@ def annotation_table(
         if probability is not None:
             part["probability"] = np.take_along_axis(probability, index, axis=1).ravel()
         part["score"] = np.take_along_axis(field_scores, index, axis=1).ravel()
-        part["in_domain"] = np.asarray(in_domain, bool)[rows]
-        if evidence is not None and probability is not None:
-            part["evidence"] = np.asarray(evidence, dtype=object)[rows]
+        part["in_domain"] = np.asarray(answer.in_domain, bool)[rows]
+        if answer.evidence is not None and probability is not None:
+            part["evidence"] = np.asarray(answer.evidence, dtype=object)[rows]
         part["_query"] = rows
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)

@@ -208,10 +208,10 @@ def _embedding_rows(
         if probabilities is not None:
             # the calibration of the answers given: a query out of the domain has no probability (abstains)
             answered = ~np.isnan(probabilities[known]).any(axis=1)
+            stated, right_label = probabilities[known][answered], truth[answered]
             if answered.any():
-                results["r2l"]["ECE"] = expected_calibration_error(probabilities[known][answered], truth[answered])
+                results["r2l"]["ECE"] = expected_calibration_error(stated, right_label)
             if predictions is not None:
-                stated = probabilities[known][answered]
                 predictions.append(
                     pd.DataFrame(
                         {
@@ -219,7 +219,7 @@ def _embedding_rows(
                             "field": field.name,
                             "set": test.obs_names[known][answered],
                             "confidence": stated.max(axis=1),
-                            "correct": stated.argmax(axis=1) == truth[answered],
+                            "correct": stated.argmax(axis=1) == right_label,
                         }
                     )
                 )
