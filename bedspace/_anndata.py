@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ._engine.native import SetSpace
 from ._keys import TOKENIZE, Keys
 from ._labels import LabelTable, without_shared_labels
 from ._lazy import is_sparse
@@ -43,6 +44,7 @@ def embedding_of(adata: ad.AnnData, key: str) -> dict:
         "params": plain(record.get("params", {})),
         "loss": np.asarray(record.get("loss", []), dtype=np.float64),
         "provenance": {name: tokenized[name] for name in PROVENANCE if name in tokenized},
+        "space": SetSpace.from_record(record.get("set_space")),
     }
 
 
@@ -115,6 +117,9 @@ def write_embedding(model, adata: ad.AnnData, key: str) -> None:
     adata.varm[keys.region_vectors] = np.asarray(model.region_vectors, dtype=np.float32)
     record = dict(adata.uns.get(keys.record, {}))
     record.pop("annotator", None)
+    record.pop("set_space", None)
+    if model.space is not None:
+        record["set_space"] = {name: np.asarray(values) for name, values in model.space.record().items()}
     record.update(
         params=model.params, labels=model.label_table.frame, label_vectors=model.label_vectors, loss=model.loss,
         universe={**dict(record.get("universe", {})), **universe},

@@ -1,10 +1,11 @@
 """Model folders: a trained model saved as a self-describing, checksummed folder (no pickle), opened in a blink.
 
-Format 3 (written by :func:`save`)::
+Format 4 (written by :func:`save`)::
 
     model.json            format, bedspace version, dim, counts, parameters, universe (name, chromosome sizes,
-                          genome build: ``assembly``, when known; older folders lack it), loss, and the size and
-                          sha256 of every other file
+                          genome build: ``assembly``, when known; older folders lack it), loss, the set space
+                          (``set_space``: how a set's vector is made of its region vectors, ``null`` for
+                          StarSpace's normalised sum), and the size and sha256 of every other file
     universe.npz          the regions (compressed): chromosome names, each region's chromosome, start and end
     region_vectors.npy    regions × dim, float16 (memory-mapped: a query reads the rows of its regions only)
     labels.tsv            field and value of each label
@@ -30,8 +31,10 @@ opening is cheap), so that a model is one save's, whole, even when another save 
 loaded or used (a save swaps a new folder in and deletes the old one); a load that meets the folder replaced under
 it starts again.
 
-Format 2 (``reference.h5ad`` with the tokens, the annotator in ``model.json``, ``classifier.npz``) and format 1
-(bedspace 0.1: no checksums, sets as CSV) are read too.
+Format 3 (format 4 without ``set_space``: every model then had StarSpace's set vectors; a bedspace that reads
+only format 3 would embed queries of a model with a set space wrongly, so it is told to upgrade), format 2
+(``reference.h5ad`` with the tokens, the annotator in ``model.json``, ``classifier.npz``) and format 1 (bedspace
+0.1: no checksums, sets as CSV) are read too.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_folder, temporary_of
+from ._engine.native import SetSpace
 from ._formats.bed import read_intervals
 from ._labels import LabelTable
 from ._legacy import classifier_of_arrays, legacy_record
@@ -64,7 +68,7 @@ from .annotate._estimator import flatten, unflatten
 from .annotate._tokens import CHUNK_TOKENS, CodedTokens
 
 FORMAT = "bedspace-model"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "model.json"
 FILES = {
     "universe": "universe.npz",
@@ -89,7 +93,7 @@ _BY_FOLDER = os.open in os.supports_dir_fd and hasattr(os, "O_DIRECTORY")
 
 
 def save(model, folder: Path, *, overwrite: bool = False) -> Path:
-    """Write ``model`` into ``folder`` (format 3), atomically: a crash leaves no half-written folder."""
+    """Write ``model`` into ``folder`` (format 4), atomically: a crash leaves no half-written folder."""
     reference = model.reference
     with atomic_folder(folder, overwrite=overwrite, replaceable=is_model_folder) as tmp:
         regions = model.universe.regions
@@ -132,6 +136,7 @@ def save(model, folder: Path, *, overwrite: bool = False) -> Path:
             "params": model.params,
             "loss": model.loss.tolist(),
             "provenance": model.provenance,
+            "set_space": None if model.space is None else model.space.record(),
             "files": {role: {"name": name, **fingerprint(tmp / name)} for role, name in files.items()},
         }
         manifest["manifest_sha256"] = _manifest_digest(manifest)
@@ -178,7 +183,7 @@ LOAD_ATTEMPTS = 3
 
 
 def load(cls, folder: Path):
-    """Open the model folder ``folder`` (formats 1 to 3) as a ``cls`` (:class:`~bedspace.BEDSpaceModel`).
+    """Open the model folder ``folder`` (formats 1 to 4) as a ``cls`` (:class:`~bedspace.BEDSpaceModel`).
 
     A save that replaces the folder while it is being opened makes the load start again (on the new folder): the
     model handed out is one save's, whole.
@@ -198,13 +203,13 @@ def _load(cls, folder: _Folder):
     version = manifest["format_version"]
     if version == 1:
         return _load_format_1(cls, folder.path, manifest)
-    files = _Files(folder, manifest, FILES if version == 3 else {**FILES, "universe": _V2_FILES["universe"]})
+    files = _Files(folder, manifest, FILES if version >= 3 else {**FILES, "universe": _V2_FILES["universe"]})
     if version == 2:
         _check_format_2(folder.path, manifest)
     dim = manifest.get("dim")
     info = manifest.get("universe") or {}
     name, chrom_sizes = str(info.get("name", "universe")), info.get("chrom_sizes")
-    if version == 3:
+    if version >= 3:
         universe = files.read("universe", lambda handle: _read_universe(handle, name, chrom_sizes))
     else:
         universe = Universe.from_intervals(
@@ -217,17 +222,18 @@ def _load(cls, folder: _Folder):
     )
     model = cls(
         universe,
-        lambda: files.vectors("region_vectors", len(universe), dim, "universe regions", mmap=version == 3),
+        lambda: files.vectors("region_vectors", len(universe), dim, "universe regions", mmap=version >= 3),
         labels,
         files.vectors("label_vectors", len(labels), dim, "labels"),
         params=manifest.get("params") or {},
         loss=np.asarray(manifest.get("loss") or [], dtype=np.float64),
         provenance=manifest.get("provenance") or {},
+        space=_set_space(manifest, folder.path),
     )
-    reference = _reference_v3(files, manifest, dim) if version == 3 else _reference_v2(files, manifest, dim, model)
+    reference = _reference_v3(files, manifest, dim) if version >= 3 else _reference_v2(files, manifest, dim, model)
     if reference is not None:
         model._attach(reference)
-    _warn_without_annotator(folder.path, model, "sets" if version == 3 else "reference")
+    _warn_without_annotator(folder.path, model, "sets" if version >= 3 else "reference")
     return model
 
 
@@ -611,6 +617,20 @@ def _read_manifest(folder: _Folder) -> dict:
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ValueError(f"{path}: dim must be a whole number >= 1, got {dim!r}")
     return manifest
+
+
+def _set_space(manifest: dict, folder: Path) -> SetSpace | None:
+    """The set space ``model.json`` records (format 4; ``None`` before, and for a StarSpace-style model)."""
+    record = manifest.get("set_space")
+    if record is None:
+        return None
+    try:
+        space = SetSpace.from_record(record)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{folder / MANIFEST}: set_space is damaged ({err})") from None
+    if space.dim != manifest.get("dim"):
+        raise ValueError(f"{folder / MANIFEST}: set_space has dimension {space.dim}, the model {manifest.get('dim')}")
+    return space
 
 
 def _read(reader, path: Path, source=None):

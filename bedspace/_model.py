@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ._anndata import anndata_of, embedding_of, reference_of, write_embedding
-from ._engine.native import embed_rows
+from ._engine.native import SetSpace, embed_rows
 from ._formats.starspace import place_symbols, read_starspace_tsv, write_starspace_tsv
 from ._keys import DEFAULT
 from ._labels import LabelTable
@@ -58,6 +58,10 @@ class BEDSpaceModel:
         A :class:`~bedspace.LabelTable`, or a frame with ``field`` and ``value`` columns.
     label_vectors
         One vector per label (labels × dim).
+    space
+        How a set's vector is made of its region vectors beyond StarSpace's normalised sum
+        (:class:`~bedspace._engine.native.SetSpace`: the default space of :func:`bedspace.tl.train`), or ``None``:
+        the normalised sum.
     params
         The training parameters (recorded, not used).
     loss
@@ -87,6 +91,7 @@ class BEDSpaceModel:
         loss: np.ndarray | None = None,
         reference: ReferenceSets | None = None,
         provenance: dict | None = None,
+        space: SetSpace | None = None,
     ):
         self._universe = Universe.load(universe)
         self._labels = labels if isinstance(labels, LabelTable) else LabelTable.from_frame(labels)
@@ -94,7 +99,10 @@ class BEDSpaceModel:
         if label_vectors.ndim != 2 or label_vectors.shape[0] != len(self._labels):
             raise ValueError(f"{label_vectors.shape[0]} label vectors for {len(self._labels)} labels")
         check_finite(label_vectors, "label vectors")
+        if space is not None and space.dim != label_vectors.shape[1]:
+            raise ValueError(f"the set space has dimension {space.dim}, the label vectors {label_vectors.shape[1]}")
         self._label_vectors = label_vectors
+        self.space = space
         self._read_region_vectors = region_vectors if callable(region_vectors) else None
         if not callable(region_vectors):
             self._region_vectors = self._checked_region_vectors(region_vectors)
@@ -277,7 +285,7 @@ class BEDSpaceModel:
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> BEDSpaceModel:
-        """Open a folder written by :meth:`save` (formats 1 to 3), reading nothing a search does not need.
+        """Open a folder written by :meth:`save` (formats 1 to 4), reading nothing a search does not need.
 
         Vectors and tokens are memory-mapped, the sets' metadata is read on first use, and each file is checked
         against the manifest's checksum before it is first used. Every file is opened now, so the model answers
@@ -333,7 +341,10 @@ class BEDSpaceModel:
         return self._universe.tokenize(resolve_sets(sets), **kwargs).to_anndata(self._universe)
 
     def embed(self, sets, *, n_jobs=None, chunk_tokens: int = CHUNK_TOKENS) -> np.ndarray:
-        """Vectors of region sets: the normalised sum of their region vectors, as in training.
+        """Vectors of region sets, made of their region vectors as in training (:attr:`space`).
+
+        StarSpace's space: the normalised sum of their region vectors; the default space: each label field's
+        scores as a unit vector.
 
         An AnnData's ``X`` is read a chunk of rows at a time (each chunk's rows times the region vectors), so a
         collection opened backed (``anndata.read_h5ad(path, backed="r")``, as ``bs.pp.tokenize(..., out=...)``
@@ -367,8 +378,9 @@ class BEDSpaceModel:
             self._universe.check_same(sets.var, what="the AnnData to embed")
             names, tokens = sets.obs_names.tolist(), TokenMatrix.of(sets.X)
             vectors = embed_collection(
-                tokens, sets.filename, self.region_vectors, n_jobs=n_jobs, chunk_tokens=chunk_tokens
-            )
+                tokens, sets.filename, self.region_vectors, n_jobs=n_jobs, chunk_tokens=chunk_tokens,
+                space=self.space,
+            )  # fmt: skip
         else:
             named = resolve_sets({"query": sets} if isinstance(sets, pd.DataFrame) else sets)
             tokenized = self._universe.tokenize(named, n_jobs=n_jobs)
@@ -382,10 +394,11 @@ class BEDSpaceModel:
     def embed_rows(self, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Vectors of sets given as CSR rows of universe regions (``indptr``, ``indices``), all in memory.
 
-        The rows times the region vectors (values ignored: a region is in a set or not), each row L2-normalised.
-        :meth:`embed` calls this a chunk of rows at a time, so that a large collection is never read whole.
+        The rows times the region vectors (values ignored: a region is in a set or not), each row L2-normalised
+        (or made as :attr:`space` says). :meth:`embed` calls this a chunk of rows at a time, so that a large
+        collection is never read whole.
         """
-        return embed_rows(self.region_vectors, indptr, indices)
+        return embed_rows(self.region_vectors, indptr, indices, self.space)
 
     # -- searching --------------------------------------------------------------------------------------------
     def search(

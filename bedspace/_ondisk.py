@@ -41,7 +41,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ._atomic import atomic_path, atomic_write_bytes
-from ._engine.native import embed_rows
+from ._engine.native import SetSpace, embed_rows
 from ._keys import TOKENIZE
 from ._outputs import bedspace_h5ad, check_replace, hdf5_file, output_file, write_anndata
 from ._overlap import UniverseIndex
@@ -299,15 +299,17 @@ class _EmbedRows:
 
     path: str
 
-    def __call__(self, start: int, stop: int, region_vectors: np.ndarray) -> np.ndarray:
+    def __call__(self, start: int, stop: int, region_vectors: np.ndarray, space: SetSpace | None = None) -> np.ndarray:
         with h5py.File(self.path, "r") as f:
             group = f["X"]
             indptr = np.asarray(group["indptr"][start : stop + 1], dtype=np.int64)
             indices = group["indices"][indptr[0] : indptr[-1]]
-        return embed_rows(np.asarray(region_vectors), indptr - indptr[0], indices)
+        return embed_rows(np.asarray(region_vectors), indptr - indptr[0], indices, space)
 
 
-def embed_collection(tokens, filename, region_vectors: np.ndarray, *, n_jobs, chunk_tokens: int) -> np.ndarray:
+def embed_collection(
+    tokens, filename, region_vectors: np.ndarray, *, n_jobs, chunk_tokens: int, space: SetSpace | None = None
+) -> np.ndarray:
     """Set vectors of a collection's tokens (:class:`~bedspace.annotate.TokenMatrix`), a chunk of rows at a time.
 
     With an executor (a dask client) and tokens in an ``.h5ad`` file (``filename``), each chunk is embedded by a
@@ -316,16 +318,21 @@ def embed_collection(tokens, filename, region_vectors: np.ndarray, *, n_jobs, ch
     row_chunks = list(tokens.chunks(chunk_tokens))
     executor = executor_of(n_jobs)
     if isinstance(executor, Executor) and tokens.in_file:
-        return embed_file_rows(filename, row_chunks, region_vectors, executor)
+        return embed_file_rows(filename, row_chunks, region_vectors, executor, space=space)
     vectors = np.zeros((tokens.n_sets, region_vectors.shape[1]), np.float32)
     for start, stop in row_chunks:
         chunk = tokens.csr(start, stop)
-        vectors[start:stop] = embed_rows(region_vectors, chunk.indptr, chunk.indices)
+        vectors[start:stop] = embed_rows(region_vectors, chunk.indptr, chunk.indices, space)
     return vectors
 
 
 def embed_file_rows(
-    path: str | os.PathLike, row_chunks: Sequence[tuple[int, int]], region_vectors: np.ndarray, executor: Executor
+    path: str | os.PathLike,
+    row_chunks: Sequence[tuple[int, int]],
+    region_vectors: np.ndarray,
+    executor: Executor,
+    *,
+    space: SetSpace | None = None,
 ) -> np.ndarray:
     """Set vectors of a CSR ``.h5ad`` collection, each chunk of rows embedded by a worker of ``executor``.
 
@@ -336,7 +343,7 @@ def embed_file_rows(
     shared = region_vectors if client is None else client.scatter(region_vectors, broadcast=True, hash=False)
     n_sets = row_chunks[-1][1] if row_chunks else 0
     vectors = np.zeros((n_sets, region_vectors.shape[1]), np.float32)
-    jobs = [(start, stop, shared) for start, stop in row_chunks]
+    jobs = [(start, stop, shared, space) for start, stop in row_chunks]
     bar = tqdm(total=n_sets, desc="embedding", unit="set", disable=len(jobs) < 2)
     with bar:
         for i, result in as_done(executor, _EmbedRows(str(path)), jobs):

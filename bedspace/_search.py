@@ -1,9 +1,10 @@
 """The three searches of a model: what each ranks by, and the tidy table every search returns.
 
 :func:`search` checks the options once and dispatches: **r2l** ranks a query's labels (by the default annotator's
-calibrated probabilities, or by the label vectors' cosine), **l2r** ranks the stored sets for a label (by each
-set's leave-one-out annotation, or by the label vector's cosine), **r2r** ranks the stored sets for a query (by
-the cosine of the set vectors plus the probability that a set shares the query's labels, or by the cosine alone).
+calibrated probabilities, or by the label vectors' cosine), **l2r** ranks the stored sets for a label (by the
+label vector's cosine, or by each set's leave-one-out annotation), **r2r** ranks the stored sets for a query (by
+the cosine of the set vectors, or that plus the probability that a set shares the query's labels);
+:func:`default_method` says which is the default.
 Everything here takes the model as it is; nothing is built.
 
 Tables of sets (l2r, r2r) show, after their own columns, the sets' label fields only (the columns the model was
@@ -76,6 +77,21 @@ def search(
     return _sets_to_sets(model, query, top_k, method, approximate, obs_columns, assembly=assembly)
 
 
+def default_method(model, search_type: str) -> str:
+    """What a search ranks by unless told: ``"regions"`` (the default annotator) or ``"embedding"`` (vectors).
+
+    r2l annotates with the annotator whenever the model has one (calibrated probabilities, the domain, the
+    evidence). In the annotator's space (``bs.tl.train``'s default) the vectors are its scores, so l2r and r2r
+    rank by them: one product with a vector per set, at any size. In StarSpace's space, l2r ranks by the
+    annotator's answers for the stored sets and r2r adds the probability that a set shares the query's labels to
+    the cosine, whenever the model can.
+    """
+    if search_type == "r2l" or model.space is None:
+        able = model.can_compare_labels if search_type == "r2r" else model.can_annotate
+        return "regions" if able else "embedding"
+    return "embedding"
+
+
 def _check_obs_columns(obs_columns) -> None:
     """``obs_columns`` is None, True/False, ``"all"``, a column name or a list of names."""
     if obs_columns is None or isinstance(obs_columns, bool | np.bool_ | str):
@@ -129,7 +145,7 @@ def _several(query, queries: Queries) -> bool:
 def _sets_to_labels(model, query, top_k, field, method, min_probability, *, assembly=None) -> pd.DataFrame:
     """r2l: per field, labels with probabilities (the default annotator), or by the label vectors' cosine."""
     labels = model.label_table
-    method = method or ("regions" if model.can_annotate else "embedding")
+    method = method or default_method(model, "r2l")
     fields = labels.fields if field is None else [field]
     labels.in_field(fields[0])  # an unknown field is an error naming the fields
     parsed = parse_queries(model, query, assembly=assembly)
@@ -168,7 +184,7 @@ def _label_to_sets(model, query, top_k, field, method, approximate, obs_columns)
     queries = [query] if isinstance(query, str) else list(query)
     rows = [labels.resolve(str(q), field) for q in queries]
     names, several = labels.names[rows].tolist(), not isinstance(query, str)
-    by_regions = (method or ("regions" if model.can_annotate else "embedding")) == "regions"
+    by_regions = (method or default_method(model, "l2r")) == "regions"
     if approximate and by_regions:
         raise ValueError(
             "approximate=True finds sets by their vectors' cosine to the label's: use method='embedding' "
@@ -262,7 +278,7 @@ def _sets_to_sets(model, query, top_k, method, approximate, obs_columns, *, asse
     reference, fields = model.need_reference(), model.label_table.fields
     if _by_name(obs_columns):  # an unknown column is an error before the query is read
         shown_columns(reference.metadata, fields, obs_columns)
-    method = method or ("regions" if model.can_compare_labels else "embedding")
+    method = method or default_method(model, "r2r")
     if approximate and method == "regions":
         raise ValueError(
             "approximate=True finds sets by the cosine of their vectors alone: use method='embedding' (the "

@@ -49,6 +49,26 @@ def collection_matrix(adata: ad.AnnData) -> sp.csr_matrix:
     return X
 
 
+def warn_left_out(names, fields: Sequence[str], has_label: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
+    """The sets to train on (positions): those with a label and a region; a warning naming the others.
+
+    Raises a ValueError when there is none.
+    """
+    unlabelled = names[~has_label].tolist()
+    if unlabelled:
+        warn(
+            f"{len(unlabelled)} set(s) have no value in {fields} and are left out of training (they still get an "
+            f"embedding): {unlabelled[:10]}"
+        )
+    empty = names[has_label & (n_tokens == 0)].tolist()
+    if empty:
+        warn(f"{len(empty)} labelled set(s) overlap no universe region and are left out of training: {empty[:10]}")
+    rows = np.flatnonzero(has_label & (n_tokens > 0))
+    if rows.size == 0:
+        raise ValueError(f"nothing to train on: no set has both a label in {fields} and a universe region")
+    return rows
+
+
 def training_examples(adata: ad.AnnData, fields: Sequence[str] | str) -> TrainingExamples:
     """The training examples of a tokenized collection; sets without a label or a region are left out, with a warning."""
     fields = [fields] if isinstance(fields, str) else list(fields)
@@ -56,18 +76,7 @@ def training_examples(adata: ad.AnnData, fields: Sequence[str] | str) -> Trainin
     X = collection_matrix(adata)
     n_tokens = np.diff(X.indptr)
     has_label = assignment.counts() > 0
-    unlabelled = adata.obs_names[~has_label].tolist()
-    if unlabelled:
-        warn(
-            f"{len(unlabelled)} set(s) have no value in {fields} and are left out of training (they still get an "
-            f"embedding): {unlabelled[:10]}"
-        )
-    empty = adata.obs_names[has_label & (n_tokens == 0)].tolist()
-    if empty:
-        warn(f"{len(empty)} labelled set(s) overlap no universe region and are left out of training: {empty[:10]}")
-    rows = np.flatnonzero(has_label & (n_tokens > 0))
-    if rows.size == 0:
-        raise ValueError(f"nothing to train on: no set has both a label in {fields} and a universe region")
+    rows = warn_left_out(adata.obs_names, fields, has_label, n_tokens)
     sub = X if rows.size == X.shape[0] else X[rows]  # every set: no copy of the collection's tokens
     return TrainingExamples(
         labels=table,

@@ -80,7 +80,7 @@ def test_save_load_keeps_every_part(trained, tmp_path):
     model = bs.BEDSpaceModel.from_anndata(adata)
     folder = model.save(tmp_path / "model")
     manifest = json.loads((folder / "model.json").read_text())
-    assert manifest["format"] == "bedspace-model" and manifest["format_version"] == 3
+    assert manifest["format"] == "bedspace-model" and manifest["format_version"] == 4
     assert manifest["params"]["epochs"] == 5 and manifest["provenance"]["version"] == bs.__version__
     assert set(manifest["files"]) == {
         "universe", "region_vectors", "labels", "label_vectors", "sets", "set_vectors", "tokens_indptr",
@@ -140,7 +140,7 @@ def test_load_errors(saved, tmp_path):
     with pytest.raises(FileNotFoundError, match="not a bedspace model folder"):
         bs.BEDSpaceModel.load(tmp_path)
     _edit_manifest(saved, format_version=99)
-    with pytest.raises(ValueError, match="format 99.*reads formats 1 to 3: upgrade bedspace"):
+    with pytest.raises(ValueError, match="format 99.*reads formats 1 to 4: upgrade bedspace"):
         bs.BEDSpaceModel.load(saved)
     _edit_manifest(saved, format_version="1")
     with pytest.raises(ValueError, match="format_version must be a whole number >= 1, got '1'"):

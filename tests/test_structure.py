@@ -99,7 +99,7 @@ LAYERS = {
     "engine": ["_engine", "_formats", "_overlap"],
     "annotate": ["annotate"],
     "core": [
-        "_keys", "_labels", "_metadata", "_model", "_reference", "_search", "_queries", "_folder", "_anndata", "_legacy", "_sources",
+        "_keys", "_labels", "_metadata", "_model", "_space", "_reference", "_search", "_queries", "_folder", "_anndata", "_legacy", "_sources",
         "_training", "_universe", "_ondisk", "_outputs", "_explain", "_builds",
     ],
     "front": ["pp", "tl", "pl", "io", "datasets", "cli", "__init__", "__main__"],

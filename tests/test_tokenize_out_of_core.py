@@ -269,6 +269,19 @@ def test_dask_cluster(insulators, in_memory, tmp_path, dask_client, executor):
     assert len(dask_client.nthreads()) == 2
 
 
+def test_dask_cluster_embeds_in_the_default_space_as_this_process_does(insulators, tmp_path, dask_client):
+    """The default space's set vectors (bias, blocks and their shares) are made on the workers as they are here."""
+    out = tmp_path / "collection.h5ad"
+    bs.pp.tokenize(insulators.beds, insulators.universe, metadata=insulators.metadata, out=out, chunk_size=3)
+    trained = ad.read_h5ad(out)
+    bs.tl.train(trained, labels=["target", "cell_type"])
+    assert trained.uns["bedspace"]["params"]["space"] == "annotator"
+    model = bs.BEDSpaceModel.from_anndata(trained)
+    on_workers = model.embed(ad.read_h5ad(out, backed="r"), n_jobs=dask_client, chunk_tokens=2_000)
+    np.testing.assert_array_equal(on_workers, model.embed(ad.read_h5ad(out)))
+    assert np.linalg.norm(on_workers, axis=1) == pytest.approx(1.0, rel=1e-5)
+
+
 def test_dask_cluster_on_real_hg19_files(hg19, sample_files, tmp_path, dask_client):
     expected = tmp_path / "in_memory.h5ad"
     bs.pp.tokenize(sample_files, hg19.universe).write_h5ad(expected)

@@ -295,8 +295,11 @@ _train_epoch_one_thread = _serial_twin(_train_epoch, "_train_epoch_one_thread")
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def set_vectors(regions, indptr, indices):
-    """L2-normalised sum of each set's region rows (StarSpace's ``embed_doc``); all-zero sets stay zero."""
+def set_vectors(regions, indptr, indices, normalise=True):
+    """L2-normalised sum of each set's region rows (StarSpace's ``embed_doc``); all-zero sets stay zero.
+
+    ``normalise=False``: the sums as they are.
+    """
     n_sets = indptr.size - 1
     out = np.zeros((n_sets, regions.shape[1]), np.float32)
     for s in prange(n_sets):
@@ -305,12 +308,13 @@ def set_vectors(regions, indptr, indices):
             source = regions[indices[p]]
             for d in range(row.size):
                 row[d] += source[d]
-        _normalised_row_into(row, row)
+        if normalise:
+            _normalised_row_into(row, row)
     return out
 
 
 @numba.njit(parallel=True, fastmath=True, nogil=True, cache=True)
-def _set_vectors_of_halves(bits, halves, indptr, indices):
+def _set_vectors_of_halves(bits, halves, indptr, indices, normalise=True):
     """:func:`set_vectors` of float16 region vectors (their bits; ``halves``: each bit pattern's float32 value)."""
     n_sets = indptr.size - 1
     out = np.zeros((n_sets, bits.shape[1]), np.float32)
@@ -320,7 +324,8 @@ def _set_vectors_of_halves(bits, halves, indptr, indices):
             source = bits[indices[p]]
             for d in range(row.size):
                 row[d] += halves[source[d]]
-        _normalised_row_into(row, row)
+        if normalise:
+            _normalised_row_into(row, row)
     return out
 
 
@@ -328,26 +333,119 @@ def _set_vectors_of_halves(bits, halves, indptr, indices):
 _HALVES = np.arange(2**16, dtype=np.uint16).view(np.float16).astype(np.float32)
 
 
-def embed_rows(regions: np.ndarray, indptr: np.ndarray, indices: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class SetSpace:
+    """How a set's vector is made from its region vectors when it is more than StarSpace's normalised sum.
+
+    A set of ``n`` regions has the vector ``sum / sqrt(n) + bias``; each block of dimensions is then scaled to
+    length ``sqrt(weight)`` of its block (the weights sum to 1, so the whole has length 1 and the cosine of two
+    sets is the weighted mean of their blocks' cosines). The default space of ``bs.tl.train`` is one: a block per
+    label field, one dimension per label, the bias its scores' constant part, so that a set's block is its
+    annotator scores of that field's labels as a unit vector; and a block of the sets' regions themselves (no
+    label), which orders sets of the same labels by how alike their regions are.
+
+    Attributes
+    ----------
+    bias
+        Per dimension, what every set adds (float32).
+    blocks
+        Per dimension, its block (0, 1, …).
+    weights
+        Per block, its share of the cosine (positive, summing to 1).
+    """
+
+    bias: np.ndarray
+    blocks: np.ndarray
+    weights: np.ndarray
+
+    def __post_init__(self):
+        bias = np.ascontiguousarray(self.bias, dtype=np.float32)
+        blocks = np.ascontiguousarray(self.blocks, dtype=np.int32)
+        weights = np.ascontiguousarray(self.weights, dtype=np.float64)
+        if bias.ndim != 1 or blocks.shape != bias.shape:
+            raise ValueError(
+                f"a set space needs one bias and one block per dimension, got {bias.shape}, {blocks.shape}"
+            )
+        if not np.isfinite(bias).all():
+            raise ValueError("the set space's bias holds non-finite values")
+        if blocks.size and (blocks.min() < 0 or np.unique(blocks).size != blocks.max() + 1):
+            raise ValueError("the set space's blocks must be numbered 0, 1, … without gaps")
+        n_blocks = int(blocks.max()) + 1 if blocks.size else 0
+        if weights.shape != (n_blocks,) or not (weights > 0).all() or not math.isclose(weights.sum(), 1.0):
+            raise ValueError(f"a set space needs one positive weight per block ({n_blocks}), summing to 1")
+        object.__setattr__(self, "bias", bias)
+        object.__setattr__(self, "blocks", blocks)
+        object.__setattr__(self, "weights", weights)
+
+    @property
+    def dim(self) -> int:
+        """The number of dimensions."""
+        return int(self.bias.size)
+
+    def finish(self, sums: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+        """Set vectors from the sums of their region vectors and their numbers of regions (in place; returned).
+
+        A set of no region stays zero.
+        """
+        sums /= np.sqrt(np.maximum(sizes, 1), dtype=np.float32)[:, None]
+        sums += self.bias
+        for block in range(self.weights.size):
+            self.set_block(sums, slice(None), block, sums[:, self.blocks == block])
+        sums[sizes == 0] = 0
+        return sums
+
+    def set_block(self, vectors: np.ndarray, rows, block: int, values: np.ndarray) -> None:
+        """Write ``values`` (rows × the block's dimensions) into ``vectors[rows]``'s block, scaled as it is."""
+        norms = np.linalg.norm(values, axis=1, keepdims=True) / np.float32(math.sqrt(self.weights[block]))
+        scaled = np.divide(values, norms, out=np.zeros(values.shape, np.float32), where=norms > 0)
+        vectors[np.ix_(np.arange(vectors.shape[0])[rows], np.flatnonzero(self.blocks == block))] = scaled
+
+    def record(self) -> dict:
+        """Plain lists (for ``.uns`` and ``model.json``)."""
+        return {
+            "bias": [float(b) for b in self.bias],
+            "blocks": [int(b) for b in self.blocks],
+            "weights": [float(w) for w in self.weights],
+        }
+
+    @classmethod
+    def from_record(cls, record) -> SetSpace | None:
+        """The set space of :meth:`record` (``None``: none)."""
+        if record is None:
+            return None
+        return cls(
+            np.asarray(record["bias"], dtype=np.float32),
+            np.asarray(record["blocks"], dtype=np.int32),
+            np.asarray(record["weights"], dtype=np.float64),
+        )
+
+
+def embed_rows(
+    regions: np.ndarray, indptr: np.ndarray, indices: np.ndarray, space: SetSpace | None = None
+) -> np.ndarray:
     """:func:`set_vectors` of CSR rows (region vectors float32, or float16 as model folders keep them).
 
     Sums are float32 either way: float16 vectors give the sums of their float32 values. A few rows (a query) run
     on one thread: the kernel spreads rows over threads, so more cannot help a few rows, and waking them costs
     tens of ms on a busy machine. One thread gives the same numbers (each row is summed by one thread).
+    With a ``space``, the sums are made into set vectors as it says (:meth:`SetSpace.finish`).
     """
     indptr = np.asarray(indptr, dtype=np.int64)
+    normalise = space is None
     if regions.dtype == np.float16:
-        kernel, arguments = _set_vectors_of_halves, (regions.view(np.uint16), _HALVES, indptr, indices)
+        kernel, arguments = _set_vectors_of_halves, (regions.view(np.uint16), _HALVES, indptr, indices, normalise)
     else:
-        kernel, arguments = set_vectors, (regions, indptr, indices)
+        kernel, arguments = set_vectors, (regions, indptr, indices, normalise)
     if indptr.size - 1 >= 8:
-        return kernel(*arguments)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return kernel(*arguments)
-    finally:
-        numba.set_num_threads(threads)
+        sums = kernel(*arguments)
+    else:
+        threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        try:
+            sums = kernel(*arguments)
+        finally:
+            numba.set_num_threads(threads)
+    return sums if space is None else space.finish(sums, np.diff(indptr))
 
 
 def train(

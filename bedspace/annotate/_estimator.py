@@ -485,7 +485,7 @@ class RegionAnnotator:
         from the others (``own``) is left out of its own ranking.
         """
         part = queries.subset(rows) if isinstance(queries, TokenRows) else queries.read(rows)
-        compared = self._compared_sets()
+        compared = self.compared_sets()
         log_pvalue, odds = enrichment_from_counts(
             overlap_counts(part, compared), part.sizes, compared.sizes, compared.n_regions
         )
@@ -500,13 +500,30 @@ class RegionAnnotator:
 
     def _scores(self, queries: TokenRows, own: np.ndarray | None):
         own_compared = None if own is None else positions_in(self.classifier_.compared_rows, own)
-        return _score_blocks(self.classifier_, self._compared_sets(), queries, own, own_compared)
+        return _score_blocks(self.classifier_, self.compared_sets(), queries, own, own_compared)
 
-    def _compared_sets(self) -> TokenRows:
+    def compared_sets(self) -> TokenRows:
         """The tokens of the sets a query is compared with (a model folder's are read on the first query)."""
         if self._compared is None:
             self._compared = self._tokens.read(self.classifier_.compared_rows)
         return self._compared
+
+    def score_weights(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per field, its label scores as a linear form of a query's tokens: ``(weights, constant)``.
+
+        A query of ``n`` regions (0/1 row ``q``) scores ``q @ weights / sqrt(n) + constant``: what
+        :meth:`annotate` scores it, without the scaling up of a query weaker than the fitted sets' typical match
+        (see :meth:`~bedspace.annotate._ridge.FieldClassifier.predict`). ``weights``: universe regions × the
+        field's labels (float32); ``constant``: per label. ``bs.tl.train`` makes its default joint space of them.
+        """
+        self._check_fitted()
+        compared = self.compared_sets()
+        forms = {}
+        for name in self.fields_:
+            field = self.classifier_.fields[name]
+            fitted = compared.subset(positions_in(self.classifier_.compared_rows, field.rows))
+            forms[name] = field.linear_form(fitted)
+        return forms
 
     def predict_proba(self, tokens, *, coverage: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Per field, queries × labels: calibrated probabilities (``nan`` for a query out of the domain)."""

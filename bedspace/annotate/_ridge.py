@@ -25,7 +25,7 @@ from functools import cached_property
 import numpy as np
 
 from ._kernel import Comparison, comparison, overlap_counts
-from ._tokens import blocks
+from ._tokens import TokenRows, blocks
 
 #: Regularisation strengths tried per field; the one with the smallest leave-one-out squared error is kept (as
 #: scikit-learn's RidgeCV chooses). On the hg19 collection that is the smallest, and the held-out answers are the
@@ -152,6 +152,25 @@ class FieldClassifier:
         best = kernel.max(axis=1, keepdims=True) if kernel.shape[1] else np.zeros((kernel.shape[0], 1))
         lift = np.where(best > 0, np.maximum(1.0, self.typical_best / np.where(best > 0, best, 1.0)), 1.0)
         return self.scores_of(kernel * np.minimum(lift, MAX_LIFT))
+
+    def linear_form(self, fitted: TokenRows) -> tuple[np.ndarray, np.ndarray]:
+        """The scores as a linear form of a query's tokens: ``(weights, constant)``.
+
+        ``fitted``: the fitted sets' tokens, in the order of :attr:`rows`. A query of ``n`` regions (0/1 row
+        ``q``) scores ``q @ weights / sqrt(n) + constant`` (labels ⨉ per-label weights included): its scores
+        without the lift of :meth:`predict` (a label no fitted set carries scores 0 here instead of last). The
+        kernel is the token cosine, ``q · r / sqrt(n · n_r)``, and the dual weights of a centred kernel sum to 0
+        per label, so the centring leaves only a constant. ``weights`` is universe regions × labels (float32).
+        """
+        if len(fitted) != self.rows.size:
+            raise ValueError(f"{len(fitted)} fitted sets' tokens given for a classifier fitted on {self.rows.size}")
+        sizes = fitted.sizes
+        per_set = self.coefficients / np.sqrt(np.maximum(sizes, 1.0))[:, None] * self.label_weights
+        weights = np.asarray(fitted.to_csr().T.astype(np.float32) @ per_set.astype(np.float32), dtype=np.float32)
+        constant = (self.intercept - self.kernel_mean @ self.coefficients) * self.label_weights
+        weights[:, ~self.present] = 0.0
+        constant[~self.present] = 0.0
+        return weights, constant
 
     def scores_of(self, kernel: np.ndarray) -> np.ndarray:
         """The regression's scores of kernel rows as they are (what the leave-one-out answers are)."""

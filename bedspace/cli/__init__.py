@@ -90,21 +90,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(
         commands, "train", help="train the joint embedding (built-in engine, or StarSpace)",
-        description="Train the joint embedding of a preprocessed collection. Without --path-to-starspace the "
-        "built-in engine runs (nothing to install); with it, the real StarSpace binary. An existing output "
-        "folder is never continued: it is refused unless --overwrite.",
-        examples=["bedspace train --input preprocessed.txt --output model/ --dim 100 --epochs 50 --lr 0.05",
+        description="Train the joint embedding of a preprocessed collection. By default the space of the default "
+        "annotator's label scores (fitted in closed form: seconds). With StarSpace's options (--dim, --epochs, "
+        "--lr, ...) or --space starspace, StarSpace's objective: without --path-to-starspace the built-in engine "
+        "trains it (nothing to install); with it, the real StarSpace binary. An existing output folder is never "
+        "continued: it is refused unless --overwrite.",
+        examples=["bedspace train --input preprocessed.txt --output model/",
+                  "bedspace train --input preprocessed.txt --output model/ --dim 100 --epochs 50 --lr 0.05",
                   "bedspace train --path-to-starspace /path/to/starspace --input preprocessed.txt --output model/"],
     )  # fmt: skip
     p.add_argument("-i", "--input", required=True, help="training file written by preprocess")
     p.add_argument("-o", "--output", required=True, help="model folder to write")
     p.add_argument("-s", "--path-to-starspace", default=None, help="the StarSpace binary or its folder")
-    p.add_argument("--dim", type=positive, default=100, help="embedding dimension (default: 100)")
-    p.add_argument("--epochs", type=positive, default=50, help="passes over the data (default: 50)")
-    p.add_argument("--lr", type=_number, default=0.05, help="initial learning rate (default: 0.05)")
-    p.add_argument("--neg-search-limit", type=positive, default=5, help="negatives sampled per batch (default: 5)")
-    p.add_argument("--loss", choices=["hinge", "softmax"], default="hinge", help="loss (default: hinge)")
-    p.add_argument("--dropout", type=_number, default=0.0, help="share of regions left out per visit (default: 0)")
+    p.add_argument(
+        "--space", choices=["annotator", "starspace"], default=None,
+        help="the space to learn: the default annotator's label scores (annotator), or StarSpace's objective "
+        "(starspace: trained by the built-in engine, or by StarSpace with --path-to-starspace). Default: starspace "
+        "when --path-to-starspace or any of StarSpace's options below is given, annotator otherwise",
+    )  # fmt: skip
+    p.add_argument("--dim", type=positive, default=None, help="embedding dimension (StarSpace's; default: 100)")
+    p.add_argument("--epochs", type=positive, default=None, help="passes over the data (StarSpace's; default: 50)")
+    p.add_argument("--lr", type=_number, default=None, help="initial learning rate (StarSpace's; default: 0.05)")
+    p.add_argument(
+        "--neg-search-limit", type=positive, default=None, help="negatives sampled per batch (StarSpace's; default: 5)"
+    )
+    p.add_argument("--loss", choices=["hinge", "softmax"], default=None, help="loss (StarSpace's; default: hinge)")
+    p.add_argument(
+        "--dropout", type=_number, default=None, help="share of regions left out per visit (StarSpace's; default: 0)"
+    )
     p.add_argument("--threads", type=positive, default=None, help="training threads (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the built-in engine (default: 0)")
     p.add_argument(
@@ -217,8 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", default="cell_type",
         help="comma-separated label columns, the first split by (with --data; default: cell_type)",
     )  # fmt: skip
-    p.add_argument("--dim", type=positive, default=50, help="embedding dimension (default: 50)")
-    p.add_argument("--epochs", type=positive, default=30, help="training epochs (default: 30)")
+    p.add_argument(
+        "--dim", type=positive, default=None,
+        help="train StarSpace's objective with this dimension instead of the default space (StarSpace's default: 100)",
+    )  # fmt: skip
+    p.add_argument(
+        "--epochs", type=positive, default=None,
+        help="train StarSpace's objective for this many epochs instead of the default space (StarSpace's default: 50)",
+    )  # fmt: skip
     p.add_argument(
         "--figure",
         default="bedspace_demo.png",

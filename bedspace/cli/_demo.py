@@ -49,7 +49,8 @@ def demo(args: argparse.Namespace) -> None:
         print(f"bedspace demo on {beds}: {adata.n_obs} region sets, labels {', '.join(labels)}")
     _tokenized(adata, labels)
 
-    # one thread unless asked: Hogwild training on several threads gives slightly different numbers every run
+    # one thread unless asked: StarSpace's objective (--dim, --epochs) trained by Hogwild on several threads gives
+    # slightly different numbers every run
     options = {"dim": args.dim, "epochs": args.epochs, "n_threads": args.jobs or 1, "random_state": 0}
     first = labels[0]
     if adata.obs[first].value_counts().max() < 2:
@@ -108,6 +109,12 @@ def _trained(adata) -> str:
         if annotator is not None and annotator.is_calibrated
         else "scores, uncalibrated (too few sets to calibrate)"
     )
+    if params["space"] == "annotator":
+        return (
+            "the default annotator — a kernel ridge classifier on the sets' shared regions, "
+            f"{calibrated} — and its label scores written as a {params['dim']}-dimensional joint space of sets, "
+            "regions and labels"
+        )
     return (
         f"a {params['dim']}-dimensional joint embedding of sets and labels (built-in engine, {params['epochs']} "
         f"epochs, loss {loss[0]:.4f} → {loss[-1]:.4f}), and the default annotator: a kernel ridge classifier on "
@@ -131,8 +138,8 @@ def _held_out(table, test, labels: list[str]) -> None:
     )
     print(summary.round(3).to_string())
     print(
-        "\n   bedspace: the default annotator (r2l, l2r), the embedding's cosine plus the annotator's label "
-        "agreement (r2r)\n   overlap: a vote of the 5 training sets sharing most regions (Jaccard); enrichment: "
+        "\n   bedspace: the default annotator (r2l, l2r), the cosine of the set vectors in its joint space "
+        "(r2r)\n   overlap: a vote of the 5 training sets sharing most regions (Jaccard); enrichment: "
         "LOLA's Fisher test; random: chance\n   MAP: mean average precision of the ranking, 1 when every right "
         "answer comes first"
     )

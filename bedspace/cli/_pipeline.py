@@ -160,6 +160,7 @@ def train(args: argparse.Namespace) -> None:
     bs.tl.train(
         adata,
         labels=[str(label) for label in np.atleast_1d(record["labels"])],
+        space=args.space,
         dim=args.dim,
         epochs=args.epochs,
         lr=args.lr,
@@ -175,10 +176,13 @@ def train(args: argparse.Namespace) -> None:
     with naming_full_disk(output):
         bs.BEDSpaceModel.from_anndata(adata).save(output, overwrite=args.overwrite)
     loss = adata.uns[DEFAULT]["loss"]
-    engine = "the StarSpace binary" if starspace else "the built-in engine"
+    if adata.uns[DEFAULT]["params"]["space"] == "annotator":
+        trained = f"fitted the annotator's space ({adata.varm[DEFAULT].shape[1]} dimensions)"
+    else:
+        engine = "the StarSpace binary" if starspace else "the built-in engine"
+        trained = f"trained StarSpace's objective with {engine}: loss {loss[0]:.4f} -> {loss[-1]:.4f}"
     print(
-        f"checked {training_file.name} against {companion.name}; trained with {engine}: loss {loss[0]:.4f} -> "
-        f"{loss[-1]:.4f}; model written to {output}",
+        f"checked {training_file.name} against {companion.name}; {trained}; model written to {output}",
         file=sys.stderr,
     )
 

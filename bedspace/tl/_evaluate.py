@@ -22,7 +22,7 @@ from .._keys import DEFAULT
 from .._metrics import annotation_metrics, retrieval_metrics
 from .._model import BEDSpaceModel
 from .._params import whole_number
-from .._search import set_scores
+from .._search import default_method, set_scores
 from .._similarity import unit_rows
 from ..annotate._baselines import OverlapBaselines, aggregate_by_label, knn_vote
 from ..annotate._calibration import confidence_calibration_error, expected_calibration_error
@@ -30,8 +30,8 @@ from ._collection import searchable
 
 BASELINES = ("overlap", "enrichment", "random")
 SEARCHES = ("r2l", "l2r", "r2r")
-STARSPACE_COMPATIBLE = MappingProxyType({"exclude_positives": False, "calibrate": False})
-"""Train options of the StarSpace-faithful run: only the drawn positive label is kept out of the negatives (and
+STARSPACE_COMPATIBLE = MappingProxyType({"space": "starspace", "exclude_positives": False, "calibrate": False})
+"""Train options of the StarSpace-faithful run: StarSpace's objective, only the drawn positive label kept out of the negatives (and
 no calibration: StarSpace annotates by the label vectors, reported as ``"starspace-labels"``)."""
 LABEL_VECTORS = "-labels"
 """Suffix of a trained method's name for its annotation by the label vectors (StarSpace's way)."""
@@ -190,10 +190,10 @@ def _embedding_rows(
     test_tokens = test.X
     annotation = model.need_annotator().annotate(test_tokens)
     by_vectors = set_scores(model, test_tokens, test_vectors, "embedding", coverage=None, own=None)[0]
-    # r2r as bs.tl.search ranks it: cosine plus the shared-label probability when calibrated, else cosine alone
+    # r2r as bs.tl.search ranks it by default (the cosine, plus the shared-label probability in StarSpace's space)
     default_r2r = (
         set_scores(model, test_tokens, test_vectors, "regions", coverage=None, own=None, annotation=annotation)[0]
-        if model.can_compare_labels
+        if default_method(model, "r2r") == "regions"
         else by_vectors
     )
     rows = []

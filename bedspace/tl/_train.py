@@ -22,11 +22,13 @@ from .._keys import DEFAULT, EMBEDDING_RECORD, Keys, store
 from .._labels import LabelTable, without_shared_labels
 from .._model import BEDSpaceModel
 from .._parallel import available_cores
-from .._params import BACKENDS, DEFAULTS, TrainParams, check_threads, whole_number
+from .._params import BACKENDS, TrainParams, check_threads, whole_number
 from .._reference import ReferenceSets
-from .._training import TrainingExamples, training_examples
+from .._space import SPACES, annotator_space, with_held_out_scores
+from .._training import TrainingExamples, training_examples, warn_left_out
 from .._universe import Universe
 from .._warnings import warn
+from ..annotate import RegionAnnotator
 from ..annotate._estimator import MIN_SETS_TO_CALIBRATE
 from ..annotate._tokens import CHUNK_TOKENS, TokenMatrix
 from ._collection import keep_annotator, searchable
@@ -36,16 +38,17 @@ def train(
     adata: ad.AnnData,
     *,
     labels: list[str] | str,
-    dim: int = DEFAULTS.dim,
-    epochs: int = DEFAULTS.epochs,
-    lr: float = DEFAULTS.lr,
-    neg_search_limit: int = DEFAULTS.neg_search_limit,
-    max_neg_samples: int = DEFAULTS.max_neg_samples,
-    margin: float = DEFAULTS.margin,
-    batch_size: int = DEFAULTS.batch_size,
-    loss: Literal["hinge", "softmax"] = DEFAULTS.loss,
+    space: Literal["annotator", "starspace"] | None = None,
+    dim: int | None = None,
+    epochs: int | None = None,
+    lr: float | None = None,
+    neg_search_limit: int | None = None,
+    max_neg_samples: int | None = None,
+    margin: float | None = None,
+    batch_size: int | None = None,
+    loss: Literal["hinge", "softmax"] | None = None,
     exclude_positives: bool | None = None,
-    dropout: float = DEFAULTS.dropout,
+    dropout: float | None = None,
     backend: Literal["native", "starspace"] = "native",
     starspace: str | os.PathLike | None = None,
     n_threads: int | None = None,
@@ -55,12 +58,25 @@ def train(
     key_added: str = DEFAULT,
     copy: bool = False,
 ) -> ad.AnnData | None:
-    """Learn one vector space for region sets, universe regions and metadata labels (StarSpace trainMode 0).
+    """Learn one vector space for region sets, universe regions and metadata labels.
 
-    Every set with at least one label and one region is a training example: its vector (the normalised sum of
-    its region vectors) is pulled towards one of its labels, drawn at random at every visit, and pushed away from
-    sampled other labels. Afterwards every set — labelled or not — is embedded as the normalised sum of its
-    region vectors, exactly as StarSpace's ``embed_doc`` does.
+    Two spaces can be learned (``space``):
+
+    * ``"annotator"`` (default): the space of the default annotator's label scores. The annotator (a kernel
+      ridge classifier on the sets' shared regions, see :func:`calibrate`) is fitted on the collection, and its
+      scores, a linear form of a set's regions, become the vectors: one dimension per label, a region's vector
+      its weight for each label, a label's vector its axis, a set's vector its scores of each field's labels
+      scaled to length 1 (the fields side by side, the whole of length 1). The label vectors then rank a set's
+      labels as the annotator does, and every search can answer from one vector per set, without the sets'
+      regions (``benchmarks/evaluate.py`` measures it beside StarSpace's objective). Fitted in closed form:
+      no epochs, no seed dependence.
+    * ``"starspace"``: StarSpace trainMode 0. Every set with at least one label and one region is a training
+      example: its vector (the normalised sum of its region vectors) is pulled towards one of its labels, drawn
+      at random at every visit, and pushed away from sampled other labels; ``dim``, ``epochs``, ``lr`` and the
+      options after them are its hyperparameters. ``backend="starspace"`` runs the StarSpace binary itself.
+
+    Afterwards every set — labelled or not — is embedded from its region vectors (in the StarSpace space, as
+    StarSpace's ``embed_doc`` does).
 
     ``adata`` may be opened backed (``bs.pp.tokenize(..., out=...)`` returns it so): the training sets are read
     from the file a chunk of rows at a time and every set is embedded a chunk at a time, so memory is the
@@ -75,16 +91,22 @@ def train(
         The ``.obs`` column(s) whose values are the labels. Labels are namespaced by column (``organ=blood``),
         so the same value in two columns stays two labels; any value is fine (spaces, ``+``, ``/``, ``:``).
         Missing values are skipped; a set with no label is left out of training with a warning.
+    space
+        ``"annotator"`` or ``"starspace"`` (see above). Default: ``"starspace"`` with ``backend="starspace"`` or
+        when any of StarSpace's hyperparameters below is given (``dim`` to ``dropout``), ``"annotator"``
+        otherwise; ``params["space"]`` records which. The hyperparameters are refused with
+        ``space="annotator"``, which has none.
     dim, epochs, lr
-        Embedding dimension, passes over the data, initial learning rate (finite, > 0; decays linearly to 0).
+        Embedding dimension (default 100), passes over the data (50), initial learning rate (0.05; finite, > 0;
+        decays linearly to 0). StarSpace's space only, as are the options down to ``dropout``.
     neg_search_limit
         Negative labels sampled per batch (StarSpace ``-negSearchLimit``; BEDspace used 5).
     max_neg_samples
-        At most this many margin-violating negatives are used per example (``-maxNegSamples``).
+        At most this many margin-violating negatives are used per example (``-maxNegSamples``; default 10).
     margin
-        Hinge-loss margin on cosine similarity (finite, >= 0).
+        Hinge-loss margin on cosine similarity (finite, >= 0; default 0.05).
     batch_size
-        Examples per batch (>= 1); a batch shares its negatives.
+        Examples per batch (>= 1; default 5); a batch shares its negatives.
     loss
         ``"hinge"`` (StarSpace's default) or ``"softmax"`` (sampled softmax over the positive and negatives).
     exclude_positives
@@ -95,22 +117,25 @@ def train(
     dropout
         Share of a set's regions left out, afresh, at every visit (StarSpace ``-dropoutLHS``), in [0, 1).
     backend
-        ``"native"``: the built-in numba engine, nothing to install. ``"starspace"``: the real StarSpace binary.
+        ``"native"``: the built-in engine, nothing to install. ``"starspace"``: the real StarSpace binary.
     starspace
         Path to the StarSpace binary or its folder (``backend="starspace"``); default ``$BEDSPACE_STARSPACE``.
     n_threads
         Training threads (default: all cores). The native engine runs lock-free (Hogwild) with several threads;
         with ``n_threads=1`` it is bit-for-bit reproducible for a given ``random_state``. StarSpace has no seed.
+        The annotator's space is the same whatever the threads.
     random_state
-        Seed of the native engine (initialisation, order, sampling) and of ``sample_sets``.
+        Seed of the native engine (initialisation, order, sampling), of ``sample_sets`` and of the annotator's
+        sample of sets beyond 2,000.
     sample_sets
-        Train on at most this many sets (a positive integer), drawn at random stratified by the combination of
-        their labels: every combination of values of ``labels`` present keeps at least one set, and the rest
-        are shared in proportion to the combinations' sizes. Only labelled sets with a region are drawn. Default
-        (``None``): every such set. Memory then grows with the sample, not with the collection. A sample sees
-        fewer examples per epoch: give it about ``epochs × n_sets / sample_sets`` epochs, which matched training
-        on every set within seed noise in ``benchmarks/sample.py`` (the same epochs on a sample of 200 or 500 of
-        2,000 sets lost quality).
+        Train on at most this many sets (a positive integer). StarSpace's space: drawn at random stratified by
+        the combination of their labels: every combination of values of ``labels`` present keeps at least one
+        set, and the rest are shared in proportion to the combinations' sizes. Only labelled sets with a region
+        are drawn. Default (``None``): every such set. Memory then grows with the sample, not with the
+        collection. A sample sees fewer examples per epoch: give it about ``epochs × n_sets / sample_sets``
+        epochs, which matched training on every set within seed noise in ``benchmarks/sample.py`` (the same
+        epochs on a sample of 200 or 500 of 2,000 sets lost quality). The annotator's space: the classifier is
+        fitted on at most this many sets (default 2,000, a sample keeping every combination of labels beyond).
     key_added
         Where results go (see Returns).
     calibrate
@@ -127,56 +152,141 @@ def train(
     ``None``, or the trained copy when ``copy=True``. Writes:
 
     ``adata.varm[key_added]``
-        Region (token) vectors, regions × ``dim`` (float32). Regions in no training set are 0.
+        Region (token) vectors, regions × dim (float32): the annotator's space has one dimension per label.
+        Regions in no training set are 0.
     ``adata.obsm["X_" + key_added]``
-        Set vectors, sets × ``dim``: the L2-normalised sum of each set's region vectors.
+        Set vectors, sets × dim: the L2-normalised sum of each set's region vectors. The annotator's space:
+        each field's scores and the regions block, each block scaled to its share, the whole of length 1; a set
+        the classifier was fitted on adds a quarter of its leave-one-out scores to its own (see
+        ``bedspace/_space.py``: otherwise every set of a label would score it alike).
     ``adata.obs[key_added + "_in_training"]``
-        Whether the set was a training example (with ``sample_sets``: whether it was drawn).
+        Whether the set was a training example (with ``sample_sets``: whether it was drawn; the annotator's
+        space: whether its classifier was fitted on the set).
     ``adata.uns[key_added]``
-        ``params`` (every option above, the label columns, backend, threads, seed, ``sample_sets``, number of
-        examples),
-        ``labels`` (DataFrame ``field``, ``value``, indexed ``field=value``), ``label_vectors`` (labels × ``dim``,
-        rows aligned with ``labels``), ``loss`` (per epoch) and ``universe`` (name, size, chromosome sizes); with
-        the default key, next to what :func:`bedspace.pp.tokenize` recorded there; and ``annotator``, the default
-        annotator fitted on the collection's sets (see :func:`calibrate`).
+        ``params`` (``space``, every option above that applies to it, the label columns, backend, threads,
+        seed, ``sample_sets``, number of examples),
+        ``labels`` (DataFrame ``field``, ``value``, indexed ``field=value``), ``label_vectors`` (labels × dim,
+        rows aligned with ``labels``), ``loss`` (per epoch; empty for the annotator's space), ``universe``
+        (name, size, chromosome sizes) and, for the annotator's space, ``set_space`` (``bias``: what every set
+        adds to the sum of its region vectors over the square root of their number; ``blocks``: each
+        dimension's field); with the default key, next to what :func:`bedspace.pp.tokenize` recorded there; and
+        ``annotator``, the default annotator fitted on the collection's sets (see :func:`calibrate`).
 
     Raises
     ------
     ValueError
-        An option out of range (named), nothing to train on, a ``sample_sets`` smaller than the number of label
-        combinations, or a training that diverged (non-finite vectors).
+        An option out of range (named), a StarSpace option with the annotator's space, nothing to train on, a
+        ``sample_sets`` smaller than the number of label combinations, or a training that diverged (non-finite
+        vectors).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if exclude_positives is None:
-        exclude_positives = backend == "native"
-    elif exclude_positives and backend == "starspace":
-        raise ValueError(
-            "exclude_positives=True: the StarSpace binary cannot exclude all of an example's labels from its "
-            "negatives; leave it out (None) or use the built-in engine"
-        )
-    params = TrainParams.from_options(
-        dim=dim,
-        epochs=epochs,
-        lr=lr,
-        neg_search_limit=neg_search_limit,
-        max_neg_samples=max_neg_samples,
-        margin=margin,
-        batch_size=batch_size,
-        loss=loss,
-        exclude_positives=exclude_positives,
-        dropout=dropout,
-    )
+    starspace_options = {
+        "dim": dim, "epochs": epochs, "lr": lr, "neg_search_limit": neg_search_limit,
+        "max_neg_samples": max_neg_samples, "margin": margin, "batch_size": batch_size, "loss": loss,
+        "exclude_positives": exclude_positives, "dropout": dropout,
+    }  # fmt: skip
+    space = _space_of(space, backend, [name for name, value in starspace_options.items() if value is not None])
     threads = check_threads(n_threads) or available_cores()
     if sample_sets is not None:
         whole_number(sample_sets, "sample_sets", expected="a positive integer or None")
     keys = Keys(key_added)
+    params = _starspace_params(starspace_options, backend) if space == "starspace" else None
     binary = starspace_engine.find_binary(starspace) if backend == "starspace" else None
     adata = adata.copy() if copy else adata
     universe = Universe.from_anndata(adata)
     labels = [labels] if isinstance(labels, str) else list(labels)
     # before any training: a calibration that cannot be fitted must not throw the trained embedding away
     calibrate = bool(calibrate) and _can_calibrate(adata, labels)
+    options = {"calibrate": calibrate, "random_state": int(random_state), "chromosomes": universe.chromosome_codes}
+    record = {"labels": labels, "space": space}
+    if space == "annotator":
+        model, in_training, annotator = _annotator_space(adata, labels, universe, sample_sets, options, record)
+    else:
+        model, in_training = _starspace_space(
+            adata, labels, universe, params, backend, binary, threads, random_state, sample_sets, record
+        )
+        annotator = None
+    model.write_into(adata, key_added)
+    logg.added(keys.region_vectors, "region vectors", "varm")
+    # every set, a chunk of rows at a time (a backed collection is never read whole)
+    vectors = model.embed(adata, chunk_tokens=CHUNK_TOKENS)
+    if annotator is not None:  # the annotator's examples: their own scores, and what the others make of them
+        vectors = with_held_out_scores(vectors, annotator, model.label_table, model.space)
+    store(adata, "obsm", keys.set_vectors, vectors, "set vectors")
+    store(adata, "obs", keys.in_training, in_training, "training examples")
+    logg.added(keys.record, ", ".join(EMBEDDING_RECORD + (("set_space",) if model.space else ())), "uns")
+    # the collection owns its annotator: fitted once (reading only the rows it needs), kept in uns
+    reference = ReferenceSets(adata.obs, adata.obsm[keys.set_vectors], adata.X, annotator=annotator)
+    if annotator is None:
+        reference.fit_annotator(model.label_table, **options)
+    keep_annotator(adata, key_added, model.with_reference(reference))
+    return adata if copy else None
+
+
+def _space_of(space, backend: str, given: list[str]) -> str:
+    """The space to learn: as given, else StarSpace's when its backend or options (``given``) say so.
+
+    Refused when the backend cannot learn it, or StarSpace's options are given for the annotator's space.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if space is None:
+        return "starspace" if backend == "starspace" or given else "annotator"
+    if space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    if space == "annotator" and backend == "starspace":
+        raise ValueError("space='annotator' is fitted by bedspace itself: leave backend='starspace' out")
+    if space == "annotator" and given:
+        raise ValueError(
+            f"{', '.join(given)}: StarSpace's options, and space='annotator' (the annotator's label scores, fitted "
+            "in closed form) has none; leave them out, or give space='starspace'"
+        )
+    return space
+
+
+def _starspace_params(options: dict, backend: str) -> TrainParams:
+    """StarSpace's hyperparameters: those given, the defaults for the rest; checked."""
+    options = dict(options)
+    if options["exclude_positives"] is None:
+        options["exclude_positives"] = backend == "native"
+    elif options["exclude_positives"] and backend == "starspace":
+        raise ValueError(
+            "exclude_positives=True: the StarSpace binary cannot exclude all of an example's labels from its "
+            "negatives; leave it out (None) or use the built-in engine"
+        )
+    return TrainParams.from_options(**options)
+
+
+def _annotator_space(
+    adata: ad.AnnData, labels: list[str], universe: Universe, sample_sets: int | None, options: dict, record: dict
+) -> tuple[BEDSpaceModel, np.ndarray, RegionAnnotator]:
+    """The model of the annotator's space, which sets its classifier was fitted on, and the annotator."""
+    table, assignment = LabelTable.from_obs(adata.obs, labels)
+    n_tokens = TokenMatrix.of(adata.X).n_tokens
+    warn_left_out(adata.obs_names, labels, assignment.counts() > 0, n_tokens)
+    if sample_sets is not None:
+        options = {**options, "max_sets": int(sample_sets)}
+    reference = ReferenceSets(adata.obs, np.zeros((adata.n_obs, 0), np.float32), adata.X)
+    annotator = reference.fit_annotator(table, **options)
+    region_vectors, label_vectors, set_space = annotator_space(annotator, table, random_state=options["random_state"])
+    fitted = annotator.classifier_.compared_rows
+    record.update(
+        dim=int(region_vectors.shape[1]), backend="native", random_state=options["random_state"],
+        sample_sets=None if sample_sets is None else int(sample_sets), n_examples=int(fitted.size),
+    )  # fmt: skip
+    model = BEDSpaceModel(universe, region_vectors, table, label_vectors, params=record, space=set_space)
+    in_training = np.zeros(adata.n_obs, bool)
+    in_training[fitted] = True
+    logg.info(
+        f"wrote the annotator's scores of {len(table)} labels and the sets' regions as a space of {model.dim} "
+        f"dimensions (fitted on {fitted.size} sets)"
+    )
+    return model, in_training, annotator
+
+
+def _starspace_space(
+    adata, labels, universe, params: TrainParams, backend, binary, threads, random_state, sample_sets, record
+) -> tuple[BEDSpaceModel, np.ndarray]:
+    """The model of StarSpace's objective, trained, and which sets were training examples."""
     training_sets, rows = _training_sets(adata, labels, sample_sets, random_state)
     examples = training_examples(training_sets, labels)
     # examples hold their own copy of the tokens: a copy read from a backed file is freed before training
@@ -220,36 +330,21 @@ def train(
         region_vectors, label_vectors, region_counts=region_counts, label_counts=label_counts, lr=params.lr,
         backend=backend,
     )  # fmt: skip
-    record = {
-        "labels": labels,
+    record.update(
         **params.record(),
-        "backend": backend,
-        "n_threads": threads,
-        "random_state": int(random_state),
-        "sample_sets": None if sample_sets is None else int(sample_sets),
-        "n_examples": examples.n_examples,
-    }
+        backend=backend,
+        n_threads=threads,
+        random_state=int(random_state),
+        sample_sets=None if sample_sets is None else int(sample_sets),
+        n_examples=examples.n_examples,
+    )
     model = BEDSpaceModel(universe, region_vectors, examples.labels, label_vectors, params=record, loss=losses)
     in_training = np.zeros(adata.n_obs, bool)
     in_training[examples.rows if rows is None else rows[examples.rows]] = True
-
     logg.info(
         f"trained {adata.n_vars} regions and {len(examples.labels)} labels on {examples.n_examples} sets ({backend})"
     )
-    model.write_into(adata, key_added)
-    logg.added(keys.region_vectors, "region vectors", "varm")
-    # every set, a chunk of rows at a time (a backed collection is never read whole)
-    store(adata, "obsm", keys.set_vectors, model.embed(adata, chunk_tokens=CHUNK_TOKENS), "set vectors")
-    store(adata, "obs", keys.in_training, in_training, "training examples")
-    logg.added(keys.record, ", ".join(EMBEDDING_RECORD), "uns")
-    # the collection owns its annotator: fitted once here (reading only the rows it needs), kept in uns
-    reference = ReferenceSets(adata.obs, adata.obsm[keys.set_vectors], adata.X)
-    reference.fit_annotator(
-        model.label_table, calibrate=calibrate, random_state=int(random_state),
-        chromosomes=model.universe.chromosome_codes,
-    )  # fmt: skip
-    keep_annotator(adata, key_added, model.with_reference(reference))
-    return adata if copy else None
+    return model, in_training
 
 
 def _uncalibratable(adata: ad.AnnData, labels: list[str]) -> list[str]:
