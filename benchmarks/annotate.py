@@ -70,8 +70,11 @@ def measured(call):
     return result, seconds, status_mb("VmHWM") - before
 
 
-def synthetic_collection(real, n: int, rng: np.random.Generator):
-    """``n`` sets: real set ``i mod n_real`` with ``RATE`` of its regions dropped and as many random ones added."""
+def synthetic_collection(real, n: int, rng: np.random.Generator, *, keep: float = 1.0):
+    """``n`` sets: real set ``i mod n_real`` with ``RATE`` of its regions dropped and as many random ones added.
+
+    ``keep`` < 1: a set keeps that share of those regions, at random (a smaller collection of the same kinds).
+    """
     import anndata as ad
 
     X = real.X.tocsr()
@@ -79,8 +82,8 @@ def synthetic_collection(real, n: int, rng: np.random.Generator):
     indptr, chunks = [0], []
     for i in range(n):
         own = X.indices[X.indptr[i % n_real] : X.indptr[i % n_real + 1]]
-        kept = own[rng.random(own.size) >= RATE]
-        added = rng.integers(0, n_regions, size=round(RATE * own.size))
+        kept = own[rng.random(own.size) >= 1 - keep * (1 - RATE)]  # keep=1: the same draws as ever
+        added = rng.integers(0, n_regions, size=round(keep * RATE * own.size))
         regions = np.unique(np.concatenate([kept, added])).astype(np.int32)
         chunks.append(regions)
         indptr.append(indptr[-1] + regions.size)

@@ -119,9 +119,10 @@ def evaluate(
     * ``bedspace``: the default annotator (:func:`bedspace.tl.search`, ``method="regions"``: a kernel ridge
       classifier on the sets' region overlap, fitted on the training sets) for r2l and l2r, ranked by its
       calibrated probabilities when the training was calibrated (then r2l also reports ``ECE``, the expected
-      calibration error), else by its scores; r2r as :func:`bedspace.tl.search` ranks it: by cosine similarity
-      in the embedding plus 0.5 × the probability that a training set shares the held-out set's labels when
-      calibrated (``method="regions"``), else by the cosine alone.
+      calibration error), else by its scores; r2r as :func:`bedspace.tl.search` ranks it by default: by cosine
+      similarity of the set vectors in the default space (the annotator's); in StarSpace's space
+      (``space="starspace"``), plus 0.5 × the probability that a training set shares the held-out set's labels
+      when calibrated (``method="regions"``), else by the cosine alone.
     * ``bedspace-labels``: r2l and l2r by cosine similarity to the label vectors, r2r by cosine similarity of the
       set vectors (StarSpace's way: the embedding alone).
 
