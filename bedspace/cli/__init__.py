@@ -254,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         commands, "reference", help="build a ready reference model folder (encode-hg19) to annotate BED files with",
         description="Build a ready reference: download the collection once (or read a local copy from --data or "
-        "$BEDSPACE_DATA_DIR), tokenize it, train with the built-in engine on its label fields and calibrate the "
-        "default annotator, then save a model folder. encode-hg19: the 172 labelled hg19 region sets on their "
+        "$BEDSPACE_DATA_DIR), tokenize it, fit the default annotator (calibrated) and its space on its label "
+        "fields, then save a model folder. encode-hg19: the 172 labelled hg19 region sets on their "
         "consensus universe, labels organ, cell_class and assay. search -t r2l -d on the folder annotates BED files.",
         examples=["bedspace reference encode-hg19 -o ref/",
                   "bedspace search -t r2l -d ref/ -q my_peaks/",
@@ -269,8 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default=None, metavar="PATH",
         help="a local copy of the collection (default: $BEDSPACE_DATA_DIR, else downloaded once into the cache)",
     )  # fmt: skip
-    p.add_argument("--dim", type=positive, default=100, help="embedding dimension (default: 100)")
-    p.add_argument("--epochs", type=positive, default=50, help="training epochs (default: 50)")
+    p.add_argument(
+        "--dim", type=positive, default=None,
+        help="train StarSpace's objective with this dimension instead of the default space (StarSpace's default: 100)",
+    )  # fmt: skip
+    p.add_argument(
+        "--epochs", type=positive, default=None,
+        help="train StarSpace's objective for this many epochs instead of the default space (StarSpace's default: 50)",
+    )  # fmt: skip
     p.add_argument(
         "-j", "--jobs", type=positive, default=None, help="threads (default: all cores; 1: reproducible embedding)"
     )

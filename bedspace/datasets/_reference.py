@@ -6,7 +6,8 @@ calibrated; ``bedspace search -t r2l -d REF/ -q my_peaks/`` then annotates BED f
 (:func:`encode_hg19_reference`) build it here, the same way.
 
 Python keeps one build per bedspace version and options in the cache folder,
-``cache_dir() / "encode_hg19_reference" / "<version>-dim<dim>-epochs<epochs>-seed<seed>"``: the folder's name
+``cache_dir() / "encode_hg19_reference" / "<version>-annotator-seed<seed>"`` (``-dim<dim>-epochs<epochs>-``
+for StarSpace's objective): the folder's name
 is its key, so a build is never taken for another's, and the model folder is written atomically (a folder there
 is a whole build). A build of another bedspace version is removed when a new one is made.
 """
@@ -67,10 +68,11 @@ def recipe(name: str) -> Recipe:
     return REFERENCES[name]
 
 
-def check_options(*, dim: int, epochs: int, n_jobs: int | None, random_state: int) -> None:
+def check_options(*, dim: int | None, epochs: int | None, n_jobs: int | None, random_state: int) -> None:
     """Refuse a bad option before any download or tokenizing (naming it)."""
-    whole_number(dim, "dim")
-    whole_number(epochs, "epochs")
+    for value, name in ((dim, "dim"), (epochs, "epochs")):
+        if value is not None:
+            whole_number(value, name)
     if n_jobs is not None:
         whole_number(n_jobs, "n_jobs")
     whole_number(random_state, "random_state", minimum=0, expected="a whole number >= 0")
@@ -80,8 +82,8 @@ def build_reference(
     name: str,
     *,
     path: str | os.PathLike | None = None,
-    dim: int = DEFAULTS.dim,
-    epochs: int = DEFAULTS.epochs,
+    dim: int | None = None,
+    epochs: int | None = None,
     n_jobs: int | None = None,
     random_state: int = 0,
     log: Callable[[str], None] = info,
@@ -95,7 +97,8 @@ def build_reference(
     path
         A local copy of the collection (as its loader takes it); default ``$BEDSPACE_DATA_DIR``, else downloaded.
     dim, epochs
-        Embedding dimension and training epochs (:func:`bedspace.tl.train`'s defaults).
+        ``None`` (default): the default space of :func:`bedspace.tl.train` (the annotator's label scores). Either
+        given: StarSpace's objective with that dimension and that many epochs (100 and 50 for the one not given).
     n_jobs
         Threads for tokenizing and training (default: all cores).
     random_state
@@ -129,10 +132,13 @@ def build_reference(
     started = time.perf_counter()
     bs.tl.train(adata, labels=list(recipe_.labels), dim=dim, epochs=epochs, n_threads=n_jobs, random_state=random_state)
     calibrated = "and calibrated the default annotator " if adata.uns["bedspace"].get("annotator") else ""
-    log(
-        f"    trained on {', '.join(recipe_.labels)} (dim {dim}, {epochs} epochs, seed {random_state}) {calibrated}"
-        f"in {_elapsed(started)}"
+    params = adata.uns["bedspace"]["params"]
+    space = (
+        f"the annotator's space, {params['dim']} dimensions"
+        if params["space"] == "annotator"
+        else f"StarSpace's objective, dim {params['dim']}, {params['epochs']} epochs"
     )
+    log(f"    trained on {', '.join(recipe_.labels)} ({space}, seed {random_state}) {calibrated}in {_elapsed(started)}")
     return bs.BEDSpaceModel.from_anndata(adata, copy=False)
 
 
@@ -141,8 +147,8 @@ def write_reference(
     output: str | os.PathLike,
     *,
     path: str | os.PathLike | None = None,
-    dim: int = DEFAULTS.dim,
-    epochs: int = DEFAULTS.epochs,
+    dim: int | None = None,
+    epochs: int | None = None,
     n_jobs: int | None = None,
     random_state: int = 0,
     overwrite: bool = False,
@@ -178,8 +184,8 @@ def cached_reference(
     name: str,
     *,
     path: str | os.PathLike | None = None,
-    dim: int = DEFAULTS.dim,
-    epochs: int = DEFAULTS.epochs,
+    dim: int | None = None,
+    epochs: int | None = None,
     n_jobs: int | None = None,
     random_state: int = 0,
 ) -> BEDSpaceModel:
@@ -215,9 +221,13 @@ def cached_reference(
     return BEDSpaceModel.load(folder)
 
 
-def cache_folder(name: str, *, dim: int, epochs: int, random_state: int) -> Path:
+def cache_folder(name: str, *, dim: int | None, epochs: int | None, random_state: int) -> Path:
     """Where the build of the reference ``name`` with these options is kept (its name is its key)."""
-    return cache_dir() / recipe(name).cache_name / f"{__version__}-dim{dim}-epochs{epochs}-seed{random_state}"
+    if dim is None and epochs is None:
+        options = "annotator"
+    else:
+        options = f"dim{dim or DEFAULTS.dim}-epochs{epochs or DEFAULTS.epochs}"
+    return cache_dir() / recipe(name).cache_name / f"{__version__}-{options}-seed{random_state}"
 
 
 def _remove_other_versions(root: Path, recipe_: Recipe) -> None:
@@ -253,25 +263,26 @@ def _elapsed(started: float) -> str:
 def encode_hg19_reference(
     path: str | os.PathLike | None = None,
     *,
-    dim: int = DEFAULTS.dim,
-    epochs: int = DEFAULTS.epochs,
+    dim: int | None = None,
+    epochs: int | None = None,
     n_jobs: int | None = None,
     random_state: int = 0,
 ) -> BEDSpaceModel:
     """A ready reference: the 172 labelled hg19 region sets trained on and calibrated, to annotate BED files with.
 
-    The collection of :func:`encode_hg19`, tokenized on its consensus universe, trained with the built-in engine
-    on the label fields ``organ``, ``cell_class`` and ``assay``, with the default annotator calibrated
-    (:func:`bedspace.tl.train`'s defaults). The first call builds it (about 3 minutes on 2 cores) into the
+    The collection of :func:`encode_hg19`, tokenized on its consensus universe, trained on the label fields
+    ``organ``, ``cell_class`` and ``assay`` with :func:`bedspace.tl.train`'s defaults: the default annotator,
+    calibrated, and its space (the annotator's label scores as vectors, so that r2r and l2r answer from one vector
+    per set). The first call builds it (about a minute on 2 cores) into the
     cache folder (``$BEDSPACE_CACHE_DIR`` or the user cache), ``encode_hg19_reference/`` in it; later calls with
     the same options and bedspace version load it (a fraction of a second). Other options, or another bedspace
     version, build it again; a build of another version is then removed. ``bedspace reference encode-hg19 -o
     ref/`` builds the same model into a folder of your choice.
 
-    The annotator (``search_type="r2l"``, the default method) does not depend on the embedding, nor on
-    ``n_jobs``: with the same ``random_state`` its answers are the same. The embedding (``method="embedding"``,
-    r2r's cosine) is bit-for-bit reproducible with ``n_jobs=1``; with more threads the built-in engine trains
-    lock-free and its vectors differ a little from run to run.
+    The default space is fitted in closed form: the same answers whatever ``n_jobs``. StarSpace's objective
+    (``dim`` or ``epochs`` given) is bit-for-bit reproducible with ``n_jobs=1``; with more threads the built-in
+    engine trains lock-free and its vectors differ a little from run to run (the annotator's r2l does not depend
+    on them).
 
     Parameters
     ----------
@@ -279,10 +290,9 @@ def encode_hg19_reference(
         A local copy of the collection, as :func:`encode_hg19` takes it: a folder holding ``hg19_bedsets/`` or
         that folder itself. Default ``$BEDSPACE_DATA_DIR``; when neither is given the collection is downloaded
         once (≈150 MB). The cached reference does not depend on it.
-    dim
-        Embedding dimension (default 100).
-    epochs
-        Training epochs (default 50).
+    dim, epochs
+        ``None`` (default): the default space. Either given: StarSpace's objective with that dimension (default
+        100) and that many epochs (default 50) instead.
     n_jobs
         Threads for tokenizing and training (default: all cores).
     random_state
