@@ -422,8 +422,8 @@ class BEDSpaceModel:
         ``approximate=True`` (r2r and l2r with ``method="embedding"``) takes the candidates from an approximate
         nearest-neighbour index of the set vectors, built on the first such search and kept with the model's
         :class:`~bedspace._reference.ReferenceSets` (not saved in model folders); scores stay exact cosines.
-        The default r2r (``method="regions"``) adds to the cosine the probability that the query shares a set's
-        labels (:meth:`set_scores`).
+        r2r with ``method="regions"`` (the default in StarSpace's space) adds to the cosine the probability that
+        the query shares a set's labels; in the default space, r2r and l2r rank by the vectors.
 
         ``assembly`` is the genome build of a region-set query's coordinates (``"hg38"``): when it is not the
         reference's (:attr:`universe`'s ``assembly``), the query is lifted onto the reference's build first.

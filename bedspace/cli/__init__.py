@@ -178,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--field", default=None, help="only labels of this field (r2l)")
     p.add_argument(
         "--method", choices=["regions", "embedding"], default=None,
-        help="regions (default): r2l, l2r by a classifier of the query's overlap with the labelled sets (calibrated "
+        help="regions: r2l, l2r by a classifier of the query's overlap with the labelled sets (calibrated "
         "probabilities), r2r by cosine plus the probability that a set shares the query's labels; embedding: "
-        "cosines of the vectors alone, as StarSpace",
+        "cosines of the vectors alone. Default: regions for r2l; embedding for l2r and r2r on a model of the "
+        "default space, regions on one of StarSpace's objective",
     )  # fmt: skip
     p.add_argument(
         "--min-probability", type=_number, default=0.0,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import anndata as ad
 import numpy as np
 import pandas as pd
+from scipy.sparse import SparseEfficiencyWarning
 
 from .._keys import DEFAULT, Keys, store, trained_labels
 from .._similarity import unit_rows
@@ -66,13 +68,17 @@ def layout(
     points = np.vstack([unit_rows(np.asarray(adata.obsm[keys.set_vectors])), label_vectors[placed]])
     if basis == "umap":
         joint = ad.AnnData(obs=pd.DataFrame(index=[f"p{i}" for i in range(len(points))]), obsm={"X": points})
-        sc.pp.neighbors(
-            joint,
-            n_neighbors=max(2, min(int(n_neighbors), len(points) - 1)),
-            use_rep="X",
-            metric="cosine",
-            random_state=random_state,
-        )
+        with warnings.catch_warnings():
+            # scanpy zeroes the graph's diagonal in place, which scipy calls inefficient when two points coincide
+            # (sets with the same regions, or the same labels' scores): harmless, and not the user's doing
+            warnings.simplefilter("ignore", SparseEfficiencyWarning)
+            sc.pp.neighbors(
+                joint,
+                n_neighbors=max(2, min(int(n_neighbors), len(points) - 1)),
+                use_rep="X",
+                metric="cosine",
+                random_state=random_state,
+            )
         sc.tl.umap(joint, random_state=random_state)
         xy = np.asarray(joint.obsm["X_umap"])
     else:

@@ -48,18 +48,24 @@ def search(
     field
         Only labels of this field (``"r2l"``; for ``"l2r"`` it tells which field a bare value belongs to).
     method
-        ``"regions"`` (the default when the collection's tokens are at hand) uses the default annotator: per
-        field, a kernel ridge classifier fitted on the collection's labelled sets predicts the labels from the
-        query's overlap with each of them (the cosine of their region tokens; its strength chosen by
-        leave-one-out), with probabilities calibrated by :func:`bedspace.tl.calibrate`. ``"r2l"`` lists those
-        labels; ``"l2r"`` ranks the collection's sets by that probability (or score) for the label, each set
-        annotated from the other sets (computed for all sets on the first such search, then kept); ``"r2r"``
-        ranks the sets by the cosine of their vectors plus 0.5 × the probability that the query carries the
-        set's labels, averaged over the label fields (a set without a label in a field counts as one of the base
-        rates): sets of the query's cell type, tissue and assay come first, in the embedding's order (this needs
-        the calibrated probabilities; without them r2r defaults to ``"embedding"``). ``"embedding"``: cosine
-        similarity of the set vectors to the label vectors (``"r2l"``, ``"l2r"``) or to the query's vector
-        (``"r2r"``) alone, StarSpace's way (instant on any number of sets).
+        What to rank by; the default (``None``) depends on the search and the space (``_search.default_method``):
+        r2l ``"regions"`` whenever the collection's annotator is at hand; l2r and r2r ``"embedding"`` in the
+        default space (the annotator's: ``bs.tl.train``'s default), ``"regions"`` in StarSpace's space when the
+        collection's tokens are at hand.
+
+        ``"regions"`` uses the default annotator: per field, a kernel ridge classifier fitted on the collection's
+        labelled sets predicts the labels from the query's overlap with each of them (the cosine of their region
+        tokens; its strength chosen by leave-one-out), with probabilities calibrated by
+        :func:`bedspace.tl.calibrate`. ``"r2l"`` lists those labels; ``"l2r"`` ranks the collection's sets by that
+        probability (or score) for the label, each set annotated from the other sets (computed for all sets on
+        the first such search, then kept); ``"r2r"`` ranks the sets by the cosine of their vectors plus 0.5 × the
+        probability that the query carries the set's labels, averaged over the label fields (a set without a
+        label in a field counts as one of the base rates; this needs the calibrated probabilities).
+        ``"embedding"``: cosine similarity of the set vectors to the label vectors (``"r2l"``, ``"l2r"``) or to
+        the query's vector (``"r2r"``): one product with a vector per set, milliseconds on any number of sets.
+        In the default space a label vector is the axis of the annotator's score of it, and a set vector holds
+        its scores field by field and a block of its regions: sets of the query's labels come first, the most
+        alike in regions among them.
     min_probability
         ``"r2l"`` with probabilities: leave out labels less probable than this (a query may get no label: it
         abstains).
