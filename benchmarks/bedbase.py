@@ -194,7 +194,9 @@ def report(rows: list[dict]) -> None:
     print(f"\n{'N':>8}{'step':>8}{'tokens':>16}{'wall s':>9}{'M tokens/s':>12}{'peak MB':>9}")
     for r in rows:
         rate = r["tokens"] / r["seconds"] / 1e6 if r.get("tokens") else float("nan")
-        print(f"{r['n']:>8,}{r['step']:>8}{r.get('tokens', 0):>16,}{r['seconds']:>9.1f}{rate:>12.2f}{r['peak_mb']:>9,.0f}")
+        print(
+            f"{r['n']:>8,}{r['step']:>8}{r.get('tokens', 0):>16,}{r['seconds']:>9.1f}{rate:>12.2f}{r['peak_mb']:>9,.0f}"
+        )
         if r["step"] == "train":
             print(f"{'':>8}{'save':>8}{'':>16}{r['save_seconds']:>9.1f}  (the model folder, within train's peak)")
     print(f"\n{'N':>8}{'r2l ms':>9}{'r2r ms':>9}{'l2r ms':>9}   (best of {REPEAT}; first call in brackets)")
