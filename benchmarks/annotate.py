@@ -70,17 +70,18 @@ def measured(call):
     return result, seconds, status_mb("VmHWM") - before
 
 
-def synthetic_collection(real, n: int, rng: np.random.Generator, *, keep: float = 1.0):
+def synthetic_collection(real, n: int, rng: np.random.Generator, *, keep: float = 1.0, first: int = 0):
     """``n`` sets: real set ``i mod n_real`` with ``RATE`` of its regions dropped and as many random ones added.
 
     ``keep`` < 1: a set keeps that share of those regions, at random (a smaller collection of the same kinds).
+    ``first``: the sets are those numbered ``first`` to ``first + n - 1`` (a collection made a part at a time).
     """
     import anndata as ad
 
     X = real.X.tocsr()
     n_real, n_regions = X.shape
     indptr, chunks = [0], []
-    for i in range(n):
+    for i in range(first, first + n):
         own = X.indices[X.indptr[i % n_real] : X.indptr[i % n_real + 1]]
         kept = own[rng.random(own.size) >= 1 - keep * (1 - RATE)]  # keep=1: the same draws as ever
         added = rng.integers(0, n_regions, size=round(keep * RATE * own.size))
@@ -92,8 +93,8 @@ def synthetic_collection(real, n: int, rng: np.random.Generator, *, keep: float 
     tokens = sp.csr_matrix(
         (np.ones(indices.size, np.float32), indices, np.asarray(indptr, np.int64)), shape=(n, n_regions)
     )
-    obs = real.obs[FIELDS].iloc[np.arange(n) % n_real].reset_index(drop=True)
-    obs.index = [f"set_{i}" for i in range(n)]
+    obs = real.obs[FIELDS].iloc[np.arange(first, first + n) % n_real].reset_index(drop=True)
+    obs.index = [f"set_{i}" for i in range(first, first + n)]
     return ad.AnnData(tokens, obs=obs, var=real.var)
 
 

@@ -56,6 +56,8 @@ def test_the_default_space_writes_the_annotators_scores(default_trained):
     n_labels = len(labels)
     assert params["space"] == "annotator" and params["dim"] == train.varm["bedspace"].shape[1] > n_labels
     assert len(train.uns["bedspace"]["loss"]) == 0  # fitted in closed form: no epochs
+    with pytest.raises(ValueError, match="fitted in closed form, without epochs"):
+        bs.pl.loss(train, show=False)
     label_vectors = np.asarray(train.uns["bedspace"]["label_vectors"])
     np.testing.assert_array_equal(label_vectors[:, :n_labels], np.eye(n_labels))  # each label an axis
     assert not label_vectors[:, n_labels:].any()  # the regions block has no label

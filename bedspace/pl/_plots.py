@@ -240,6 +240,8 @@ def loss(
 ) -> Axes:
     """Training loss per epoch (``adata.uns[key]["loss"]``, written by :func:`bedspace.tl.train`).
 
+    StarSpace's objective only: the default space is fitted in closed form and has no loss (a ValueError).
+
     Parameters
     ----------
     adata
@@ -257,6 +259,11 @@ def loss(
     if "loss" not in record:
         raise KeyError(f"no training loss under adata.uns[{key!r}]: run bs.tl.train first")
     values = np.asarray(record["loss"])
+    if values.size == 0:
+        raise ValueError(
+            f"no loss to plot under adata.uns[{key!r}]: the default space (the annotator's) is fitted in closed form, "
+            "without epochs; StarSpace's objective (bs.tl.train(..., space='starspace')) has a loss per epoch"
+        )
     fig, ax = new_axes(ax, size=(5, 3.5))
     ax.plot(np.arange(1, values.size + 1), values, marker="o", markersize=3)
     ax.set_xlabel("epoch")
