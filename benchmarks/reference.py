@@ -2,7 +2,7 @@
 
     python benchmarks/reference.py [--files 20] [--workdir DIR]
 
-Builds the reference with the command line's defaults (dim 100, 50 epochs, all cores, seed 0) from the local copy
+Builds the reference with the command line's defaults (the default space, all cores, seed 0) from the local copy
 of the hg19 collection (``$BEDSPACE_DATA_DIR``, as a download would leave it in the cache; the download itself is
 not timed), and prints the build's wall time and the folder's size. Then, in one process, loads the folder and
 annotates ``--files`` of the collection's BED files (a third of them from each of its three kinds, read as new
