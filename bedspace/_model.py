@@ -323,7 +323,17 @@ class BEDSpaceModel:
         return cls(uni, region_vectors, labels, label_vectors, params={"backend": "starspace", "source": str(tsv)})
 
     def to_starspace(self, path: str | os.PathLike) -> Path:
-        """Write the model as a StarSpace ``.tsv`` (regions with a vector, then labels), readable by StarSpace."""
+        """Write the model as a StarSpace ``.tsv`` (regions with a vector, then labels), readable by StarSpace.
+
+        A model of StarSpace's objective only: StarSpace makes a set's vector the normalised sum of its region
+        vectors, and the default space's are not (:attr:`space`), so StarSpace would embed its sets wrongly.
+        """
+        if self.space is not None:
+            raise ValueError(
+                "this model is of the default space (the annotator's), whose set vectors are not the normalised sum "
+                "of their region vectors that StarSpace computes: StarSpace would embed sets wrongly with it. Train "
+                "with space='starspace' to hand a model to StarSpace"
+            )
         tokens = self._universe.region_tokens
         known = np.flatnonzero(np.any(self._region_vectors != 0, axis=1))
         symbols = [tokens[i] for i in known] + self._labels.tokens()

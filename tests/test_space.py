@@ -156,6 +156,12 @@ def test_the_space_survives_h5ad_and_model_folders(default_trained, tmp_path):
     )
 
 
+def test_the_default_space_is_not_handed_to_starspace(default_trained, tmp_path):
+    with pytest.raises(ValueError, match="StarSpace would embed sets wrongly"):
+        bs.BEDSpaceModel.from_anndata(default_trained[0]).to_starspace(tmp_path / "model.tsv")
+    assert not (tmp_path / "model.tsv").exists()
+
+
 def test_a_damaged_set_space_is_named(default_trained, tmp_path):
     from bedspace._folder import _manifest_digest
 
