@@ -25,7 +25,7 @@ source's. Each step runs in a fresh child process (through a small launcher, so 
    "Large collections".
 
 Prints one table (seconds, tokens per second, peak MB per step and N) and the query times, and draws time and
-peak memory against N (``--plot``). The collections and models stay in ``--workdir`` (10⁵ sets: about 5 GB of
+peak memory against N (``--plot``; ``--replot LOG`` redraws them from an earlier run's output). The collections and models stay in ``--workdir`` (10⁵ sets: about 5 GB of
 ``.h5ad`` and 2.5 GB of model folder); delete it when done.
 """
 
@@ -212,31 +212,42 @@ def report(rows: list[dict]) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
+    """Time and peak memory of every step against the collection's tokens, and the queries' time against N."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 4))
+    labels = {"dask": "embed on dask (2 workers)", "train": "train (default space, calibrated)"}
     for name in ("write", "train", "embed", "dask"):
         chosen = [r for r in rows if r["step"] == name]
-        if not chosen:
-            continue
         tokens = [r["tokens"] for r in chosen]
-        label = {"dask": "embed on dask (2 workers)", "train": "train (default space, calibrated)"}.get(name, name)
-        left.plot(tokens, [r["seconds"] for r in chosen], "o-", label=label)
-        right.plot(tokens, [r["peak_mb"] / 1024 for r in chosen], "o-", label=label)
-    for axis, what in ((left, "wall time (s)"), (right, "peak memory (GB)")):
+        left.plot(tokens, [r["seconds"] for r in chosen], "o-", label=labels.get(name, name))
+        middle.plot(tokens, [r["peak_mb"] / 1024 for r in chosen], "o-", label=labels.get(name, name))
+    searches = [r for r in rows if r["step"] == "search"]
+    for kind in ("r2l", "r2r", "l2r"):
+        right.plot([r["n"] for r in searches], [r[f"{kind}_ms"] for r in searches], "o-", label=kind)
+    right.axhline(1000, color="grey", linestyle=":", linewidth=1, label="r2l target (1 s)")
+    right.axhline(100, color="grey", linestyle="--", linewidth=1, label="r2r, l2r target (100 ms)")
+    for axis in (left, right):
         axis.set_xscale("log")
         axis.set_yscale("log")
-        axis.set_xlabel("tokens in the collection")
-        axis.set_ylabel(what)
         axis.grid(True, which="both", alpha=0.3)
-    sizes = sorted({r["n"] for r in rows})
-    left.set_title(f"{', '.join(f'{n:,}' for n in sizes)} sets")
-    right.axhline(8, color="grey", linestyle="--", linewidth=1)
-    right.text(right.get_xlim()[0], 8 * 1.08, " 8 GB", color="grey", fontsize=8)
+    middle.set_xscale("log")
+    middle.set_ylim(0, 9)
+    middle.grid(True, which="both", alpha=0.3)
+    middle.axhline(8, color="grey", linestyle="--", linewidth=1)
+    middle.text(middle.get_xlim()[0], 8.15, " 8 GB", color="grey", fontsize=8)
+    left.set(xlabel="tokens in the collection", ylabel="wall time (s)", title="every step, out of core")
+    middle.set(xlabel="tokens in the collection", ylabel="peak memory (GB)", title="peak memory of each step")
+    right.set(
+        xlabel="sets in the collection", ylabel="ms per query (best of 5)", title="one query, from a model folder"
+    )
+    right.set_ylim(5, 3000)
     left.legend(fontsize=8)
+    middle.legend(fontsize=8)
+    right.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -250,8 +261,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bedspace-bedbase")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "_static" / "bedbase.png")
+    parser.add_argument("--replot", type=Path, help="redo the tables and plot from an earlier run's output")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replot:
+        line = next(x for x in args.replot.read_text().splitlines() if x.startswith("ROWS "))
+        rows = json.loads(line.removeprefix("ROWS "))
+        report(rows)
+        plot(rows, args.plot)
+        return
     if args.child:
         name, workdir, n, options = args.child
         child(name, Path(workdir), int(n), json.loads(options))
