@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import anndata as ad
@@ -138,8 +139,14 @@ def test_hyperparameters_have_one_home(trained):
             assert recorded[name] == default, name
     from bedspace.cli import build_parser
 
-    train_args = build_parser().parse_args(["train", "-i", "x", "-o", "y"])
-    assert (train_args.dim, train_args.epochs, train_args.lr) == (DEFAULTS.dim, DEFAULTS.epochs, DEFAULTS.lr)
+    # the command line's StarSpace options are unset unless given (then StarSpace's objective, at these defaults)
+    parser = build_parser()
+    train_args = parser.parse_args(["train", "-i", "x", "-o", "y"])
+    assert (train_args.space, train_args.dim, train_args.epochs, train_args.lr) == (None, None, None, None)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train_help = " ".join(commands.choices["train"].format_help().split())
+    for option, default in (("--dim", DEFAULTS.dim), ("--epochs", DEFAULTS.epochs), ("--lr", DEFAULTS.lr)):
+        assert f"{option} " in train_help and f"default: {default})" in train_help, option
 
 
 # -- the seams: embed a query collection, lay out, round trips ------------------------------------------------
