@@ -41,7 +41,6 @@ import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
@@ -64,17 +63,8 @@ def sibling(name: str):
 
 
 def step(name: str, workdir: Path, n: int, options: dict) -> dict:
-    """Run one step in a fresh process (through ``benchmarks/scale.py``'s launcher): its result and peak RSS."""
-    command = [
-        sys.executable, "-c", sibling("scale").LAUNCHER, sys.executable, __file__,
-        "--child", name, str(workdir), str(n), json.dumps(options),
-    ]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True)
-    result = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
-    peak = next((x.split() for x in out.stdout.splitlines() if x.startswith("PEAK ")), None)
-    if out.returncode != 0 or result is None or peak is None or peak[2] != "0":
-        raise RuntimeError(f"step {name} at N={n} failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
-    return {**json.loads(result.removeprefix("RESULT ")), "peak_mb": float(peak[1]), "step": name, "n": n}
+    """Run one step in a fresh process, as ``benchmarks/scale.py`` runs its own: its result and peak RSS."""
+    return {**sibling("scale").step(name, workdir, n, options, script=__file__), "step": name, "n": n}
 
 
 def write_collection(path: Path, n: int, keep: float) -> int:

@@ -116,10 +116,10 @@ def first_sets(folder: Path, n: int) -> pd.DataFrame:
 # --- the steps, each in its own process ----------------------------------------------------------------------
 
 
-def step(name: str, workdir: Path, n: int, options: dict) -> dict:
-    """Run one step in a fresh process (through the launcher); its result with wall time and peak RSS."""
+def step(name: str, workdir: Path, n: int, options: dict, *, script: str = __file__) -> dict:
+    """Run one step of ``script`` (``--child``) in a fresh process (through the launcher): its result and peak RSS."""
     command = [
-        sys.executable, "-c", LAUNCHER, sys.executable, __file__,
+        sys.executable, "-c", LAUNCHER, sys.executable, script,
         "--child", name, str(workdir), str(n), json.dumps(options),
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True)

@@ -60,6 +60,18 @@ def _command(commands, name: str, *, help: str, description: str, examples: list
     )
 
 
+def _starspace_instead(p: argparse.ArgumentParser) -> None:
+    """``--dim`` and ``--epochs`` of a command that trains: either given, StarSpace's objective instead of the default space."""
+    p.add_argument(
+        "--dim", type=positive, default=None,
+        help="train StarSpace's objective with this dimension instead of the default space (StarSpace's default: 100)",
+    )  # fmt: skip
+    p.add_argument(
+        "--epochs", type=positive, default=None,
+        help="train StarSpace's objective for this many epochs instead of the default space (StarSpace's default: 50)",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``bedspace``."""
     parser = _Parser(prog="bedspace", description="Joint embeddings of genomic region sets and their metadata.")
@@ -231,14 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels", default="cell_type",
         help="comma-separated label columns, the first split by (with --data; default: cell_type)",
     )  # fmt: skip
-    p.add_argument(
-        "--dim", type=positive, default=None,
-        help="train StarSpace's objective with this dimension instead of the default space (StarSpace's default: 100)",
-    )  # fmt: skip
-    p.add_argument(
-        "--epochs", type=positive, default=None,
-        help="train StarSpace's objective for this many epochs instead of the default space (StarSpace's default: 50)",
-    )  # fmt: skip
+    _starspace_instead(p)
     p.add_argument(
         "--figure",
         default="bedspace_demo.png",
@@ -270,14 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default=None, metavar="PATH",
         help="a local copy of the collection (default: $BEDSPACE_DATA_DIR, else downloaded once into the cache)",
     )  # fmt: skip
-    p.add_argument(
-        "--dim", type=positive, default=None,
-        help="train StarSpace's objective with this dimension instead of the default space (StarSpace's default: 100)",
-    )  # fmt: skip
-    p.add_argument(
-        "--epochs", type=positive, default=None,
-        help="train StarSpace's objective for this many epochs instead of the default space (StarSpace's default: 50)",
-    )  # fmt: skip
+    _starspace_instead(p)
     p.add_argument(
         "-j", "--jobs", type=positive, default=None, help="threads (default: all cores; 1: reproducible embedding)"
     )
