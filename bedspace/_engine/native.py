@@ -390,15 +390,19 @@ class SetSpace:
         sums /= np.sqrt(np.maximum(sizes, 1), dtype=np.float32)[:, None]
         sums += self.bias
         for block in range(self.weights.size):
-            self.set_block(sums, slice(None), block, sums[:, self.blocks == block])
+            columns = self.blocks == block
+            sums[:, columns] = self._scaled(sums[:, columns], block)
         sums[sizes == 0] = 0
         return sums
 
-    def set_block(self, vectors: np.ndarray, rows, block: int, values: np.ndarray) -> None:
+    def set_block(self, vectors: np.ndarray, rows: np.ndarray, block: int, values: np.ndarray) -> None:
         """Write ``values`` (rows × the block's dimensions) into ``vectors[rows]``'s block, scaled as it is."""
+        vectors[np.ix_(rows, np.flatnonzero(self.blocks == block))] = self._scaled(values, block)
+
+    def _scaled(self, values: np.ndarray, block: int) -> np.ndarray:
+        """``values`` (rows of one block) each scaled to the square root of the block's share (zero stays zero)."""
         norms = np.linalg.norm(values, axis=1, keepdims=True) / np.float32(math.sqrt(self.weights[block]))
-        scaled = np.divide(values, norms, out=np.zeros(values.shape, np.float32), where=norms > 0)
-        vectors[np.ix_(np.arange(vectors.shape[0])[rows], np.flatnonzero(self.blocks == block))] = scaled
+        return np.divide(values, norms, out=np.zeros(values.shape, np.float32), where=norms > 0)
 
     def record(self) -> dict:
         """Plain lists (for ``.uns`` and ``model.json``)."""

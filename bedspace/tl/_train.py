@@ -213,7 +213,7 @@ def train(
         vectors = with_held_out_scores(vectors, annotator, model.label_table, model.space)
     store(adata, "obsm", keys.set_vectors, vectors, "set vectors")
     store(adata, "obs", keys.in_training, in_training, "training examples")
-    logg.added(keys.record, ", ".join(EMBEDDING_RECORD + (("set_space",) if model.space else ())), "uns")
+    logg.added(keys.record, ", ".join(EMBEDDING_RECORD + (("set_space",) if model.space is not None else ())), "uns")
     # the collection owns its annotator: fitted once (reading only the rows it needs), kept in uns
     reference = ReferenceSets(adata.obs, adata.obsm[keys.set_vectors], adata.X, annotator=annotator)
     if annotator is None:
