@@ -1,111 +1,129 @@
-"""An approximate nearest-neighbour index over unit vectors (pynndescent): candidates fast, scores exact.
+"""An approximate nearest-neighbour index over unit vectors (an inverted file): candidates fast, scores exact.
 
 Exact search is a matrix product with every stored vector (``_similarity``): 16 ms for one query over 10⁶ sets.
-The index answers from a k-nearest-neighbour graph instead, at a build cost paid once; only which candidates
-are found is approximate, since every candidate is re-scored here with the exact cosine.
+The index sorts the stored vectors into cells around k-means centroids once; a query is then compared with the
+centroids and with the vectors of its nearest cells only. Only which candidates are found is approximate: every
+candidate is scored with the exact cosine. Plain numpy, nothing compiled: the first index of a session costs no
+more than the next.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._lazy import is_sparse
-from ._parallel import available_cores
 from ._similarity import unit_rows
+
+_CHUNK = 16_384  # rows assigned to cells at a time: a chunk × cells score block stays tens of MB
+_MIN_CANDIDATES = 4_096  # fewer candidates than this cost less to score than to choose among
 
 
 class ApproximateIndex:
-    """Nearest neighbours by cosine among unit vectors, found with ``pynndescent.NNDescent``.
+    """Nearest neighbours by cosine among unit vectors: cells of spherical k-means, the nearest cells searched.
 
     Parameters
     ----------
     unit_vectors
-        n × dim, rows of length 1 (zero rows allowed: cosine 0 with everything). Kept by reference for the
-        exact re-scoring; the index holds its own reordered copy as well.
-    n_neighbors
-        Degree of the neighbour graph (pynndescent's default): higher finds more true neighbours, builds slower.
-    epsilon
-        Breadth of the graph search (pynndescent's ``query``). 0.3 rather than its default 0.1: on 10⁶ clustered
-        set vectors (as ``benchmarks/index.py`` makes them), recall@10 was 0.90 at 0.2 and 0.97 at 0.3, for
-        well under a millisecond a query either way (measured while choosing it).
+        n × dim, rows of length 1 (zero rows allowed: cosine 0 with everything). The index holds its own
+        copy, ordered by cell so that a cell is one block of rows.
+    n_cells
+        Number of cells (k-means centroids); ``None``: the square root of n, which balances comparing a query
+        with the centroids against comparing it with the vectors of the cells it searches.
+    n_probe
+        Cells searched per query, nearest centroid first, and further ones until they hold at least 4,096
+        vectors and ``k`` (so that an index of up to 4,096 vectors answers exactly); ``None``: 2% of the cells,
+        at least 8. On 10⁶ clustered set vectors (as ``benchmarks/index.py`` makes
+        them) that found 0.99 of the exact top 10 (measured while choosing it); more cells, higher recall,
+        slower queries.
     random_state
-        Seed of the random projection trees and of the graph's initialisation: the same seed, the same index.
-    n_jobs
-        Threads of the build (``None``: every core this process may use).
+        Seed of the centroids' initial draw: the same seed and vectors, the same index.
+    iterations
+        Rounds of k-means on the sample the centroids are fitted to.
     """
 
     def __init__(
         self,
         unit_vectors: np.ndarray,
         *,
-        n_neighbors: int = 30,
-        epsilon: float = 0.3,
+        n_cells: int | None = None,
+        n_probe: int | None = None,
         random_state: int = 0,
-        n_jobs: int | None = None,
+        iterations: int = 10,
     ):
-        from pynndescent import NNDescent  # imported here: it compiles its kernels on import, seconds
-
         vectors = np.ascontiguousarray(unit_vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] < 2:
             raise ValueError(f"an index needs at least 2 vectors as rows of a 2-d array, got shape {vectors.shape}")
-        self._vectors = vectors
-        self._epsilon = float(epsilon)
-        self._index = NNDescent(
-            vectors,
-            # unit vectors: cosine order is dot-product order ("cosine" runs the same kernel); queries were
-            # several times faster than with "euclidean" in trials on 10⁵ clustered vectors
-            metric="dot",
-            n_neighbors=min(int(n_neighbors), vectors.shape[0] - 1),
-            random_state=int(random_state),
-            n_jobs=available_cores() if n_jobs is None else int(n_jobs),
-            # stop refining the graph when under 1% of its edges change in an iteration, not 0.1%: on 10⁵
-            # clustered vectors one iteration of four fewer, the same recall (measured while choosing it)
-            delta=0.01,
-            compressed=True,  # the build's neighbour heap and forest are dropped once the search graph exists
-        )
-        self._index.prepare()  # the search graph now, so that the first query is not the one that pays for it
+        n = vectors.shape[0]
+        n_cells = max(1, round(np.sqrt(n))) if n_cells is None else min(int(n_cells), n)
+        if n_cells < 1:
+            raise ValueError(f"n_cells must be >= 1, got {n_cells}")
+        self._n_probe = max(8, int(np.ceil(0.02 * n_cells))) if n_probe is None else int(n_probe)
+        if self._n_probe < 1:
+            raise ValueError(f"n_probe must be >= 1, got {n_probe}")
+        self._centroids = _spherical_kmeans(vectors, n_cells, iterations, np.random.default_rng(random_state))
+        cell = _nearest_cell(vectors, self._centroids)
+        self._order = np.argsort(cell, kind="stable")  # vectors by cell, in their own order within a cell
+        self._by_cell = vectors[self._order]
+        self._starts = np.searchsorted(cell[self._order], np.arange(n_cells + 1))
+        self._blocks = [slice(a, b) for a, b in zip(self._starts[:-1].tolist(), self._starts[1:].tolist(), strict=True)]
 
     def __len__(self) -> int:
-        return self._vectors.shape[0]
+        return self._by_cell.shape[0]
+
+    @property
+    def n_cells(self) -> int:
+        return self._centroids.shape[0]
 
     @property
     def nbytes(self) -> int:
-        """Bytes of the arrays the index holds: its copy of the vectors, the search graph and tree (not the input)."""
-        seen: set[int] = set()
-
-        def size(value) -> int:
-            if id(value) in seen or value is self._vectors:
-                return 0
-            seen.add(id(value))
-            if isinstance(value, np.ndarray):
-                return value.nbytes
-            if is_sparse(value):
-                return sum(size(getattr(value, a)) for a in ("data", "indices", "indptr"))
-            if isinstance(value, tuple | list):  # the search tree is a tuple of (named tuples of) arrays
-                return sum(size(item) for item in value)
-            return 0
-
-        return sum(size(value) for value in vars(self._index).values())
+        """Bytes of the arrays the index holds: its copy of the vectors by cell, the centroids, the cell bounds."""
+        return sum(a.nbytes for a in (self._by_cell, self._centroids, self._order, self._starts))
 
     def query(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Per query row, the ``k`` nearest stored rows it finds: ``(indices, scores)``, both queries × k.
 
         Rows ordered by exact cosine, descending (ties by position, as :func:`bedspace._similarity.top_k`).
-        Where the graph search found fewer than ``k`` rows, the rest have index -1 and score ``-inf``.
         """
         queries = unit_rows(np.atleast_2d(queries))
         k = int(k)
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        if k >= len(self):  # every stored row is a candidate: nothing to approximate
-            found = np.broadcast_to(np.arange(len(self)), (queries.shape[0], len(self))).copy()
-        else:
-            found, _ = self._index.query(queries, k=k, epsilon=self._epsilon)
-        found = found.astype(np.int64, copy=False)
-        missing = found < 0
-        # the exact cosine of each candidate, as the full matrix product would give it (float32 dot products)
-        scores = np.einsum("qd,qkd->qk", queries, self._vectors[np.where(missing, 0, found)])
-        scores = np.where(missing, -np.inf, scores.astype(np.float64))
-        order = np.lexsort((np.where(missing, len(self), found), -scores), axis=1)
-        found = np.take_along_axis(np.where(missing, -1, found), order, axis=1)
-        return found, np.take_along_axis(scores, order, axis=1)
+        k = min(k, len(self))
+        sizes = np.diff(self._starts)
+        cell_order = np.argsort(-(queries @ self._centroids.T), axis=1, kind="stable")
+        found = np.empty((queries.shape[0], k), np.int64)
+        scores = np.empty((queries.shape[0], k), np.float64)
+        for row, (query, cells) in enumerate(zip(queries, cell_order, strict=True)):
+            # the nearest n_probe cells, and further ones until they hold enough candidates
+            enough = int(np.searchsorted(np.cumsum(sizes[cells]), max(k, _MIN_CANDIDATES))) + 1
+            cells = cells[: max(self._n_probe, enough)]
+            blocks = [self._blocks[c] for c in cells.tolist()]
+            # a cell is one block of rows: its scores are one matrix-vector product (float32, as exact search)
+            exact = np.concatenate([self._by_cell[block] @ query for block in blocks])
+            stored = np.concatenate([self._order[block] for block in blocks])
+            best = np.argpartition(-exact, k - 1)[:k] if exact.size > k else np.arange(exact.size)
+            ranked = best[np.lexsort((stored[best], -exact[best]))]
+            found[row], scores[row] = stored[ranked], exact[ranked]
+        return found, scores
+
+
+def _nearest_cell(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest centroid by dot product, in chunks of rows."""
+    cell = np.empty(vectors.shape[0], np.int64)
+    for start in range(0, vectors.shape[0], _CHUNK):
+        cell[start : start + _CHUNK] = np.argmax(vectors[start : start + _CHUNK] @ centroids.T, axis=1)
+    return cell
+
+
+def _spherical_kmeans(vectors: np.ndarray, n_cells: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_cells`` unit centroids of k-means by cosine, fitted to a sample of 64 rows per cell at most."""
+    n = vectors.shape[0]
+    sample = vectors[np.sort(rng.choice(n, size=min(n, 64 * n_cells), replace=False))]
+    centroids = sample[rng.choice(sample.shape[0], size=n_cells, replace=False)].copy()
+    for _ in range(iterations):
+        cell = _nearest_cell(sample, centroids)
+        sums = np.zeros_like(centroids)
+        np.add.at(sums, cell, sample)
+        # a cell left empty keeps its centroid (a sampled row), so no cell is lost
+        occupied = np.bincount(cell, minlength=n_cells) > 0
+        centroids[occupied] = unit_rows(sums[occupied])
+    return centroids

@@ -1,4 +1,4 @@
-"""Approximate search: exact r2r (a matrix product) against the pynndescent index, at 10⁴–10⁶ stored set vectors.
+"""Approximate search: exact r2r (a matrix product) against the inverted-file index, at 10⁴–10⁶ stored set vectors.
 
     python benchmarks/index.py [--max-sets 1000000] [--random-max-sets 100000] [--queries 100]
 
@@ -8,12 +8,11 @@ The stored vectors are **synthetic around real ones**: a model is trained on the
 distance from a real set vector to its nearest other one, so each real set gets a cloud of look-alikes (as
 replicates and near-identical experiments would be) that stays nearer to it than to any other real set. The
 queries are new draws of the same kind, not stored (as a BED file never seen is). Pure random unit vectors
-(Gaussian, no neighbour structure at all) are the worst case of any neighbour graph and are reported too, up
-to ``--random-max-sets`` (the build at 10⁶ would add minutes).
+(Gaussian, no neighbour structure at all) are the worst case of any index and are reported too, up to
+``--random-max-sets``.
 
-One side-by-side table, one row per kind and N: the index's build time (pynndescent's kernels are compiled
-before the timing, on a small index: the first build in a process pays that once, about 40 s on a busy 2-core
-machine), the bytes of the arrays the index holds, top-10 time for one query (best of 20) and for a batch of
+One side-by-side table, one row per kind and N: the index's build time (nothing is compiled: the first index
+of a process costs what any other does), the bytes of the arrays the index holds, top-10 time for one query (best of 20) and for a batch of
 100 (best of 5) — exact: ``scores_against`` + ``top_k``, what ``search`` runs; approximate:
 ``ApproximateIndex.query``, candidates re-scored exactly —, the number of one-query searches after which the
 build has paid for itself, recall@10 (mean over the queries of the share of the exact top 10 that the
@@ -38,7 +37,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import bedspace as bs  # noqa: E402
-from bedspace._index import ApproximateIndex  # noqa: E402
 from bedspace._reference import ReferenceSets  # noqa: E402
 from bedspace._similarity import scores_against, top_k, unit_rows  # noqa: E402
 
@@ -135,7 +133,6 @@ def main() -> None:
     real = real_set_vectors()
     gaps = np.sqrt(np.maximum(2 - 2 * np.sort(real @ real.T, axis=1)[:, -2], 0))  # to the nearest other set
     noise = 0.5 * float(np.median(gaps))
-    ApproximateIndex(random_unit(2_000, real.shape[1], rng))  # compiles pynndescent's kernels, untimed
 
     rows = []
     n = 10_000

@@ -71,17 +71,16 @@ def search(
         abstains).
     approximate
         ``"r2r"`` and ``"l2r"``, with ``method="embedding"``: take the candidate sets from an approximate
-        nearest-neighbour index of the set vectors (pynndescent) instead of comparing the query with every set.
-        The scores are still exact cosines; only which sets are found is approximate: recall@10 against exact
-        search was 0.97–1.0 on clustered set vectors from 10⁴ to 10⁶ sets, and 0.19 on pure random vectors (no
-        neighbour structure: the worst case) at 10⁵. The index is built on the first such search and kept with
-        the collection's model (not saved in model folders): 3 s for 10⁴ sets, 18 s for 10⁵, 4.5 min for 10⁶ on
-        2 busy cores, plus, for the first index of a Python process, pynndescent's compilation (tens of
-        seconds). Then a query's candidates cost about 0.1 ms instead of 3–44 ms for the exact product. It pays
-        when one process answers many queries over a large collection: the build is repaid after about 1,000
-        one-query searches at 10⁴ sets, 3,000 at 10⁵ and 6,000 at 10⁶ (``benchmarks/index.py``); for fewer,
-        exact search is faster overall, and ``approximate=True`` still builds the index. ``True`` with
-        ``"r2l"`` or with ``method="regions"`` (the default of ``"l2r"`` and ``"r2r"``) is an error.
+        nearest-neighbour index of the set vectors (an inverted file of k-means cells) instead of comparing the
+        query with every set. The scores are still exact cosines; only which sets are found is approximate:
+        recall@10 against exact search was 1.000 on clustered set vectors from 10⁴ to 10⁶ sets, and 0.27 on pure
+        random vectors (no neighbour structure: the worst case) at 10⁵. The index is built on the first such
+        search and kept with the collection's model (not saved in model folders): 0.2 s for 10⁴ sets, 0.6 s for
+        10⁵, 7 s for 10⁶ on 2 cores. Then a query costs 0.2–0.8 ms instead of 4–60 ms for the exact product. It
+        pays when one process answers many queries over a large collection: the build is repaid after about 40
+        one-query searches at 10⁴ sets, 80 at 10⁵ and 120 at 10⁶ (``benchmarks/index.py``); for fewer, exact
+        search is faster overall, and ``approximate=True`` still builds the index. ``True`` with ``"r2l"`` or
+        with ``method="regions"`` (the default of ``"l2r"`` and ``"r2r"`` in StarSpace's space) is an error.
     obs_columns
         ``"l2r"`` and ``"r2r"``: which columns of the sets' ``.obs`` follow the table's own. By default (``None``)
         the label fields the collection was trained on (``labels`` of :func:`~bedspace.tl.train`, e.g. ``organ``,
