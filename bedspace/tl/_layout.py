@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Literal
 
 import anndata as ad
 import numpy as np
 import pandas as pd
-from scipy.sparse import SparseEfficiencyWarning
 
 from .._keys import DEFAULT, Keys, store, trained_labels
+from .._neighbors import neighbor_graph
 from .._similarity import unit_rows
 
 BASES = ("umap", "pca")
@@ -68,17 +67,9 @@ def layout(
     points = np.vstack([unit_rows(np.asarray(adata.obsm[keys.set_vectors])), label_vectors[placed]])
     if basis == "umap":
         joint = ad.AnnData(obs=pd.DataFrame(index=[f"p{i}" for i in range(len(points))]), obsm={"X": points})
-        with warnings.catch_warnings():
-            # scanpy zeroes the graph's diagonal in place, which scipy calls inefficient when two points coincide
-            # (sets with the same regions, or the same labels' scores): harmless, and not the user's doing
-            warnings.simplefilter("ignore", SparseEfficiencyWarning)
-            sc.pp.neighbors(
-                joint,
-                n_neighbors=max(2, min(int(n_neighbors), len(points) - 1)),
-                use_rep="X",
-                metric="cosine",
-                random_state=random_state,
-            )
+        k = max(2, min(int(n_neighbors), len(points) - 1))
+        graph = neighbor_graph(points, k, key="neighbors", use_rep="X", random_state=random_state)
+        joint.obsp["distances"], joint.obsp["connectivities"], joint.uns["neighbors"] = graph
         sc.tl.umap(joint, random_state=random_state)
         xy = np.asarray(joint.obsm["X_umap"])
     else:
