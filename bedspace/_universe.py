@@ -8,6 +8,7 @@ tokenizes region sets into region rows without building an AnnData.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -236,13 +237,17 @@ class Universe:
 
     def with_chrom_sizes(self, chrom_sizes: Mapping[str, int]) -> Universe:
         """The same regions with these chromosome sizes."""
-        return Universe(self._regions, name=self.name, chrom_sizes=chrom_sizes, assembly=self.assembly)
+        other = copy.copy(self)  # the same arrays and whatever was computed from them (names, index): not again
+        other.chrom_sizes = {str(k): int(v) for k, v in dict(chrom_sizes).items()}
+        return other
 
     def with_assembly(self, assembly: str | None) -> Universe:
         """The same regions recorded as coordinates of the genome build ``assembly``."""
         if assembly == self.assembly:
             return self
-        return Universe(self._regions, name=self.name, chrom_sizes=self.chrom_sizes, assembly=assembly)
+        other = copy.copy(self)
+        other.assembly = None if assembly is None else str(assembly)
+        return other
 
     # -- what it holds ----------------------------------------------------------------------------------------
     @cached_property

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import hypergeom
 
 from ._kernel import jaccard_from_counts, overlap_counts
 from ._tokens import binary_csr
@@ -83,6 +82,9 @@ def log_fisher_greater(overlap, query_size, reference_size, n_regions) -> np.nda
     -------
     ``log p`` (float64, ``<= 0``), broadcast shape of the inputs.
     """
+    # imported here: scipy.stats takes 1–2 s to import, which opening a model (this module's importers) must not pay
+    from scipy.stats import hypergeom
+
     a, n, K, N = (np.asarray(x, dtype=np.float64) for x in (overlap, query_size, reference_size, n_regions))
     a, n, K, N = np.broadcast_arrays(a, n, K, N)
     if np.any((a < 0) | (a > np.minimum(n, K)) | (np.maximum(n, K) > N) | (n + K - a > N)):
