@@ -60,3 +60,16 @@ def test_distances_writes_scanpys_layout_without_calling_it(slice_trained, monke
     }  # fmt: skip
     assert adata.obsp[entry["connectivities_key"]].nnz > 0
     assert adata.obsp[entry["distances_key"]].getnnz(axis=1).max() == 9
+
+
+def test_blocks_of_rows_give_the_whole_product(monkeypatch):
+    import bedspace._neighbors as neighbors
+
+    vectors = unit_rows(np.random.default_rng(4).normal(size=(300, 6)))
+    whole = nearest(vectors, 12)
+    monkeypatch.setattr(neighbors, "_BLOCK_CELLS", 3_000)  # blocks of 10 rows
+    indices, distances = nearest(vectors, 12)
+    np.testing.assert_array_equal(indices, whole[0])
+    np.testing.assert_array_equal(distances, whole[1])
+    exact = np.argsort(-(vectors @ vectors.T), axis=1, kind="stable")[:, :12]
+    np.testing.assert_array_equal(indices, exact)  # each row's 12 nearest, itself first
