@@ -94,7 +94,7 @@ def test_writers_copy_and_document_every_key_they_write(collection, tmp_path):
 LAYERS = {
     "base": [
         "_atomic", "_cache", "_logging", "_metrics", "_parallel", "_params", "_plain", "_similarity", "_version",
-        "_warnings", "_quiet", "_index", "_lazy", "_download",
+        "_warnings", "_quiet", "_index", "_neighbors", "_lazy", "_download",
     ],
     "engine": ["_engine", "_formats", "_overlap"],
     "annotate": ["annotate"],
