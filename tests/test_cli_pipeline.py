@@ -85,7 +85,8 @@ def test_train_refuses_to_continue_an_old_model(cli, pipeline):
     assert result.returncode == 1
     assert "exists; pass --overwrite" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert (pipeline / "model" / "model.json").read_text() == before
-    cli("train", "--input", "preprocessed.txt", "--output", "model2/", "--epochs", "2", "--dim", "8", cwd=pipeline)
+    cli("train", "--input", "preprocessed.txt", "--output", "model2/", "--epochs", "2", "--dim", "8", "--threads",
+        "1", cwd=pipeline)  # fmt: skip
     cli(
         "train",
         "--input",
@@ -96,6 +97,8 @@ def test_train_refuses_to_continue_an_old_model(cli, pipeline):
         "3",
         "--dim",
         "8",
+        "--threads",
+        "1",
         "--overwrite",
         cwd=pipeline,
     )

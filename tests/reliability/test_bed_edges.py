@@ -387,7 +387,7 @@ def test_preprocess_replaces_its_own_outputs_only_with_overwrite(cli, work):
     assert (work / "again.txt").read_bytes() == (work / "pre.txt").read_bytes()
     cli(*PREPROCESS, "-o", "again.txt", "--overwrite", cwd=work)
     assert (work / "again.txt").read_bytes() != (work / "pre.txt").read_bytes()  # one label now, not two
-    cli("train", "-i", "again.txt", "-o", "model_again", "--dim", "4", "--epochs", "1", cwd=work)  # consistent
+    cli("train", "-i", "again.txt", "-o", "model_again", "--dim", "4", "--epochs", "1", "--threads", "1", cwd=work)
 
 
 def test_tokenize_out_never_replaces_a_file_it_did_not_write(tmp_path, insulators):
