@@ -31,9 +31,8 @@ class ApproximateIndex:
     n_probe
         Cells searched per query, nearest centroid first, and further ones until they hold at least 4,096
         vectors and ``k`` (so that an index of up to 4,096 vectors answers exactly); ``None``: 2% of the cells,
-        at least 8. On 10⁶ clustered set vectors (as ``benchmarks/index.py`` makes
-        them) that found 0.99 of the exact top 10 (measured while choosing it); more cells, higher recall,
-        slower queries.
+        at least 8. On clustered set vectors from 10⁴ to 10⁶ (``benchmarks/index.py``) that found the whole exact
+        top 10; more cells, higher recall on harder data, slower queries.
     random_state
         Seed of the centroids' initial draw: the same seed and vectors, the same index.
     iterations

@@ -38,7 +38,8 @@ def nearest(vectors: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarr
         scores[rows, rows + start] = np.inf  # a set is its own first neighbour, even beside an identical one
         found, best = top_k(scores, n_neighbors)
         indices[start:stop] = found
-        # identical vectors' cosine is 1 only up to float32 rounding: call them identical (distance 0), as scanpy
+        # identical vectors have a cosine of 1 only up to float32 rounding: put them at distance 0, which UMAP treats
+        # as the same point (scanpy can leave them at 1e-7, whose bandwidths then differ)
         distances[start:stop] = np.where(1 - best < _SAME, 0, 1 - best)
         distances[start:stop, 0] = 0
     return indices, distances

@@ -93,6 +93,34 @@ def check_replace(path: Path, *, overwrite: bool, own: Callable[[Path], bool], o
         raise FileExistsError(f"{path} already exists; pass {option} to replace it")
 
 
+def check_replace_folder(path: Path, *, overwrite: bool, own: Callable[[Path], bool], option: str) -> None:
+    """Before the work: refuse an existing folder ``path`` unless ``overwrite`` and ``own(path)`` (a model folder).
+
+    The writing checks again when it swaps the folder in (:func:`bedspace._atomic.atomic_folder`); this check
+    spares the minutes or hours of work that would come before that refusal.
+
+    Raises
+    ------
+    NotADirectoryError
+        ``path`` is a file.
+    NotReplaceableError
+        ``path`` is not a folder of the kind being written (a subclass of :class:`FileExistsError`).
+    FileExistsError
+        ``path`` exists and ``overwrite`` is false.
+    """
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir():
+        raise NotADirectoryError(f"{path} is a file; give the name of a folder to write the model into")
+    if not own(path):
+        raise NotReplaceableError(
+            f"refusing to replace {path}: it is not a bedspace model folder, so {option} does not delete it; "
+            "choose another name, or remove the folder yourself"
+        )
+    if not overwrite:
+        raise FileExistsError(f"{path} already exists; pass {option} to replace it")
+
+
 def no_room(err: BaseException, path: Path, *, hint: str = "") -> OSError | None:
     """A full disk (or quota, or file size limit) anywhere in ``err``'s chain, as one error naming ``path``."""
     seen = set()

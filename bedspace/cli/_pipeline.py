@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._keys import DEFAULT
-from .._outputs import bedspace_h5ad, check_replace, naming_full_disk, output_file, write_h5ad
+from .._outputs import bedspace_h5ad, check_replace, check_replace_folder, naming_full_disk, output_file, write_h5ad
 
 COMPANION_SUFFIX = ".bedspace.h5ad"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -146,6 +146,9 @@ def train(args: argparse.Namespace) -> None:
     output = Path(args.output)
     if output.exists() and not args.overwrite:
         raise FileExistsError(f"{output} exists; pass --overwrite to replace it (an old model is never continued)")
+    from .._folder import is_model_folder
+
+    check_replace_folder(output, overwrite=args.overwrite, own=is_model_folder, option="--overwrite")
     adata = read_h5ad_checked(companion, "preprocessed collection")
     record = adata.uns.get(DEFAULT, {}).get("preprocess", {})
     if "labels" not in record:

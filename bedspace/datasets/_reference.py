@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from .._atomic import NotReplaceableError
 from .._logging import info
+from .._outputs import check_replace_folder
 from .._params import DEFAULTS, whole_number
 from .._version import __version__
 from ._collection import RegionSetCollection, cache_dir
@@ -171,7 +172,7 @@ def write_reference(
     recipe(name)
     check_options(dim=dim, epochs=epochs, n_jobs=n_jobs, random_state=random_state)
     output = Path(output)
-    _check_output(output, overwrite=overwrite, option=option, own=is_model_folder)
+    check_replace_folder(output, overwrite=overwrite, own=is_model_folder, option=option)
     started = time.perf_counter()
     model = build_reference(name, path=path, dim=dim, epochs=epochs, n_jobs=n_jobs, random_state=random_state, log=log)
     with naming_full_disk(output):
@@ -238,21 +239,6 @@ def _remove_other_versions(root: Path, recipe_: Recipe) -> None:
         if not folder.name.startswith(f"{__version__}-") and folder.is_dir() and is_model_folder(folder):
             shutil.rmtree(folder, ignore_errors=True)
             info(f"    removed {folder}, a {recipe_.name} reference of another bedspace version")
-
-
-def _check_output(output: Path, *, overwrite: bool, option: str, own: Callable[[Path], bool]) -> None:
-    """Before minutes of work: the output folder must be absent, or a model folder and ``overwrite`` given."""
-    if not os.path.lexists(output):
-        return
-    if not output.is_dir():
-        raise NotADirectoryError(f"{output} is a file; give the name of a folder to write the reference into")
-    if not own(output):
-        raise NotReplaceableError(
-            f"refusing to replace {output}: it is not a bedspace model folder, so {option} does not delete it; "
-            "choose another name, or remove the folder yourself"
-        )
-    if not overwrite:
-        raise FileExistsError(f"{output} already exists; pass {option} to replace it")
 
 
 def _elapsed(started: float) -> str:

@@ -73,6 +73,7 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_model(cli, work):
     (work / "results" / "figure.png").write_bytes(b"precious")
     result = cli("train", "-i", "pre.txt", "-o", "results", "--overwrite", "--epochs", "1", cwd=work, check=False)
     one_line_error(result, "results")
+    assert "training" not in result.stderr  # refused before the training, not after it
     assert (work / "results" / "figure.png").read_bytes() == b"precious"
 
 
